@@ -1,0 +1,398 @@
+"""Desired Keycloak state for a federation, computed from typed inputs only.
+
+Every managed object is a :class:`Resource`: a kind, the realm it lives in, a name, the
+tenant that owns it, and the representation fields the kit manages. Fields the kit does not
+name are left to the operator; fields it names are put back when they drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES: Mapping[str, str] = {
+    "learner": "Takes courses; every user has it by default",
+    "content_creator": "Drafts courses in the portal (Wagtail Editors)",
+    "content_reviewer": "Reviews drafts before publication (Wagtail Moderators)",
+    "content_publisher": "Publishes reviewed courses (Wagtail Publishers)",
+    "mdo_admin": "Sees enrolment and completion reports of their department",
+    "tenant_admin": "Administers this tenant's portal; signs in with OTP",
+}
+DEFAULT_ROLE = "learner"
+ADMIN_ROLE = "tenant_admin"
+DEPARTMENTS_GROUP = "departments"
+PORTAL_CLIENT = "portal"
+BROWSER_FLOW = "karmayogi-browser"
+POST_BROKER_FLOW = "karmayogi-post-broker"
+KEYS_URL_ATTRIBUTE = "karmayogi.federation.keys_url"
+# A password policy in the spirit of NIST SP 800-63B: length first, no username reuse.
+PASSWORD_POLICY = (
+    "length(12) and notUsername and notEmail and passwordHistory(3) and maxLength(128)"
+)
+EVENTS_EXPIRATION_SECONDS = 90 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PortalClient:
+    """Where a tenant's portal runs, as its target's rendered config says."""
+
+    base_url: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    backchannel_logout_url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class TenantRealm:
+    """Everything the reconciler needs to know about one tenant."""
+
+    code: str
+    display_name: str
+    languages: tuple[str, ...]
+    departments: tuple[Department, ...]
+    portal: PortalClient
+    broker_to_hub: bool = False
+    admin_otp_required: bool = True
+    login_theme: str | None = None
+    keys_url: str | None = None
+    broker_secret: str = ""
+    federation_secret: str = ""
+
+
+@dataclass(frozen=True)
+class Federation:
+    """The tenants to reconcile and the hub realm they federate through.
+
+    ``hub`` is the code of the hub realm on this Keycloak, or None when there is none (a
+    tenant whose hub runs elsewhere is brokered by its own operator's arrangement).
+    """
+
+    server_url: str
+    tenants: tuple[TenantRealm, ...]
+    hub: TenantRealm | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    realm: str
+    name: str
+    tenant: str
+    body: Mapping[str, Any] = field(default_factory=dict)
+    # Fields sent on create/update but never compared (Keycloak masks secrets on read).
+    secret_fields: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.realm, self.name)
+
+    def label(self) -> str:
+        return (
+            f"{self.kind} {self.realm}/{self.name}"
+            if self.kind != "realm"
+            else f"realm {self.realm}"
+        )
+
+
+# --- representations ---------------------------------------------------------------------
+
+
+def realm_settings(tenant: TenantRealm) -> dict[str, Any]:
+    """Realm fields the kit manages (security, events, languages, theme, flows)."""
+    settings: dict[str, Any] = {
+        "realm": tenant.code,
+        "enabled": True,
+        "displayName": tenant.display_name,
+        "sslRequired": "external",
+        "registrationAllowed": False,
+        "loginWithEmailAllowed": True,
+        "duplicateEmailsAllowed": False,
+        "resetPasswordAllowed": True,
+        "bruteForceProtected": True,
+        "permanentLockout": False,
+        "failureFactor": 5,
+        "waitIncrementSeconds": 60,
+        "maxFailureWaitSeconds": 900,
+        "maxDeltaTimeSeconds": 43200,
+        "passwordPolicy": PASSWORD_POLICY,
+        "eventsEnabled": True,
+        "eventsExpiration": EVENTS_EXPIRATION_SECONDS,
+        "adminEventsEnabled": True,
+        "adminEventsDetailsEnabled": True,
+        "internationalizationEnabled": True,
+        "supportedLocales": list(tenant.languages),
+        "defaultLocale": tenant.languages[0],
+    }
+    if tenant.login_theme:
+        settings["loginTheme"] = tenant.login_theme
+    return settings
+
+
+def portal_client(tenant: TenantRealm) -> dict[str, Any]:
+    portal = tenant.portal
+    return {
+        "clientId": PORTAL_CLIENT,
+        "name": f"{tenant.display_name} portal",
+        "protocol": "openid-connect",
+        "enabled": True,
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "standardFlowEnabled": True,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "frontchannelLogout": False,
+        "rootUrl": portal.base_url,
+        "baseUrl": "/",
+        "redirectUris": sorted(portal.redirect_uris),
+        "webOrigins": ["+"],
+        "attributes": {
+            "pkce.code.challenge.method": "S256",
+            "backchannel.logout.url": portal.backchannel_logout_url,
+            "backchannel.logout.session.required": "true",
+            "backchannel.logout.revoke.offline.tokens": "false",
+            "post.logout.redirect.uris": "##".join(sorted(portal.post_logout_redirect_uris)),
+        },
+        "secret": portal.secret,
+        "protocolMappers": [
+            {
+                "name": "audience portal",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {
+                    "included.client.audience": PORTAL_CLIENT,
+                    "access.token.claim": "true",
+                    "id.token.claim": "false",
+                    "introspection.token.claim": "true",
+                },
+            },
+            {
+                "name": "departments",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-group-membership-mapper",
+                "config": {
+                    "claim.name": "groups",
+                    "full.path": "true",
+                    "access.token.claim": "true",
+                    "id.token.claim": "true",
+                    "userinfo.token.claim": "true",
+                    "introspection.token.claim": "true",
+                },
+            },
+        ],
+    }
+
+
+def broker_client(tenant: TenantRealm, server_url: str, hub: str) -> dict[str, Any]:
+    """The client in the hub realm that the tenant realm's identity provider signs in with."""
+    return {
+        "clientId": f"broker-{tenant.code}",
+        "name": f"Sign-in for {tenant.display_name}",
+        "protocol": "openid-connect",
+        "enabled": True,
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "standardFlowEnabled": True,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": False,
+        "redirectUris": [f"{server_url}/realms/{tenant.code}/broker/{hub}/endpoint"],
+        "webOrigins": [],
+        "attributes": {"pkce.code.challenge.method": "S256"},
+        "secret": tenant.broker_secret,
+    }
+
+
+def federation_client(tenant: TenantRealm) -> dict[str, Any]:
+    """The service-account client an instance calls its peers with (DESIGN §6)."""
+    attributes = {"client.use.lightweight.access.token.enabled": "false"}
+    if tenant.keys_url:
+        attributes[KEYS_URL_ATTRIBUTE] = tenant.keys_url
+    return {
+        "clientId": f"federation-{tenant.code}",
+        "name": f"Federation calls of {tenant.display_name}",
+        "protocol": "openid-connect",
+        "enabled": True,
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "standardFlowEnabled": False,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": True,
+        "attributes": attributes,
+        "secret": tenant.federation_secret,
+    }
+
+
+def hub_identity_provider(tenant: TenantRealm, server_url: str, hub: TenantRealm) -> dict[str, Any]:
+    issuer = f"{server_url}/realms/{hub.code}"
+    endpoints = f"{issuer}/protocol/openid-connect"
+    return {
+        "alias": hub.code,
+        "displayName": hub.display_name,
+        "providerId": "oidc",
+        "enabled": True,
+        "trustEmail": True,
+        "storeToken": False,
+        "linkOnly": False,
+        "firstBrokerLoginFlowAlias": "first broker login",
+        "postBrokerLoginFlowAlias": POST_BROKER_FLOW,
+        "config": {
+            "issuer": issuer,
+            "authorizationUrl": f"{endpoints}/auth",
+            "tokenUrl": f"{endpoints}/token",
+            "userInfoUrl": f"{endpoints}/userinfo",
+            "logoutUrl": f"{endpoints}/logout",
+            "jwksUrl": f"{endpoints}/certs",
+            "useJwksUrl": "true",
+            "validateSignature": "true",
+            "clientId": f"broker-{tenant.code}",
+            "clientAuthMethod": "client_secret_post",
+            "clientSecret": tenant.broker_secret,
+            "pkceEnabled": "true",
+            "pkceMethod": "S256",
+            "defaultScope": "openid profile email",
+            "syncMode": "IMPORT",
+        },
+    }
+
+
+def browser_flow(admin_otp: bool) -> dict[str, Any]:
+    """Browser sign-in: cookie, IdP redirector, or the form; OTP when the user is an admin.
+
+    The shape mirrors Keycloak's built-in ``browser`` flow with its conditional OTP subflow
+    replaced by one conditioned on the ``tenant_admin`` role, so admins must enrol OTP.
+    """
+    form: list[dict[str, Any]] = [
+        {"provider": "auth-username-password-form", "requirement": "REQUIRED"}
+    ]
+    if admin_otp:
+        form.append(_admin_otp_subflow(f"{BROWSER_FLOW} admin otp"))
+    return {
+        "alias": BROWSER_FLOW,
+        "description": "Browser sign-in with OTP required for tenant administrators",
+        "executions": [
+            {"provider": "auth-cookie", "requirement": "ALTERNATIVE"},
+            {"provider": "identity-provider-redirector", "requirement": "ALTERNATIVE"},
+            {
+                "flow": f"{BROWSER_FLOW} forms",
+                "requirement": "ALTERNATIVE",
+                "executions": form,
+            },
+        ],
+    }
+
+
+def post_broker_flow(admin_otp: bool) -> dict[str, Any]:
+    """After a brokered sign-in: the same OTP rule, so an admin cannot skip it via the hub."""
+    executions = [_admin_otp_subflow(f"{POST_BROKER_FLOW} admin otp")] if admin_otp else []
+    # A flow whose only step is a condition that does not hold fails the sign-in; this
+    # step succeeds for everyone else.
+    executions.append({"provider": "allow-access-authenticator", "requirement": "REQUIRED"})
+    return {
+        "alias": POST_BROKER_FLOW,
+        "description": "After sign-in through the hub: OTP for tenant administrators",
+        "executions": executions,
+    }
+
+
+def _admin_otp_subflow(alias: str) -> dict[str, Any]:
+    return {
+        "flow": alias,
+        "requirement": "CONDITIONAL",
+        "executions": [
+            {
+                "provider": "conditional-user-role",
+                "requirement": "REQUIRED",
+                "config": {"alias": f"{alias} role", "condUserRole": ADMIN_ROLE, "negate": "false"},
+            },
+            {"provider": "auth-otp-form", "requirement": "REQUIRED"},
+        ],
+    }
+
+
+# --- the whole desired state -------------------------------------------------------------
+
+
+def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resource]:
+    """The tenant's own realm and what it owns in the hub realm, in apply order."""
+    code = tenant.code
+    res = [
+        Resource("realm", code, code, code, realm_settings(tenant)),
+        *(
+            Resource("role", code, name, code, {"name": name, "description": description})
+            for name, description in ROLES.items()
+        ),
+        Resource("default-role", code, DEFAULT_ROLE, code, {"name": DEFAULT_ROLE}),
+        Resource("group", code, DEPARTMENTS_GROUP, code, {"name": DEPARTMENTS_GROUP}),
+        *(
+            Resource(
+                "department",
+                code,
+                dept.code,
+                code,
+                {"name": dept.code, "attributes": {"displayName": [dept.name]}},
+            )
+            for dept in tenant.departments
+        ),
+        Resource("client", code, PORTAL_CLIENT, code, portal_client(tenant), ("secret",)),
+        Resource("flow", code, BROWSER_FLOW, code, browser_flow(tenant.admin_otp_required)),
+        Resource("flow", code, POST_BROKER_FLOW, code, post_broker_flow(tenant.admin_otp_required)),
+        # Bound once the flow exists: a realm cannot point at a flow it does not have yet.
+        Resource("bindings", code, code, code, {"browserFlow": BROWSER_FLOW}),
+    ]
+    hub = federation.hub
+    if hub is not None:
+        if tenant.broker_to_hub and tenant.code != hub.code:
+            res.append(
+                Resource(
+                    "idp",
+                    code,
+                    hub.code,
+                    code,
+                    hub_identity_provider(tenant, federation.server_url, hub),
+                    ("config.clientSecret",),
+                )
+            )
+            res.append(
+                Resource(
+                    "client",
+                    hub.code,
+                    f"broker-{code}",
+                    code,
+                    broker_client(tenant, federation.server_url, hub.code),
+                    ("secret",),
+                )
+            )
+        res.append(
+            Resource(
+                "client",
+                hub.code,
+                f"federation-{code}",
+                code,
+                federation_client(tenant),
+                ("secret",),
+            )
+        )
+    return res
+
+
+def desired_resources(federation: Federation, codes: set[str] | None = None) -> list[Resource]:
+    """Desired resources of the named tenants (all when ``codes`` is None), hub first."""
+    ordered = sorted(
+        federation.tenants,
+        key=lambda t: (federation.hub is None or t.code != federation.hub.code, t.code),
+    )
+    result: list[Resource] = []
+    for tenant in ordered:
+        if codes is None or tenant.code in codes:
+            result.extend(tenant_resources(tenant, federation))
+    return result

@@ -1,0 +1,1 @@
+"""Tenant specs, rendering, the ``karmayogi`` CLI and the local runtime."""

@@ -1,0 +1,105 @@
+"""The local target (the embedded default): one Keycloak and, later, one portal per tenant.
+
+Entry points call these with the environment they read; everything below takes typed values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from identity.admin import AdminAPI, Credentials
+from identity.desired import TenantRealm
+from identity.reconciler import Reconciler
+from identity.themes import remove_theme, theme_drift, theme_name, write_theme
+from infra.home import KitHome
+from infra.keycloak_runtime import LocalKeycloak
+from infra.render import local_federation, login_theme
+from infra.spec import TenantSpec
+
+Progress = Callable[[str], None]
+
+
+def local_keycloak(env: dict[str, str]) -> LocalKeycloak:
+    heap = env.get("KARMAYOGI_KEYCLOAK_HEAP", "")
+    home = KitHome.from_env(env)
+    return LocalKeycloak(home, env, heap=heap) if heap else LocalKeycloak(home, env)
+
+
+def admin_api(kc: LocalKeycloak) -> AdminAPI:
+    account = kc.service_account()
+    return AdminAPI(Credentials(account.server_url, account.client_id, account.client_secret))
+
+
+def reconciler_for(specs: Sequence[TenantSpec], kc: LocalKeycloak) -> Reconciler:
+    """A reconciler for ``specs`` on the local Keycloak, themes in the kit's theme folder."""
+    home = kc.paths.home
+    federation = local_federation(specs, home, kc.url)
+    themes = {spec.code: login_theme(spec) for spec in specs}
+
+    def drift(tenant: TenantRealm) -> list[str]:
+        return theme_drift(themes[tenant.code], home.themes)
+
+    def write(tenant: TenantRealm) -> None:
+        write_theme(themes[tenant.code], home.themes)
+
+    return Reconciler(admin_api(kc), federation, theme_drift=drift, theme_write=write)
+
+
+def local_reconciler(specs: Sequence[TenantSpec], env: dict[str, str]) -> Reconciler:
+    return reconciler_for(specs, local_keycloak(env))
+
+
+def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -> list[str]:
+    """Remove one tenant from Keycloak, whether or not its spec is still in the folder."""
+    kc = local_keycloak(env)
+    hub = next((s.code for s in specs if s.is_hub), None)
+    reconciler = reconciler_for(specs, kc)
+    themes = kc.paths.home.themes
+    removed = reconciler.destroy(code, hub)
+    if remove_theme(theme_name(code), themes):
+        removed.append(f"theme {theme_name(code)}")
+    return removed
+
+
+def tenant_rows(specs: Sequence[TenantSpec], keycloak_url: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": s.code,
+            "type": s.metadata.type,
+            "realm": s.code,
+            "account_url": f"{keycloak_url}/realms/{s.code}/account/" if keycloak_url else None,
+            # The portal fields are filled once portals run (the portal issue).
+            "portal_url": None,
+            "pid": None,
+            "healthy": None,
+        }
+        for s in specs
+    ]
+
+
+def local_up(
+    specs: Sequence[TenantSpec], env: dict[str, str], progress: Progress
+) -> dict[str, Any]:
+    """Start Keycloak and converge every realm with the specs."""
+    kc = local_keycloak(env)
+    progress(f"Keycloak {kc.paths.version}: installing and starting")
+    status = kc.start()
+    progress(f"Keycloak ready at {status.url}")
+    reconciler = reconciler_for(specs, kc)
+    for spec in sorted(specs, key=lambda s: (not s.is_hub, s.code)):
+        changes = reconciler.apply([spec.code])
+        progress(f"realm {spec.code}: {len(changes)} change(s) applied")
+    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, status.url)}
+
+
+def local_status(specs: Sequence[TenantSpec], env: dict[str, str]) -> dict[str, Any]:
+    kc = local_keycloak(env).status()
+    rows = tenant_rows(specs, kc.url)
+    return {
+        "keycloak": kc.as_dict(),
+        "tenants": [
+            {k: r[k] for k in ("code", "type", "realm", "portal_url", "pid", "healthy")}
+            for r in rows
+        ],
+    }

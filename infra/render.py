@@ -1,0 +1,141 @@
+"""Rendering: tenant specs plus the target's decisions into typed inputs for each part.
+
+For the local target the kit decides network addresses: every portal gets its own loopback
+address (127.0.0.2, 127.0.0.3, ...; browsers keep cookies per host, not per port) and a port
+free on it. Assignments are kept under the kit's home so URLs, and so the realms' redirect
+URIs, stay the same from one ``up`` to the next. Secrets are generated once per tenant and
+kept under the home too, never in the spec.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from identity.desired import Department, Federation, PortalClient, TenantRealm
+from identity.themes import LoginTheme, theme_name
+from infra.home import KitHome, new_password, read_json, write_private_json
+from infra.spec import TenantSpec
+
+FIRST_LOCAL_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
+DEFAULT_PORTAL_PORT = 8000
+SECRET_NAMES = ("portal_client_secret", "broker_client_secret", "federation_client_secret")
+
+
+@dataclass(frozen=True)
+class LocalEndpoint:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, LocalEndpoint]:
+    """Each tenant's loopback address and port, assigned once and then kept."""
+    path = home.rendered / "local-endpoints.json"
+    saved = read_json(path) or {}
+    endpoints = {
+        code: LocalEndpoint(str(value["host"]), int(value["port"]))
+        for code, value in saved.items()
+        if isinstance(value, dict)
+    }
+    taken = {ipaddress.IPv4Address(e.host) for e in endpoints.values()}
+    changed = False
+    for spec in sorted(specs, key=lambda s: (not s.is_hub, s.code)):
+        if spec.code in endpoints:
+            continue
+        address = FIRST_LOCAL_ADDRESS
+        while address in taken:
+            address += 1
+        taken.add(address)
+        host = str(address)
+        port = DEFAULT_PORTAL_PORT if _port_free(host, DEFAULT_PORTAL_PORT) else _free_port(host)
+        endpoints[spec.code] = LocalEndpoint(host, port)
+        changed = True
+    if changed:
+        write_private_json(
+            path, {c: {"host": e.host, "port": e.port} for c, e in endpoints.items()}
+        )
+    return endpoints
+
+
+def tenant_secrets(code: str, home: KitHome) -> dict[str, str]:
+    """The tenant's generated secrets, created on first use and kept 0600 under the home."""
+    path = home.secrets / "tenants" / f"{code}.json"
+    data = read_json(path) or {}
+    missing = [name for name in SECRET_NAMES if not data.get(name)]
+    if missing:
+        data.update({name: new_password() for name in missing})
+        write_private_json(path, data)
+    return {k: str(v) for k, v in data.items()}
+
+
+def login_theme(spec: TenantSpec) -> LoginTheme:
+    logo = spec.logo_path
+    return LoginTheme(
+        name=theme_name(spec.code),
+        display_name=spec.spec.branding.display_name,
+        logo=logo.read_bytes(),
+        logo_suffix=logo.suffix.lower(),
+        primary=spec.spec.branding.colors.primary,
+        accent=spec.spec.branding.colors.accent,
+        languages=tuple(spec.spec.languages),
+    )
+
+
+def portal_client(endpoint: LocalEndpoint, secret: str) -> PortalClient:
+    """The portal's OIDC client as the portal's routes expect it."""
+    base = endpoint.url
+    return PortalClient(
+        base_url=base,
+        redirect_uris=(f"{base}/auth/callback/",),
+        post_logout_redirect_uris=(f"{base}/",),
+        backchannel_logout_url=f"{base}/auth/backchannel-logout/",
+        secret=secret,
+    )
+
+
+def tenant_realm(spec: TenantSpec, endpoint: LocalEndpoint, home: KitHome) -> TenantRealm:
+    secrets = tenant_secrets(spec.code, home)
+    identity = spec.spec.identity
+    return TenantRealm(
+        code=spec.code,
+        display_name=spec.spec.branding.display_name,
+        languages=tuple(spec.spec.languages),
+        departments=tuple(Department(d.code, d.name) for d in identity.departments),
+        portal=portal_client(endpoint, secrets["portal_client_secret"]),
+        broker_to_hub=identity.broker_to_hub,
+        admin_otp_required=identity.admin_otp == "required",
+        login_theme=theme_name(spec.code),
+        keys_url=f"{endpoint.url}/federation/v1/keys",
+        broker_secret=secrets["broker_client_secret"],
+        federation_secret=secrets["federation_client_secret"],
+    )
+
+
+def local_federation(specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str) -> Federation:
+    """The federation the local target runs: every spec on one Keycloak."""
+    endpoints = local_endpoints(specs, home)
+    tenants = tuple(tenant_realm(s, endpoints[s.code], home) for s in specs)
+    hub_codes = {s.code for s in specs if s.is_hub}
+    hub = next((t for t in tenants if t.code in hub_codes), None)
+    return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)

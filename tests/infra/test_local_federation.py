@@ -1,0 +1,226 @@
+"""The CLI on the real Keycloak: status, plan, apply, drift, destroy, themes and `up`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import stat
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from identity.themes import theme_name
+from infra.cli import app
+from infra.home import KitHome, read_json
+from infra.keycloak_runtime import LocalKeycloak
+from tests.identity.browser import Client, login_page
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+
+
+@pytest.fixture
+def tenants_dir(tmp_path: Path) -> Path:
+    """The example hub and Bihar under fresh codes, so realms never collide between tests."""
+    suffix = uuid.uuid4().hex[:6]
+    folder = tmp_path / "tenants"
+    (folder / "branding").mkdir(parents=True)
+    renames = {"karmayogi-bharat": f"hub-{suffix}", "bihar": f"bihar-{suffix}"}
+    for old, new in renames.items():
+        text = (EXAMPLES / f"{old}.yaml").read_text(encoding="utf-8")
+        for a, b in renames.items():
+            text = re.sub(rf"\b{re.escape(a)}\b(?![./])", b, text)
+        text = text.replace(f"branding/{new}.svg", f"branding/{old}.svg")
+        text = re.sub(r"domain: (\S+)", rf"domain: {suffix}.\1", text)
+        (folder / f"{new}.yaml").write_text(text, encoding="utf-8")
+        shutil.copy(EXAMPLES / "branding" / f"{old}.svg", folder / "branding" / f"{old}.svg")
+    return folder
+
+
+def codes(folder: Path) -> tuple[str, str]:
+    hub = next(p.stem for p in folder.glob("hub-*.yaml"))
+    state = next(p.stem for p in folder.glob("bihar-*.yaml"))
+    return hub, state
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_keycloak_status_json(keycloak: LocalKeycloak, kit_env: dict[str, str]) -> None:
+    code, out, _ = run(kit_env, "keycloak", "status", "--json")
+    status = json.loads(out)
+    assert code == 0
+    assert set(status) == {
+        "url",
+        "management_url",
+        "version",
+        "pid",
+        "healthy",
+        "admin_credentials_file",
+    }
+    assert status["healthy"] is True and status["pid"] == keycloak.running_pid()
+    assert status["version"] == "26.4.7"
+    creds_file = Path(status["admin_credentials_file"])
+    assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    creds = json.loads(creds_file.read_text())
+    assert set(creds) == {"username", "password"}
+    # The permanent admin signs in; the temporary bootstrap admin is gone.
+    token = httpx.post(
+        f"{status['url']}/realms/master/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", **creds},
+    )
+    assert token.status_code == 200
+    users = httpx.get(
+        f"{status['url']}/admin/realms/master/users",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    ).json()
+    assert not [u for u in users if u["username"].startswith("bootstrap-")]
+
+
+def test_plan_apply_drift_destroy_through_the_cli(
+    keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path
+) -> None:
+    hub, state = codes(tenants_dir)
+    folder = str(tenants_dir)
+    code, out, _ = run(kit_env, "identity", "plan", "--json", "--tenants", folder)
+    planned = json.loads(out)
+    assert code == 0
+    assert {(c["action"], c["kind"], c["realm"], c["name"]) for c in planned} >= {
+        ("create", "realm", hub, hub),
+        ("create", "realm", state, state),
+        ("create", "client", hub, f"broker-{state}"),
+        ("create", "client", hub, f"federation-{state}"),
+        ("create", "idp", state, hub),
+    }
+    assert "secret" not in out.lower().replace("secret_fields", "")
+
+    code, out, _ = run(kit_env, "identity", "apply", "--tenants", folder)
+    assert code == 0, out
+    code, out, _ = run(kit_env, "identity", "plan", "--json", "--tenants", folder)
+    assert (code, json.loads(out)) == (0, [])
+    code, out, _ = run(kit_env, "identity", "drift", "--tenants", folder)
+    assert code == 0 and "No changes" in out
+
+    # An operator turns off brute-force protection in Bihar's realm by hand.
+    admin = LocalKeycloak(KitHome.from_env(kit_env), kit_env)
+    from infra.local import admin_api
+
+    admin_api(admin).put(f"/{state}", {"bruteForceProtected": False}, "tamper")
+    code, out, _ = run(kit_env, "identity", "drift", "--json", "--tenants", folder)
+    drift = json.loads(out)
+    assert code == 2
+    assert [(c["realm"], [f["path"] for f in c["fields"]]) for c in drift] == [
+        (state, ["bruteForceProtected"])
+    ]
+    code, out, _ = run(kit_env, "identity", "apply", "--tenants", folder)
+    assert code == 0
+    assert run(kit_env, "identity", "drift", "--tenants", folder)[0] == 0
+
+    code, out, _ = run(kit_env, "identity", "destroy", state, "--yes", "--tenants", folder)
+    assert code == 0
+    assert f"realm {state}" in out and f"client {hub}/federation-{state}" in out
+    # The hub is whole: its plan is empty, and Bihar's realm would be created anew.
+    code, out, _ = run(kit_env, "identity", "plan", "--json", hub, "--tenants", folder)
+    assert json.loads(out) == []
+    run(kit_env, "identity", "destroy", hub, "--yes", "--tenants", folder)
+
+
+def test_login_theme_is_served_and_its_drift_repaired(
+    keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path
+) -> None:
+    hub, state = codes(tenants_dir)
+    folder = str(tenants_dir)
+    assert run(kit_env, "identity", "apply", state, hub, "--tenants", folder)[0] == 0
+    client = Client(keycloak.url, state, "portal", "unused", "http://127.0.0.1/unused")
+    page = login_page(
+        Client(
+            keycloak.url,
+            state,
+            "account-console",
+            "",
+            f"{keycloak.url}/realms/{state}/account/",
+        ),
+        ui_locales="hi",
+    )
+    assert page.status_code == 200
+    assert '<html class="login-pf" lang="hi"' in page.text
+    assert "<title>Bihar Karmayogi में साइन इन करें</title>" in page.text
+    assert "पासवर्ड" in page.text and "मैथिली" in page.text
+    css = re.search(rf'href="([^"]*/login/{theme_name(state)}/css/karmayogi.css)"', page.text)
+    assert css, "the tenant's stylesheet is linked"
+    sheet = httpx.get(f"{keycloak.url}{css.group(1)}")
+    assert sheet.status_code == 200 and "#8b1e3f" in sheet.text
+    # The hub's button sits on Bihar's login page.
+    assert f"/broker/{hub}/login" in page.text and "Karmayogi Bharat" in page.text
+    del client
+
+    theme_css = KitHome.from_env(kit_env).themes / theme_name(state) / "login"
+    stylesheet = theme_css / "resources" / "css" / "karmayogi.css"
+    stylesheet.write_text("/* edited by hand */", encoding="utf-8")
+    code, out, _ = run(kit_env, "identity", "drift", "--json", state, "--tenants", folder)
+    assert code == 2
+    assert [c["kind"] for c in json.loads(out)] == ["theme"]
+    assert run(kit_env, "identity", "apply", state, "--tenants", folder)[0] == 0
+    assert "#8b1e3f" in stylesheet.read_text(encoding="utf-8")
+    for code_ in (state, hub):
+        run(kit_env, "identity", "destroy", code_, "--yes", "--tenants", folder)
+    assert not (KitHome.from_env(kit_env).themes / theme_name(state)).exists()
+
+
+def test_up_applies_every_spec_and_status_reports_them(
+    keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path
+) -> None:
+    hub, state = codes(tenants_dir)
+    folder = str(tenants_dir)
+    code, out, err = run(kit_env, "up", "--tenants", folder)
+    assert code == 0, err
+    assert f"{keycloak.url}/admin/master/console/" in out
+    assert f"/realms/{state}/account/" in out
+    assert run(kit_env, "identity", "plan", "--json", "--tenants", folder)[1].strip() == "[]"
+
+    code, out, _ = run(kit_env, "status", "--json", "--tenants", folder)
+    status = json.loads(out)
+    assert code == 0
+    assert status["keycloak"]["healthy"] is True
+    assert [
+        {k: t[k] for k in ("code", "type", "realm", "portal_url", "pid", "healthy")}
+        for t in status["tenants"]
+    ] == [
+        {
+            "code": state,
+            "type": "state",
+            "realm": state,
+            "portal_url": None,
+            "pid": None,
+            "healthy": None,
+        },
+        {
+            "code": hub,
+            "type": "hub",
+            "realm": hub,
+            "portal_url": None,
+            "pid": None,
+            "healthy": None,
+        },
+    ]
+    secrets = read_json(KitHome.from_env(kit_env).secrets / "tenants" / f"{state}.json")
+    assert secrets and secrets["portal_client_secret"] not in out
+    for code_ in (state, hub):
+        run(kit_env, "identity", "destroy", code_, "--yes", "--tenants", folder)
+
+
+def test_spec_error_stops_identity_commands_before_keycloak(
+    kit_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "broken.yaml").write_text(
+        "apiVersion: karmayogi.dev/v1\nkind: Tenant\n", encoding="utf-8"
+    )
+    code, out, err = run(kit_env, "identity", "apply", "--tenants", str(tmp_path))
+    assert code == 1 and out == ""
+    assert err.startswith(f"{tmp_path / 'broken.yaml'}:")
