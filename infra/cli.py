@@ -11,7 +11,6 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from identity.errors import IdentityError
 from infra.errors import KitError
@@ -223,12 +222,14 @@ def up(tenants: Path = TENANTS_OPTION) -> None:
 
     specs = _specs(tenants)
     result = local_up(specs, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}"))
-    table = Table(title="Karmayogi local federation")
-    for column in ("tenant", "type", "realm", "login (account console)"):
-        table.add_column(column)
-    for row in result["tenants"]:
-        table.add_row(row["code"], row["type"], row["realm"], row["account_url"])
-    Console().print(table)
+    # Plain columns, not a rich table: URLs must survive narrow terminals whole.
+    rows = [("TENANT", "TYPE", "REALM", "SIGN-IN (ACCOUNT CONSOLE)")]
+    rows += [(t["code"], t["type"], t["realm"], t["account_url"]) for t in result["tenants"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        typer.echo(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+        )
     typer.echo(f"Keycloak admin console: {result['keycloak']['url']}/admin/master/console/")
     typer.echo(
         f"Sign in with the username and password in {result['keycloak']['admin_credentials_file']}"

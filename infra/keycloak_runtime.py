@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -29,6 +28,7 @@ import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
+from infra.net import free_port, port_is_free
 
 KEYCLOAK_VERSION = "26.4.7"
 # SHA-256 of org.keycloak:keycloak-quarkus-dist:26.4.7:tar.gz, taken from the Maven Central
@@ -266,21 +266,6 @@ def find_java(env: dict[str, str], jvm_root: Path = Path("/usr/lib/jvm")) -> Pat
 
 
 # --- processes -------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def pid_alive(pid: int, marker: str) -> bool:
@@ -532,10 +517,15 @@ class LocalKeycloak:
                     self.paths.reconciler_credentials,
                     {"client_id": RECONCILER_CLIENT_ID, "client_secret": secret},
                 )
-            users = _get(admin, "/admin/realms/master/users", username=bootstrap["username"])
-            for user in users:
-                if user["username"] == bootstrap["username"]:
-                    admin.delete(f"/admin/realms/master/users/{user['id']}")
+        # The temporary admin goes, removed by the permanent one (not by itself).
+        operator = read_json(self.paths.admin_credentials) or {}
+        with _admin_session(self.url, operator["username"], operator["password"]) as admin:
+            query = {"username": bootstrap["username"], "exact": "true"}
+            for user in _get(admin, "/admin/realms/master/users", **query):
+                _check(
+                    admin.delete(f"/admin/realms/master/users/{user['id']}"),
+                    "remove the temporary bootstrap admin",
+                )
         self.paths.bootstrap_credentials.unlink(missing_ok=True)
 
 

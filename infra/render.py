@@ -10,13 +10,13 @@ kept under the home too, never in the spec.
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from identity.desired import Department, Federation, PortalClient, TenantRealm
 from identity.themes import LoginTheme, theme_name
 from infra.home import KitHome, new_password, read_json, write_private_json
+from infra.net import free_port, port_is_free
 from infra.spec import TenantSpec
 
 FIRST_LOCAL_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
@@ -32,21 +32,6 @@ class LocalEndpoint:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, LocalEndpoint]:
@@ -68,7 +53,7 @@ def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, Loc
             address += 1
         taken.add(address)
         host = str(address)
-        port = DEFAULT_PORTAL_PORT if _port_free(host, DEFAULT_PORTAL_PORT) else _free_port(host)
+        port = DEFAULT_PORTAL_PORT if port_is_free(DEFAULT_PORTAL_PORT, host) else free_port(host)
         endpoints[spec.code] = LocalEndpoint(host, port)
         changed = True
     if changed:
