@@ -104,6 +104,18 @@ class AdminAPI:
         result = self._call("POST", path, what, body)
         return result if isinstance(result, str) else None
 
+    def export_realm(self, realm: str) -> dict[str, Any]:
+        """The realm's configuration with clients, groups and roles (no users, secrets masked)."""
+        rep = self._call(
+            "POST",
+            f"/{q(realm)}/partial-export",
+            f"export realm {realm}",
+            None,
+            exportClients="true",
+            exportGroupsAndRoles="true",
+        )
+        return dict(rep)
+
     def put(self, path: str, body: Any, what: str) -> None:
         self._call("PUT", path, what, body)
 
