@@ -136,19 +136,26 @@ def realm_settings(tenant: TenantRealm) -> dict[str, Any]:
     return settings
 
 
+def _confidential(*, sign_in: bool) -> dict[str, Any]:
+    """A confidential OIDC client: users sign in through it, or it calls as itself."""
+    return {
+        "protocol": "openid-connect",
+        "enabled": True,
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "standardFlowEnabled": sign_in,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": False,
+        "serviceAccountsEnabled": not sign_in,
+    }
+
+
 def portal_client(tenant: TenantRealm) -> dict[str, Any]:
     portal = tenant.portal
     return {
         "clientId": PORTAL_CLIENT,
         "name": f"{tenant.display_name} portal",
-        "protocol": "openid-connect",
-        "enabled": True,
-        "publicClient": False,
-        "clientAuthenticatorType": "client-secret",
-        "standardFlowEnabled": True,
-        "implicitFlowEnabled": False,
-        "directAccessGrantsEnabled": False,
-        "serviceAccountsEnabled": False,
+        **_confidential(sign_in=True),
         "frontchannelLogout": False,
         "rootUrl": portal.base_url,
         "baseUrl": "/",
@@ -196,14 +203,7 @@ def broker_client(tenant: TenantRealm, server_url: str, hub: str) -> dict[str, A
     return {
         "clientId": f"broker-{tenant.code}",
         "name": f"Sign-in for {tenant.display_name}",
-        "protocol": "openid-connect",
-        "enabled": True,
-        "publicClient": False,
-        "clientAuthenticatorType": "client-secret",
-        "standardFlowEnabled": True,
-        "implicitFlowEnabled": False,
-        "directAccessGrantsEnabled": False,
-        "serviceAccountsEnabled": False,
+        **_confidential(sign_in=True),
         "redirectUris": [f"{server_url}/realms/{tenant.code}/broker/{hub}/endpoint"],
         "webOrigins": [],
         "attributes": {"pkce.code.challenge.method": "S256"},
@@ -219,14 +219,7 @@ def federation_client(tenant: TenantRealm) -> dict[str, Any]:
     return {
         "clientId": f"federation-{tenant.code}",
         "name": f"Federation calls of {tenant.display_name}",
-        "protocol": "openid-connect",
-        "enabled": True,
-        "publicClient": False,
-        "clientAuthenticatorType": "client-secret",
-        "standardFlowEnabled": False,
-        "implicitFlowEnabled": False,
-        "directAccessGrantsEnabled": False,
-        "serviceAccountsEnabled": True,
+        **_confidential(sign_in=False),
         "attributes": attributes,
         "secret": tenant.federation_secret,
     }

@@ -77,6 +77,14 @@ def federation(keycloak: LocalKeycloak) -> Iterator[Federation]:
             api.delete(f"/{tenant.code}", "cleanup")
 
 
+@pytest.fixture
+def api(keycloak: LocalKeycloak, federation: Federation) -> AdminAPI:
+    """The federation applied; an admin client for the test's own checks and tampering."""
+    api = admin_api(keycloak)
+    Reconciler(api, federation).apply()
+    return api
+
+
 def create_user(api: AdminAPI, realm: str, username: str, **extra: Any) -> str:
     body = {
         "username": username,
@@ -100,10 +108,8 @@ def portal(kc: LocalKeycloak, tenant: TenantRealm) -> Client:
 
 
 def test_apply_creates_every_managed_object(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     hub, alpha, _ = federation.tenants
 
     realm = api.get(f"/{alpha.code}", "realm")
@@ -181,10 +187,8 @@ def test_second_apply_makes_no_write_request(
 
 
 def test_drift_is_named_and_apply_puts_it_back(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     alpha = federation.tenants[1].code
     api.put(f"/{alpha}", {"bruteForceProtected": False, "passwordPolicy": "length(4)"}, "tamper")
     client = api.get(f"/{alpha}/clients", "portal", clientId="portal")[0]
@@ -215,10 +219,8 @@ def test_drift_is_named_and_apply_puts_it_back(
 
 
 def test_removed_department_is_deleted_and_new_one_added(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     hub, alpha, beta = federation.tenants
     changed = TenantRealm(
         **{**alpha.__dict__, "departments": (Department("home", "Home Department"),)}
@@ -238,10 +240,8 @@ def test_removed_department_is_deleted_and_new_one_added(
 
 
 def test_destroy_removes_one_tenant_and_nothing_else(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     hub, alpha, beta = federation.tenants
     removed = Reconciler(admin_api(keycloak), federation).destroy(alpha.code, hub.code)
     assert set(removed) == {
@@ -255,9 +255,9 @@ def test_destroy_removes_one_tenant_and_nothing_else(
     assert Reconciler(admin_api(keycloak), federation).plan([hub.code, beta.code]) == []
 
 
-def test_brokered_sign_in_through_the_hub(keycloak: LocalKeycloak, federation: Federation) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
+def test_brokered_sign_in_through_the_hub(
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
+) -> None:
     hub, alpha, _ = federation.tenants
     create_user(api, hub.code, "asha.hub")
 
@@ -280,10 +280,8 @@ def test_brokered_sign_in_through_the_hub(keycloak: LocalKeycloak, federation: F
 
 
 def test_tenant_token_carries_roles_and_departments(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     alpha = federation.tenants[1]
     user_id = create_user(api, alpha.code, "ravi.creator")
     role = api.get(f"/{alpha.code}/roles/content_creator", "role")
@@ -307,9 +305,9 @@ def test_tenant_token_carries_roles_and_departments(
     assert claims["groups"] == ["/departments/health"]
 
 
-def test_tenant_admin_must_enrol_otp(keycloak: LocalKeycloak, federation: Federation) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
+def test_tenant_admin_must_enrol_otp(
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
+) -> None:
     alpha = federation.tenants[1]
     user_id = create_user(api, alpha.code, "meera.admin")
     role = api.get(f"/{alpha.code}/roles/tenant_admin", "role")
@@ -321,10 +319,8 @@ def test_tenant_admin_must_enrol_otp(keycloak: LocalKeycloak, federation: Federa
 
 
 def test_token_of_one_tenant_fails_validation_for_another(
-    keycloak: LocalKeycloak, federation: Federation
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
-    api = admin_api(keycloak)
-    Reconciler(api, federation).apply()
     _, alpha, beta = federation.tenants
     create_user(api, alpha.code, "lalit.alpha")
     token = sign_in(portal(keycloak, alpha), "lalit.alpha", PASSWORD)["access_token"]
