@@ -87,8 +87,10 @@ class Resource:
     name: str
     tenant: str
     body: Mapping[str, Any] = field(default_factory=dict)
-    # Fields sent on create/update but never compared (Keycloak masks secrets on read).
+    # Fields whose values never appear in a plan, a log line or an error.
     secret_fields: tuple[str, ...] = ()
+    # Fields Keycloak masks on read ("**********"): set on every write, never compared.
+    write_only_fields: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -127,6 +129,7 @@ def realm_settings(tenant: TenantRealm) -> dict[str, Any]:
         "eventsExpiration": EVENTS_EXPIRATION_SECONDS,
         "adminEventsEnabled": True,
         "adminEventsDetailsEnabled": True,
+        "attributes": {"adminEventsExpiration": str(EVENTS_EXPIRATION_SECONDS)},
         "internationalizationEnabled": True,
         "supportedLocales": list(tenant.languages),
         "defaultLocale": tenant.languages[0],
@@ -352,7 +355,8 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
                     hub.code,
                     code,
                     hub_identity_provider(tenant, federation.server_url, hub),
-                    ("config.clientSecret",),
+                    secret_fields=("config.clientSecret",),
+                    write_only_fields=("config.clientSecret",),
                 )
             )
             res.append(

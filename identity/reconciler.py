@@ -308,6 +308,13 @@ class Reconciler:
         known = {t.code for t in self.federation.tenants}
         if wanted is not None and wanted - known:
             raise IdentityError(f"no tenant spec for {', '.join(sorted(wanted - known))}")
+        hub = self.federation.hub
+        hub_missing = hub is not None and self.live.realm(hub.code) is None
+        if wanted is not None and hub is not None and hub.code not in wanted and hub_missing:
+            raise IdentityError(
+                f"{', '.join(sorted(wanted))}: the hub realm {hub.code} does not exist yet; "
+                f"apply it first (karmayogi identity apply {hub.code})"
+            )
         changes: list[Change] = []
         desired = desired_resources(self.federation, wanted)
         new_realms: set[str] = set()
@@ -343,7 +350,7 @@ class Reconciler:
         live = self._read(resource)
         if live is None:
             return Change("create", resource)
-        desired = _without(resource.body, resource.secret_fields)
+        desired = _without(resource.body, resource.write_only_fields)
         if resource.kind == "flow":
             fields = diff({"description": desired["description"]}, live)
             fields += diff(
@@ -356,6 +363,10 @@ class Reconciler:
             fields = self._diff_client(desired, live)
         else:
             fields = diff(desired, live)
+        hidden = set(resource.secret_fields)
+        fields = [
+            FieldChange(f.path, "(secret)", "(secret)") if f.path in hidden else f for f in fields
+        ]
         return Change("update", resource, tuple(fields)) if fields else None
 
     def _diff_client(

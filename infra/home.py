@@ -62,6 +62,7 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
     others, and a crash leaves either the old file or the new one.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

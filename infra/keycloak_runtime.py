@@ -487,7 +487,7 @@ class LocalKeycloak:
         if bootstrap is None:
             raise KeycloakRuntimeError(
                 f"operator accounts are incomplete and {self.paths.bootstrap_credentials} is "
-                "gone; run `karmayogi reset` to start Keycloak afresh"
+                f"gone; stop Keycloak and delete {self.paths.home.keycloak} to start it afresh"
             )
         with _admin_session(self.url, bootstrap["username"], bootstrap["password"]) as admin:
             admin_role = _get(admin, "/admin/realms/master/roles/admin")

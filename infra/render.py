@@ -65,7 +65,7 @@ def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, Loc
 
 def tenant_secrets(code: str, home: KitHome) -> dict[str, str]:
     """The tenant's generated secrets, created on first use and kept 0600 under the home."""
-    path = home.secrets / "tenants" / f"{code}.json"
+    path = home.secrets / f"tenant-{code}.json"
     data = read_json(path) or {}
     missing = [name for name in SECRET_NAMES if not data.get(name)]
     if missing:

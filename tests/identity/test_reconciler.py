@@ -24,7 +24,7 @@ from identity.desired import (
     TenantRealm,
 )
 from identity.errors import IdentityError
-from identity.reconciler import Reconciler
+from identity.reconciler import Reconciler, plan_as_json
 from infra.keycloak_runtime import LocalKeycloak
 from tests.identity.browser import Client, sign_in
 
@@ -116,6 +116,8 @@ def test_apply_creates_every_managed_object(
     assert realm["bruteForceProtected"] is True
     assert "length(12)" in realm["passwordPolicy"]
     assert realm["eventsEnabled"] and realm["adminEventsEnabled"]
+    assert realm["eventsExpiration"] == 90 * 24 * 3600
+    assert realm["attributes"]["adminEventsExpiration"] == str(90 * 24 * 3600)
     assert realm["internationalizationEnabled"] is True
     assert realm["supportedLocales"] and set(realm["supportedLocales"]) == {"hi", "en", "mai"}
     assert realm["defaultLocale"] == "hi"
@@ -205,7 +207,15 @@ def test_drift_is_named_and_apply_puts_it_back(
         "tamper",
     )
 
+    # ...and regenerates the portal's client secret, so the portal could no longer sign in.
+    api.post(f"/{alpha}/clients/{client['id']}/client-secret", {}, "regenerate")
+    new_secret = api.get(f"/{alpha}/clients/{client['id']}/client-secret", "read")["value"]
+
     drift = Reconciler(admin_api(keycloak), federation).plan()
+    secret_change = next(f for c in drift for f in c.fields if f.path == "secret")
+    assert (secret_change.live, secret_change.desired) == ("(secret)", "(secret)")
+    assert new_secret not in repr(plan_as_json(drift))
+    assert federation.tenants[1].portal.secret not in repr(plan_as_json(drift))
     paths = {(c.resource.kind, c.resource.realm, f.path) for c in drift for f in c.fields}
     assert ("realm", alpha, "bruteForceProtected") in paths
     assert ("realm", alpha, "passwordPolicy") in paths
@@ -216,6 +226,8 @@ def test_drift_is_named_and_apply_puts_it_back(
     Reconciler(admin_api(keycloak), federation).apply()
     assert Reconciler(admin_api(keycloak), federation).plan() == []
     assert api.get(f"/{alpha}", "realm")["bruteForceProtected"] is True
+    secret = api.get(f"/{alpha}/clients/{client['id']}/client-secret", "read")["value"]
+    assert secret == federation.tenants[1].portal.secret
 
 
 def test_removed_department_is_deleted_and_new_one_added(
@@ -368,3 +380,11 @@ def test_keycloak_error_names_tenant_and_object(
     assert "\n" not in message
     assert message.startswith(f"{alpha.code}: ")
     assert "realm" in message or "client" in message
+
+
+def test_a_tenant_without_its_hub_realm_is_refused_clearly(
+    keycloak: LocalKeycloak, federation: Federation
+) -> None:
+    alpha = federation.tenants[1]
+    with pytest.raises(IdentityError, match=r"the hub realm hub-\w+ does not exist yet; apply it"):
+        Reconciler(admin_api(keycloak), federation).plan([alpha.code])

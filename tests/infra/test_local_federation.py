@@ -209,7 +209,7 @@ def test_up_applies_every_spec_and_status_reports_them(
             "healthy": None,
         },
     ]
-    secrets = read_json(KitHome.from_env(kit_env).secrets / "tenants" / f"{state}.json")
+    secrets = read_json(KitHome.from_env(kit_env).secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
     for code_ in (state, hub):
         run(kit_env, "identity", "destroy", code_, "--yes", "--tenants", folder)
