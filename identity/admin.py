@@ -76,7 +76,8 @@ class AdminAPI:
             elif method == "PUT":
                 response = conn.raw_put(url, data=json.dumps(body), **params)
             else:
-                response = conn.raw_delete(url, **params)
+                data = json.dumps(body) if body is not None else None
+                response = conn.raw_delete(url, data=data, **params)
         except KeycloakError as exc:
             raise IdentityError(
                 f"{what}: cannot reach Keycloak at {self.server_url}: {exc}"
@@ -119,8 +120,9 @@ class AdminAPI:
     def put(self, path: str, body: Any, what: str) -> None:
         self._call("PUT", path, what, body)
 
-    def delete(self, path: str, what: str) -> None:
-        self._call("DELETE", path, what)
+    def delete(self, path: str, what: str, body: Any = None) -> None:
+        """DELETE ``path``; a few endpoints (role mappings) take the objects to remove."""
+        self._call("DELETE", path, what, body)
 
 
 def q(value: str) -> str:

@@ -197,6 +197,22 @@ def portal_client(tenant: TenantRealm) -> dict[str, Any]:
                     "introspection.token.claim": "true",
                 },
             },
+            {
+                # The portal maps roles to Wagtail groups from the ID token and userinfo,
+                # which the built-in realm_access claim (access token only) does not reach.
+                "name": "realm roles",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-usermodel-realm-role-mapper",
+                "config": {
+                    "claim.name": "roles",
+                    "multivalued": "true",
+                    "jsonType.label": "String",
+                    "access.token.claim": "true",
+                    "id.token.claim": "true",
+                    "userinfo.token.claim": "true",
+                    "introspection.token.claim": "true",
+                },
+            },
         ],
     }
 

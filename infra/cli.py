@@ -217,34 +217,53 @@ def identity_destroy(
 @app.command()
 @friendly_errors
 def up(tenants: Path = TENANTS_OPTION) -> None:
-    """Start the local federation: Keycloak, then every realm from the specs."""
+    """Start the local federation: Keycloak, every realm, then every tenant's portal."""
     from infra.local import local_up
 
     specs = _specs(tenants)
     result = local_up(specs, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}"))
     # Plain columns, not a rich table: URLs must survive narrow terminals whole.
-    rows = [("TENANT", "TYPE", "REALM", "SIGN-IN (ACCOUNT CONSOLE)")]
-    rows += [(t["code"], t["type"], t["realm"], t["account_url"]) for t in result["tenants"]]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rows = [("TENANT", "TYPE", "PORTAL")]
+    rows += [(t["code"], t["type"], t["portal_url"] or "-") for t in result["tenants"]]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for row in rows:
-        typer.echo(
-            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-        )
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:2])]
+        typer.echo("  ".join([*cells, row[2]]))
     typer.echo(f"Keycloak admin console: {result['keycloak']['url']}/admin/master/console/")
     typer.echo(
         f"Sign in with the username and password in {result['keycloak']['admin_credentials_file']}"
     )
-    typer.echo("Portals join in a later release; `karmayogi status` shows what runs.")
 
 
 @app.command()
 @friendly_errors
 def down() -> None:
     """Stop everything `up` started, by PID; data is kept."""
-    from infra.local import local_keycloak
+    from infra.local import local_down
 
-    stopped = local_keycloak(_env()).stop()
-    typer.echo("Stopped Keycloak." if stopped else "Nothing was running.")
+    stopped = local_down(_env())
+    typer.echo(f"Stopped {', '.join(stopped)}." if stopped else "Nothing was running.")
+
+
+@app.command()
+@friendly_errors
+def render(
+    code: str = typer.Argument(..., help="The tenant to render."),
+    target: str = typer.Option("local", "--target", help="Deployment target (local)."),
+    tenants: Path = TENANTS_OPTION,
+) -> None:
+    """Write the tenant's rendered configuration for a target and print where it went."""
+    from infra.local import local_keycloak
+    from infra.render import write_portal_env
+
+    if target != "local":
+        raise typer.BadParameter(f"target {target!r} is not built yet; only 'local' is")
+    specs = _specs(tenants)
+    spec = next((s for s in specs if s.code == code), None)
+    if spec is None:
+        raise KitError(f"no tenant spec with code {code!r} in {tenants}")
+    kc = local_keycloak(_env())
+    typer.echo(str(write_portal_env(spec, specs, kc.paths.home, kc.url)))
 
 
 @app.command()
@@ -262,9 +281,11 @@ def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
             f"Keycloak {kc['version']}: {'healthy' if kc['healthy'] else 'down'} {kc['url'] or ''}"
         )
         for tenant in result["tenants"]:
-            portal = tenant["portal_url"] or "portal not deployed yet"
-            typer.echo(f"  {tenant['code']:<20} realm {tenant['realm']:<20} {portal}")
-    raise typer.Exit(0 if result["keycloak"]["healthy"] else 1)
+            state = "healthy" if tenant["healthy"] else "down"
+            portal = tenant["portal_url"] or "-"
+            typer.echo(f"  {tenant['code']:<20} portal {state:<8} {portal}  (pid {tenant['pid']})")
+    healthy = result["keycloak"]["healthy"] and all(t["healthy"] for t in result["tenants"])
+    raise typer.Exit(0 if healthy else 1)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
 from infra.home import KitHome
 from infra.keycloak_runtime import LocalKeycloak
+from infra.portals import known_portals, portal_status, start_portal, stop_portal
 from infra.render import local_federation, login_theme
 from infra.spec import TenantSpec
 
@@ -62,44 +63,67 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
     return removed
 
 
-def tenant_rows(specs: Sequence[TenantSpec], keycloak_url: str | None) -> list[dict[str, Any]]:
-    return [
-        {
-            "code": s.code,
-            "type": s.metadata.type,
-            "realm": s.code,
-            "account_url": f"{keycloak_url}/realms/{s.code}/account/" if keycloak_url else None,
-            # The portal fields are filled once portals run (the portal issue).
-            "portal_url": None,
-            "pid": None,
-            "healthy": None,
-        }
-        for s in specs
-    ]
+def tenant_rows(
+    specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str | None
+) -> list[dict[str, Any]]:
+    rows = []
+    for spec in specs:
+        portal = portal_status(spec, list(specs), home)
+        rows.append(
+            {
+                "code": spec.code,
+                "type": spec.metadata.type,
+                "realm": spec.code,
+                "portal_url": portal.url,
+                "pid": portal.pid,
+                "healthy": portal.healthy,
+                "account_url": f"{keycloak_url}/realms/{spec.code}/account/"
+                if keycloak_url
+                else None,
+            }
+        )
+    return rows
+
+
+STATUS_FIELDS = ("code", "type", "realm", "portal_url", "pid", "healthy")
 
 
 def local_up(
     specs: Sequence[TenantSpec], env: dict[str, str], progress: Progress
 ) -> dict[str, Any]:
-    """Start Keycloak and converge every realm with the specs."""
+    """Start Keycloak, converge every realm with the specs, then start every portal."""
     kc = local_keycloak(env)
+    home = kc.paths.home
     progress(f"Keycloak {kc.paths.version}: installing and starting")
     status = kc.start()
     progress(f"Keycloak ready at {status.url}")
     reconciler = reconciler_for(specs, kc)
-    for spec in sorted(specs, key=lambda s: (not s.is_hub, s.code)):
+    ordered = sorted(specs, key=lambda s: (not s.is_hub, s.code))
+    for spec in ordered:
         changes = reconciler.apply([spec.code])
         progress(f"realm {spec.code}: {len(changes)} change(s) applied")
-    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, status.url)}
+    for spec in ordered:
+        progress(f"portal {spec.code}: preparing and starting")
+        portal = start_portal(spec, list(specs), home, kc.url, env)
+        progress(f"portal {spec.code}: ready at {portal.url}")
+    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home, status.url)}
+
+
+def local_down(env: dict[str, str]) -> list[str]:
+    """Stop every portal this home runs, then Keycloak; what was stopped, by name."""
+    kc = local_keycloak(env)
+    home = kc.paths.home
+    stopped = [f"portal {code}" for code in known_portals(home) if stop_portal(code, home)]
+    if kc.stop():
+        stopped.append("Keycloak")
+    return stopped
 
 
 def local_status(specs: Sequence[TenantSpec], env: dict[str, str]) -> dict[str, Any]:
-    kc = local_keycloak(env).status()
-    rows = tenant_rows(specs, kc.url)
+    kc = local_keycloak(env)
+    status = kc.status()
+    rows = tenant_rows(specs, kc.paths.home, status.url)
     return {
-        "keycloak": kc.as_dict(),
-        "tenants": [
-            {k: r[k] for k in ("code", "type", "realm", "portal_url", "pid", "healthy")}
-            for r in rows
-        ],
+        "keycloak": status.as_dict(),
+        "tenants": [{k: r[k] for k in STATUS_FIELDS} for r in rows],
     }

@@ -10,12 +10,16 @@ kept under the home too, never in the spec.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from identity.desired import Department, Federation, PortalClient, TenantRealm
 from identity.themes import LoginTheme, theme_name
+from infra.colors import accessible_palette
 from infra.home import KitHome, new_password, read_json, write_private_json
+from infra.languages import LANGUAGES
 from infra.net import free_port, port_is_free
 from infra.spec import TenantSpec
 
@@ -124,3 +128,61 @@ def local_federation(specs: Sequence[TenantSpec], home: KitHome, keycloak_url: s
     hub_codes = {s.code for s in specs if s.is_hub}
     hub = next((t for t in tenants if t.code in hub_codes), None)
     return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
+
+
+def portal_data_dir(code: str, home: KitHome) -> Path:
+    """The portal's database, media, static files and secret key on the local target."""
+    return home.root / "portals" / code
+
+
+def portal_env(
+    spec: TenantSpec, specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str
+) -> dict[str, str]:
+    """The environment one portal instance runs with on the local target."""
+    endpoint = local_endpoints(specs, home)[spec.code]
+    secrets = tenant_secrets(spec.code, home)
+    branding = spec.spec.branding
+    palette = accessible_palette(branding.colors.primary, branding.colors.accent)
+    languages = [
+        {
+            "code": code,
+            "name": LANGUAGES[code].english_name,
+            "name_local": LANGUAGES[code].native_name,
+            "bidi": LANGUAGES[code].rtl,
+        }
+        for code in spec.spec.languages
+    ]
+    hub = next((s for s in specs if s.is_hub), None)
+    brokered = spec.spec.identity.broker_to_hub and hub is not None and hub.code != spec.code
+    data_dir = portal_data_dir(spec.code, home)
+    return {
+        "DJANGO_SETTINGS_MODULE": "tenant_portal.settings.dev",
+        "KARMAYOGI_TENANT": spec.code,
+        "KARMAYOGI_TENANT_TYPE": spec.metadata.type,
+        "KARMAYOGI_SITE_NAME": branding.display_name,
+        "KARMAYOGI_PORTAL_URL": endpoint.url,
+        "KARMAYOGI_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
+        "KARMAYOGI_LANGUAGES": json.dumps(languages, ensure_ascii=False),
+        "KARMAYOGI_LOGO": str(spec.logo_path),
+        "KARMAYOGI_PRIMARY": palette.primary,
+        "KARMAYOGI_ON_PRIMARY": palette.on_primary,
+        "KARMAYOGI_ACCENT": palette.accent,
+        "KARMAYOGI_ON_ACCENT": palette.on_accent,
+        "KARMAYOGI_LINK": palette.link,
+        "KARMAYOGI_OIDC_ISSUER": f"{keycloak_url}/realms/{spec.code}",
+        "KARMAYOGI_OIDC_CLIENT_ID": "portal",
+        "KARMAYOGI_OIDC_CLIENT_SECRET": secrets["portal_client_secret"],
+        "KARMAYOGI_HUB_IDP": hub.code if brokered and hub else "",
+        "KARMAYOGI_HUB_NAME": hub.spec.branding.display_name if brokered and hub else "",
+        "DJANGO_ALLOWED_HOSTS": endpoint.host,
+    }
+
+
+def write_portal_env(
+    spec: TenantSpec, specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str
+) -> Path:
+    """Write the portal's environment as a 0600 JSON file (it holds the client secret)."""
+    path = home.rendered / spec.code / "portal.env.json"
+    write_private_json(path, portal_env(spec, specs, home, keycloak_url))
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from infra.home import KitHome
 from infra.keycloak_runtime import LocalKeycloak
+from tests.postgres import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,34 @@ def keycloak(kit_home: KitHome, keycloak_dist: Path) -> Iterator[LocalKeycloak]:
 def kit_env(kit_home: KitHome) -> dict[str, str]:
     """Environment for CLI calls that act on the session's Keycloak."""
     return {"KARMAYOGI_HOME": str(kit_home.root), "KARMAYOGI_CACHE": str(kit_home.cache)}
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """The suite's own PostgreSQL: a private cluster on loopback, stopped after the session."""
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(request: pytest.FixtureRequest, postgres: PostgresServer) -> None:
+    """Point Django's default database at the session's PostgreSQL before test DBs are made."""
+    from django.conf import settings
+    from django.db import connections
+
+    # Update in place: django.db.connections holds these very dicts.
+    settings.DATABASES["default"].update(
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "karmayogi",
+            "USER": postgres.user,
+            "PASSWORD": postgres.password,
+            "HOST": postgres.host,
+            "PORT": str(postgres.port),
+        }
+    )
+    # A connection Django already built from the old settings keeps its backend: drop it.
+    with contextlib.suppress(AttributeError):
+        del connections["default"]
+    # pytest-django's own hook names the test database from NAME, so it runs after the update.
+    request.getfixturevalue("django_db_modify_db_settings_parallel_suffix")

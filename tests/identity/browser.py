@@ -69,10 +69,10 @@ def _follow(session: httpx.Client, response: httpx.Response, stop_prefix: str) -
     raise FlowError("too many redirects")
 
 
-def _form_action(page: str) -> str:
+def form_action(page: str) -> str:
     match = FORM_ACTION.search(page) or ANY_FORM_ACTION.search(page)
     if not match:
-        raise FlowError(f"no login form on the page: {_text(page)}")
+        raise FlowError(f"no login form on the page: {visible_text(page)}")
     return html.unescape(match.group(1))
 
 
@@ -120,13 +120,13 @@ def sign_in(
                 client.redirect_uri,
             )
         response = session.post(
-            _form_action(page.text), data={"username": username, "password": password}
+            form_action(page.text), data={"username": username, "password": password}
         )
         response = _follow(session, response, client.redirect_uri)
         if response.status_code == 200 and "kc-form-login" in response.text:
             raise FlowError("sign-in refused")
         if response.status_code not in (302, 303):
-            raise FlowError(f"sign-in stopped at a page: {_text(response.text)}")
+            raise FlowError(f"sign-in stopped at a page: {visible_text(response.text)}")
         callback = urlparse(urljoin(str(response.url), response.headers["Location"]))
         query = parse_qs(callback.query)
         if query.get("state") != [state] or "code" not in query:
@@ -164,7 +164,7 @@ def login_page(client: Client, ui_locales: str | None = None) -> httpx.Response:
         return session.get(url)
 
 
-def _text(page: str) -> str:
+def visible_text(page: str) -> str:
     """The visible text of a Keycloak page: its title and messages, for failure reports."""
     page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
     return " ".join(re.sub(r"<[^>]+>", " ", page).split())[:600]

@@ -17,7 +17,9 @@ from identity.themes import theme_name
 from infra.cli import app
 from infra.home import KitHome, read_json
 from infra.keycloak_runtime import LocalKeycloak
-from tests.identity.browser import Client, login_page
+from infra.local import admin_api
+from infra.portals import stop_portal
+from tests.identity.browser import Client, browser_session, form_action, login_page, visible_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 
@@ -109,7 +111,6 @@ def test_plan_apply_drift_destroy_through_the_cli(
 
     # An operator turns off brute-force protection in Bihar's realm by hand.
     admin = LocalKeycloak(KitHome.from_env(kit_env), kit_env)
-    from infra.local import admin_api
 
     admin_api(admin).put(f"/{state}", {"bruteForceProtected": False}, "tamper")
     code, out, _ = run(kit_env, "identity", "drift", "--json", "--tenants", folder)
@@ -173,46 +174,69 @@ def test_login_theme_is_served_and_its_drift_repaired(
     assert not (KitHome.from_env(kit_env).themes / theme_name(state)).exists()
 
 
-def test_up_applies_every_spec_and_status_reports_them(
+def test_up_runs_every_portal_and_a_learner_signs_in(
     keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path
 ) -> None:
     hub, state = codes(tenants_dir)
     folder = str(tenants_dir)
+    home = KitHome.from_env(kit_env)
     code, out, err = run(kit_env, "up", "--tenants", folder)
     assert code == 0, err
     assert f"{keycloak.url}/admin/master/console/" in out
-    assert f"/realms/{state}/account/" in out
     assert run(kit_env, "identity", "plan", "--json", "--tenants", folder)[1].strip() == "[]"
 
     code, out, _ = run(kit_env, "status", "--json", "--tenants", folder)
     status = json.loads(out)
     assert code == 0
     assert status["keycloak"]["healthy"] is True
-    assert [
-        {k: t[k] for k in ("code", "type", "realm", "portal_url", "pid", "healthy")}
-        for t in status["tenants"]
-    ] == [
-        {
-            "code": state,
-            "type": "state",
-            "realm": state,
-            "portal_url": None,
-            "pid": None,
-            "healthy": None,
-        },
-        {
-            "code": hub,
-            "type": "hub",
-            "realm": hub,
-            "portal_url": None,
-            "pid": None,
-            "healthy": None,
-        },
-    ]
-    secrets = read_json(KitHome.from_env(kit_env).secrets / f"tenant-{state}.json")
+    rows = {t["code"]: t for t in status["tenants"]}
+    assert set(rows) == {state, hub}
+    for tenant_code, kind in ((state, "state"), (hub, "hub")):
+        row = rows[tenant_code]
+        assert (row["type"], row["realm"], row["healthy"]) == (kind, tenant_code, True)
+        assert isinstance(row["pid"], int) and row["portal_url"].startswith("http://127.0.0.")
+        assert row["portal_url"] in out
+    # Each portal answers on its own loopback address, branded from its spec.
+    state_url, hub_url = rows[state]["portal_url"], rows[hub]["portal_url"]
+    assert httpx.URL(state_url).host != httpx.URL(hub_url).host
+    page = httpx.get(f"{state_url}/")
+    assert page.status_code == 200 and "Bihar Karmayogi" in page.text
+    assert "Sign in with Karmayogi Bharat" in page.text
+    assert httpx.get(f"{state_url}/readyz").json()["checks"] == {"database": "ok", "keycloak": "ok"}
+    secrets = read_json(home.secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
-    for code_ in (state, hub):
-        run(kit_env, "identity", "destroy", code_, "--yes", "--tenants", folder)
+
+    # A learner signs in to Bihar's portal through Bihar's realm.
+    api = admin_api(LocalKeycloak(home, kit_env))
+    api.post(
+        f"/{state}/users",
+        {
+            "username": "priya.learner",
+            "enabled": True,
+            "email": "priya@example.org",
+            "emailVerified": True,
+            "firstName": "Priya",
+            "lastName": "Kumari",
+            "credentials": [{"type": "password", "value": "correct-horse-42!", "temporary": False}],
+        },
+        "create learner",
+    )
+    with browser_session() as session:
+        login = session.get(f"{state_url}/auth/authenticate/", follow_redirects=True)
+        assert f"/realms/{state}/" in str(login.url)
+        landed = session.post(
+            form_action(login.text),
+            data={"username": "priya.learner", "password": "correct-horse-42!"},
+            follow_redirects=True,
+        )
+    assert str(landed.url).startswith(state_url)
+    assert "Signed in as Priya Kumari" in visible_text(landed.text)
+
+    for tenant_code in (state, hub):
+        pid = rows[tenant_code]["pid"]
+        assert stop_portal(tenant_code, home) is True
+        assert not Path(f"/proc/{pid}").exists()
+        run(kit_env, "identity", "destroy", tenant_code, "--yes", "--tenants", folder)
 
 
 def test_spec_error_stops_identity_commands_before_keycloak(

@@ -1,0 +1,66 @@
+"""Sign-in through the tenant's realm: mozilla-django-oidc, plus what Keycloak's tokens carry.
+
+At each sign-in the user's names come from the ID token and userinfo, their Wagtail groups
+from their realm roles, and their department from the ``groups`` claim. Users are found by
+the token's ``sub``, never by e-mail: two realms may hold the same address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+from django.db.models import QuerySet
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+from tenant_portal.accounts.models import Profile
+from tenant_portal.accounts.roles import department_from_groups, sync_groups
+from tenant_portal.accounts.signals import SID_SESSION_KEY
+
+
+class KeycloakBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        return bool(claims.get("sub"))
+
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[AbstractUser]:
+        return get_user_model().objects.filter(profile__subject=claims.get("sub", ""))  # type: ignore[return-value]
+
+    def get_userinfo(
+        self, access_token: str, id_token: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Userinfo merged over the verified ID token; remember the Keycloak session id."""
+        claims: dict[str, Any] = {
+            **payload,
+            **super().get_userinfo(access_token, id_token, payload),
+        }
+        if claims.get("sub") != payload.get("sub"):
+            raise PermissionError("userinfo answered for another subject")
+        if self.request is not None and payload.get("sid"):
+            self.request.session[SID_SESSION_KEY] = payload["sid"]
+        return claims
+
+    @transaction.atomic
+    def create_user(self, claims: dict[str, Any]) -> AbstractUser:
+        user = get_user_model().objects.create_user(
+            username=f"{claims['sub']}"[:150], email=claims.get("email", "")
+        )
+        Profile.objects.create(user=user, subject=claims["sub"])
+        return self.update_user(user, claims)
+
+    @transaction.atomic
+    def update_user(self, user: AbstractUser, claims: dict[str, Any]) -> AbstractUser:
+        user.first_name = str(claims.get("given_name", ""))[:150]
+        user.last_name = str(claims.get("family_name", ""))[:150]
+        user.email = str(claims.get("email", ""))
+        user.is_superuser = False
+        user.is_staff = False
+        user.save()
+        roles = [str(r) for r in claims.get("roles", [])]
+        profile, _ = Profile.objects.get_or_create(user=user, defaults={"subject": claims["sub"]})
+        profile.roles = sorted(roles)
+        profile.department = department_from_groups(claims.get("groups", []))
+        profile.save()
+        sync_groups(user, roles)
+        return user

@@ -1,0 +1,37 @@
+"""Who a portal user is in Keycloak, and which Keycloak sessions their portal sessions belong to."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Profile(models.Model):
+    """The link from a Django user to the realm's subject, with what the token said of them."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    subject = models.CharField(max_length=255, unique=True, help_text="The token's `sub`.")
+    department = models.CharField(
+        max_length=64, blank=True, help_text="From the token's groups: /departments/<code>."
+    )
+    roles = models.JSONField(default=list, blank=True, help_text="Realm roles at last sign-in.")
+
+    class Meta:
+        permissions = [("view_department_reports", "Can see their department's reports")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.subject})"
+
+
+class KeycloakSession(models.Model):
+    """A portal session opened by a Keycloak session (``sid``); back-channel logout ends it."""
+
+    sid = models.CharField(max_length=255, db_index=True)
+    session_key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} sid={self.sid}"

@@ -1,0 +1,40 @@
+"""Signal handlers: groups after migrate; Keycloak session ids on sign-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.signals import user_logged_in
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from tenant_portal.accounts.models import KeycloakSession
+from tenant_portal.accounts.roles import ensure_groups
+
+SID_SESSION_KEY = "keycloak_sid"
+
+
+@receiver(post_migrate)
+def create_managed_groups(sender: Any, **kwargs: Any) -> None:
+    if getattr(sender, "label", "") != "accounts":
+        return
+    # post_migrate reaches apps one at a time; make every app's permissions exist first.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=kwargs.get("using", "default"))
+    ensure_groups()
+
+
+@receiver(user_logged_in)
+def remember_keycloak_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    """Tie this portal session to the Keycloak session that opened it (back-channel logout)."""
+    sid = request.session.get(SID_SESSION_KEY)
+    if not sid:
+        return
+    if request.session.session_key is None:
+        request.session.save()
+    KeycloakSession.objects.update_or_create(
+        session_key=request.session.session_key, defaults={"sid": sid, "user": user}
+    )

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "tenant_portal.core"
+    label = "core"
+    verbose_name = "Portal core"

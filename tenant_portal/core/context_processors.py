@@ -1,0 +1,21 @@
+"""What every page needs: its languages and the hub sign-in option.
+
+Branding comes from the per-site ``BrandingSettings`` (Wagtail's settings context processor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.translation import get_language, get_language_bidi
+
+
+def portal(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "portal_languages": settings.LANGUAGES,
+        "current_language": get_language(),
+        "language_bidi": get_language_bidi(),
+        "hub_sign_in": settings.OIDC_HUB_NAME if settings.OIDC_HUB_IDP else "",
+    }

@@ -1,0 +1,35 @@
+"""The test suite: PostgreSQL started by the test session, a tenant with three languages.
+
+The test session points DATABASES at its own PostgreSQL (tests/conftest.py). The tenant speaks
+English, Hindi and Urdu, so left-to-right, Devanagari and right-to-left paths all run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault(
+    "KARMAYOGI_LANGUAGES",
+    json.dumps(
+        [
+            {"code": "en", "name": "English", "name_local": "English", "bidi": False},
+            {"code": "hi", "name": "Hindi", "name_local": "हिन्दी", "bidi": False},
+            {"code": "ur", "name": "Urdu", "name_local": "اردو", "bidi": True},
+        ]
+    ),
+)
+
+from tenant_portal.settings.base import *  # noqa: F403
+from tenant_portal.settings.base import MIDDLEWARE
+
+DEBUG = False
+SECRET_KEY = "tests-only-not-a-secret"
+ALLOWED_HOSTS = ["*"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# The live server serves static files itself; WhiteNoise would look for collected files.
+MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]

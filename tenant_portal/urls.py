@@ -1,0 +1,39 @@
+"""URL routes. The sign-in routes are the ones the kit registers in the realm's `portal` client:
+``/auth/callback/`` (redirect URI) and ``/auth/backchannel-logout/``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import include, path
+from django.views.i18n import set_language
+from mozilla_django_oidc.views import OIDCLogoutView
+from wagtail import urls as wagtail_urls
+from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.documents import urls as wagtaildocs_urls
+
+from tenant_portal.accounts import views as accounts
+from tenant_portal.core import views as core
+
+urlpatterns = [
+    path("healthz", core.healthz, name="healthz"),
+    path("readyz", core.readyz, name="readyz"),
+    path(
+        "auth/authenticate/", accounts.AuthenticateView.as_view(), name="oidc_authentication_init"
+    ),
+    path("auth/callback/", accounts.CallbackView.as_view(), name="oidc_authentication_callback"),
+    path("auth/logout/", OIDCLogoutView.as_view(), name="oidc_logout"),
+    path("auth/backchannel-logout/", accounts.backchannel_logout, name="backchannel_logout"),
+    path("auth/failed/", accounts.sign_in_failed, name="sign_in_failed"),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("admin/", include(wagtailadmin_urls)),
+    path("documents/", include(wagtaildocs_urls)),
+    # No language prefix in URLs: the language is the visitor's choice (cookie, then the
+    # browser's Accept-Language, then the tenant's first language), and the same URL serves
+    # every language. With unprefixed i18n_patterns Django would pin such URLs to the default.
+    path("", include(wagtail_urls)),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,115 @@
+"""A throwaway tenant realm wired to the portal served by pytest-django's live server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from pytest_django.live_server_helper import LiveServer
+
+from identity.admin import AdminAPI
+from identity.desired import Department, Federation, PortalClient, TenantRealm
+from identity.reconciler import Reconciler
+from infra.keycloak_runtime import LocalKeycloak
+from infra.local import admin_api
+
+PASSWORD = "correct-horse-battery-42"
+
+
+@dataclass(frozen=True)
+class OidcTenant:
+    tenant: TenantRealm
+    hub: TenantRealm
+    api: AdminAPI
+    portal_url: str
+    keycloak_url: str
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.keycloak_url}/realms/{self.tenant.code}"
+
+    def create_user(self, username: str, *roles: str, department: str = "", **extra: Any) -> str:
+        realm = self.tenant.code
+        body = {
+            "username": username,
+            "enabled": True,
+            "email": f"{username}@example.org",
+            "emailVerified": True,
+            "firstName": "Sunita",
+            "lastName": "Devi",
+            "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+            **extra,
+        }
+        user_id = self.api.post(f"/{realm}/users", body, f"create user {username}")
+        assert user_id
+        for role in roles:
+            self.grant(user_id, role)
+        if department:
+            parent = self.api.get(f"/{realm}/groups", "groups", search="departments")[0]
+            children = self.api.get(f"/{realm}/groups/{parent['id']}/children", "departments")
+            group = next(g for g in children if g["name"] == department)
+            self.api.put(f"/{realm}/users/{user_id}/groups/{group['id']}", {}, "join department")
+        return user_id
+
+    def grant(self, user_id: str, role: str) -> None:
+        rep = self.api.get(f"/{self.tenant.code}/roles/{role}", "role")
+        self.api.post(f"/{self.tenant.code}/users/{user_id}/role-mappings/realm", [rep], "grant")
+
+    def revoke(self, user_id: str, role: str) -> None:
+        rep = self.api.get(f"/{self.tenant.code}/roles/{role}", "role")
+        self.api.delete(
+            f"/{self.tenant.code}/users/{user_id}/role-mappings/realm", "revoke", body=[rep]
+        )
+
+
+def realm_for_portal(code: str, portal_url: str, *, broker: bool = False) -> TenantRealm:
+    return TenantRealm(
+        code=code,
+        display_name=f"{code} Karmayogi",
+        languages=("en", "hi"),
+        departments=(Department("health", "Health Department"),),
+        portal=PortalClient(
+            base_url=portal_url,
+            redirect_uris=(f"{portal_url}/auth/callback/",),
+            post_logout_redirect_uris=(f"{portal_url}/",),
+            backchannel_logout_url=f"{portal_url}/auth/backchannel-logout/",
+            secret=f"portal-secret-{code}",
+        ),
+        broker_to_hub=broker,
+        broker_secret=f"broker-{code}",
+        federation_secret=f"federation-{code}",
+    )
+
+
+@pytest.fixture
+def oidc_tenant(
+    keycloak: LocalKeycloak, live_server: LiveServer, settings: Any
+) -> Iterator[OidcTenant]:
+    """A hub and a brokered tenant realm whose portal client points at the live server."""
+    suffix = uuid.uuid4().hex[:8]
+    portal_url = live_server.url
+    hub = realm_for_portal(f"hub-{suffix}", "http://127.0.0.1:9")
+    tenant = realm_for_portal(f"state-{suffix}", portal_url, broker=True)
+    api = admin_api(keycloak)
+    Reconciler(api, Federation(keycloak.url, (hub, tenant), hub)).apply()
+    issuer = f"{keycloak.url}/realms/{tenant.code}"
+    endpoints = f"{issuer}/protocol/openid-connect"
+    settings.OIDC_ISSUER = issuer
+    settings.OIDC_RP_CLIENT_ID = "portal"
+    settings.OIDC_RP_CLIENT_SECRET = tenant.portal.secret
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{endpoints}/auth"
+    settings.OIDC_OP_TOKEN_ENDPOINT = f"{endpoints}/token"
+    settings.OIDC_OP_USER_ENDPOINT = f"{endpoints}/userinfo"
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{endpoints}/certs"
+    settings.OIDC_OP_END_SESSION_ENDPOINT = f"{endpoints}/logout"
+    settings.OIDC_HUB_IDP = hub.code
+    settings.OIDC_HUB_NAME = hub.display_name
+    settings.PORTAL_URL = portal_url
+    call_command("sync_site", verbosity=0)
+    yield OidcTenant(tenant, hub, api, portal_url, keycloak.url)
+    for code in (tenant.code, hub.code):
+        api.delete(f"/{code}", "cleanup")
