@@ -75,9 +75,14 @@ def validate(
     paths: list[Path] = typer.Argument(None, help="Spec files or folders (default: tenants/)."),
 ) -> None:
     """Check tenant specs, alone and together (codes, hub, domains, languages, logos)."""
+    from infra.colors import accessible_palette
+
     specs = load_specs(paths or [Path("tenants")])
     for spec in specs:
         typer.echo(f"ok {spec.source}: {spec.metadata.code} ({spec.metadata.type})")
+        colors = spec.spec.branding.colors
+        for warning in accessible_palette(colors.primary, colors.accent).warnings:
+            typer.echo(f"warning {spec.source}: spec.branding.{warning}", err=True)
 
 
 # --- keycloak ----------------------------------------------------------------------------

@@ -33,3 +33,18 @@ STORAGES = {
 }
 # The live server serves static files itself; WhiteNoise would look for collected files.
 MIDDLEWARE = [m for m in MIDDLEWARE if m != "whitenoise.middleware.WhiteNoiseMiddleware"]
+# PostgreSQL from the start, so apps that look at the database vendor when Django starts (the
+# search backend does) see the one the tests use; the session fixture fills in the server it
+# started (tests/conftest.py) before any test touches the database.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "karmayogi",
+        "HOST": "127.0.0.1",
+        "PORT": "9",
+        "USER": "karmayogi",
+        "PASSWORD": "",
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
