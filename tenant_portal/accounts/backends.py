@@ -20,12 +20,12 @@ from tenant_portal.accounts.roles import department_from_groups, sync_groups
 from tenant_portal.accounts.signals import SID_SESSION_KEY
 
 
-class KeycloakBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+class KeycloakBackend(OIDCAuthenticationBackend):
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         return bool(claims.get("sub"))
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[AbstractUser]:
-        return get_user_model().objects.filter(profile__subject=claims.get("sub", ""))  # type: ignore[return-value]
+        return get_user_model().objects.filter(profile__subject=claims.get("sub", ""))
 
     def get_userinfo(
         self, access_token: str, id_token: str, payload: dict[str, Any]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.db import transaction
 
 ROLE_GROUPS = {
@@ -34,15 +34,16 @@ def department_from_groups(groups: Iterable[str]) -> str:
 
 
 @transaction.atomic
-def sync_groups(user: AbstractBaseUser, roles: Iterable[str]) -> None:
+def sync_groups(user: AbstractUser, roles: Iterable[str]) -> None:
     """Make the user's managed groups exactly those their realm roles map to."""
     wanted = {ROLE_GROUPS[role] for role in roles if role in ROLE_GROUPS}
     groups = {g.name: g for g in Group.objects.filter(name__in=MANAGED_GROUPS)}
-    member_of = set(user.groups.filter(name__in=MANAGED_GROUPS).values_list("name", flat=True))  # type: ignore[attr-defined]
+    managed = user.groups.filter(name__in=MANAGED_GROUPS)
+    member_of = set(managed.values_list("name", flat=True))
     if member_of - wanted:
-        user.groups.remove(*(groups[name] for name in member_of - wanted))  # type: ignore[attr-defined]
+        user.groups.remove(*(groups[name] for name in member_of - wanted))
     if wanted - member_of:
-        user.groups.add(*(groups[name] for name in wanted - member_of if name in groups))  # type: ignore[attr-defined]
+        user.groups.add(*(groups[name] for name in wanted - member_of if name in groups))
 
 
 def _perm(codename: str, app_label: str) -> Permission:

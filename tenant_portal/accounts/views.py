@@ -22,7 +22,7 @@ from tenant_portal.accounts.models import KeycloakSession
 logger = logging.getLogger(__name__)
 
 
-class AuthenticateView(OIDCAuthenticationRequestView):  # type: ignore[misc]
+class AuthenticateView(OIDCAuthenticationRequestView):
     """Start the code flow; Keycloak's pages follow the portal's language (``ui_locales``).
 
     ``?idp=hub`` skips the realm's own form and goes straight to the hub's (``kc_idp_hint``).
@@ -35,7 +35,7 @@ class AuthenticateView(OIDCAuthenticationRequestView):  # type: ignore[misc]
         return params
 
 
-class CallbackView(OIDCAuthenticationCallbackView):  # type: ignore[misc]
+class CallbackView(OIDCAuthenticationCallbackView):
     """The code flow's return; a bad state, nonce or code lands on a clear error page."""
 
     def get(self, request: HttpRequest) -> HttpResponse:
