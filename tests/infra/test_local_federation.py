@@ -229,8 +229,15 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
             data={"username": "priya.learner", "password": "correct-horse-42!"},
             follow_redirects=True,
         )
-    assert str(landed.url).startswith(state_url)
-    assert "Signed in as Priya Kumari" in visible_text(landed.text)
+        assert str(landed.url).startswith(state_url)
+        assert "Signed in as Priya Kumari" in visible_text(landed.text)
+        # Bihar's session is Bihar's: the hub's portal, on its own address, does not know it,
+        # even when the cookie is replayed under the hub portal's own cookie name.
+        cookie = next(c for c in session.cookies.jar if c.name.endswith("_session"))
+        assert session.get(f"{hub_url}/").text.count("Signed in as") == 0
+        hub_cookie = cookie.name.replace(state.replace("-", "_"), hub.replace("-", "_"))
+        replayed = httpx.get(f"{hub_url}/", cookies={hub_cookie: cookie.value})
+        assert "Signed in as" not in replayed.text and "Sign in" in replayed.text
 
     for tenant_code in (state, hub):
         pid = rows[tenant_code]["pid"]
