@@ -31,6 +31,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 test: lint
+	@scripts/browser-deps.sh >/dev/null
 	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
