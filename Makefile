@@ -5,14 +5,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: up down status test lint format bench clean
+.PHONY: up down status test lint format bench clean system-deps translations
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-up: $(STAMP)
+# Debian packages the kit needs beyond Python: gettext compiles the portal's translations,
+# PostgreSQL serves the test suite; each is installed only when missing.
+system-deps:
+	@scripts/ensure-system-packages.sh gettext postgresql
+
+translations: system-deps
+	@scripts/compile-translations.sh
+
+up: $(STAMP) translations
 	$(BIN)/karmayogi up
 
 down: $(STAMP)
@@ -30,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint translations
 	@scripts/browser-deps.sh >/dev/null
 	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
 

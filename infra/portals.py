@@ -89,10 +89,13 @@ def start_portal(
     log = log_path(spec.code, home)
     log.parent.mkdir(parents=True, exist_ok=True)
     if running_pid(spec.code, home) is None:
+        data_dir = portal_data_dir(spec.code, home)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with log.open("ab") as handle:
             prepared = subprocess.run(
                 [sys.executable, "-m", "tenant_portal.manage", "prepare_portal", "-v0"],
                 env=run_env,
+                cwd=data_dir,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 check=False,

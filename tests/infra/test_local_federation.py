@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page
 from typer.testing import CliRunner
 
 from identity.themes import theme_name
@@ -20,6 +21,15 @@ from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api
 from infra.portals import stop_portal
 from tests.identity.browser import Client, browser_session, form_action, login_page, visible_text
+from tests.tenant_portal.browser import (
+    axe_violations,
+    chromium_fixture,  # noqa: F401 (fixture)
+    describe,
+    open_sign_in,
+    page_fixture,  # noqa: F401 (fixture)
+    submit_login_form,
+    switch_language,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 
@@ -175,7 +185,7 @@ def test_login_theme_is_served_and_its_drift_repaired(
 
 
 def test_up_runs_every_portal_and_a_learner_signs_in(
-    keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path
+    keycloak: LocalKeycloak, kit_env: dict[str, str], tenants_dir: Path, page: Page
 ) -> None:
     hub, state = codes(tenants_dir)
     folder = str(tenants_dir)
@@ -199,9 +209,11 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
     # Each portal answers on its own loopback address, branded from its spec.
     state_url, hub_url = rows[state]["portal_url"], rows[hub]["portal_url"]
     assert httpx.URL(state_url).host != httpx.URL(hub_url).host
-    page = httpx.get(f"{state_url}/")
-    assert page.status_code == 200 and "Bihar Karmayogi" in page.text
-    assert "Sign in with Karmayogi Bharat" in page.text
+    home_page = httpx.get(f"{state_url}/", headers={"Accept-Language": "en"})
+    assert home_page.status_code == 200 and "Bihar Karmayogi" in home_page.text
+    assert "Sign in with Karmayogi Bharat" in home_page.text
+    # With no preference the portal speaks the tenant's first language, Hindi.
+    assert "Karmayogi Bharat के माध्यम से साइन इन करें" in httpx.get(f"{state_url}/").text
     assert httpx.get(f"{state_url}/readyz").json()["checks"] == {"database": "ok", "keycloak": "ok"}
     secrets = read_json(home.secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
@@ -222,6 +234,7 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
         "create learner",
     )
     with browser_session() as session:
+        session.headers["Accept-Language"] = "en"
         login = session.get(f"{state_url}/auth/authenticate/", follow_redirects=True)
         assert f"/realms/{state}/" in str(login.url)
         landed = session.post(
@@ -234,10 +247,29 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
         # Bihar's session is Bihar's: the hub's portal, on its own address, does not know it,
         # even when the cookie is replayed under the hub portal's own cookie name.
         cookie = next(c for c in session.cookies.jar if c.name.endswith("_session"))
-        assert session.get(f"{hub_url}/").text.count("Signed in as") == 0
+        assert 'class="signed-in-as"' not in session.get(f"{hub_url}/").text
         hub_cookie = cookie.name.replace(state.replace("-", "_"), hub.replace("-", "_"))
         replayed = httpx.get(f"{hub_url}/", cookies={hub_cookie: cookie.value})
-        assert "Signed in as" not in replayed.text and "Sign in" in replayed.text
+        assert 'class="signed-in-as"' not in replayed.text
+        assert 'href="/auth/authenticate/"' in replayed.text
+
+    # The same in Chromium: Bihar's branded login page, Hindi through to Keycloak, and the
+    # hub's portal in the same browser still signed out, with the hub's own login page.
+    page.goto(f"{state_url}/")
+    switch_language(page, "hi")
+    open_sign_in(page, state_url)
+    assert page.title() == "Bihar Karmayogi में साइन इन करें"
+    assert page.locator("html").get_attribute("lang") == "hi"
+    login_violations = axe_violations(page)
+    assert not login_violations, describe(login_violations)
+    submit_login_form(page, "priya.learner", "correct-horse-42!")
+    page.wait_for_url(f"{state_url}/")
+    assert page.locator(".signed-in-as").inner_text() == "आप Priya Kumari के रूप में साइन इन हैं"
+    page.goto(f"{hub_url}/")
+    assert page.locator(".signed-in-as").count() == 0
+    open_sign_in(page, hub_url)
+    assert f"/realms/{hub}/" in page.url
+    assert "Karmayogi Bharat" in page.title()
 
     for tenant_code in (state, hub):
         pid = rows[tenant_code]["pid"]

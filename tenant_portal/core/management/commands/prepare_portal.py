@@ -1,7 +1,9 @@
 """``manage.py prepare_portal``: everything a portal needs before it serves, in one process.
 
-Migrates the database, collects static files and syncs the site with the rendered spec. The
-kit runs it before every start; each step does nothing when there is nothing to do.
+Compiles the portal's translations, migrates the database, collects static files and syncs the
+site with the rendered spec. The kit runs it before every start, from the portal's data folder
+(compilemessages also compiles any `locale` folder below the working directory); each step does
+nothing when there is nothing to do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ class Command(BaseCommand):
     help = "Migrate, collect static files and sync the site with the rendered spec."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        call_command("compilemessages", verbosity=0)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         call_command("sync_site", verbosity=options.get("verbosity", 1))
