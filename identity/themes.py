@@ -41,8 +41,6 @@ _CODE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _BUNDLE = re.compile(r"^messages_([A-Za-z0-9_]+)\.properties$")
-_LIGHT_TEXT = "#ffffff"
-_DARK_TEXT = "#151515"  # PatternFly 5's --pf-v5-global--Color--100
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,9 @@ class LoginTheme:
     primary: str
     accent: str
     languages: tuple[str, ...]
+    # Text on the primary colour; the caller derives it with the portal's contrast rules
+    # (infra.colors), so the login page and the portal agree.
+    on_primary: str = "#ffffff"
 
     def __post_init__(self) -> None:
         if not self.name.startswith(THEME_PREFIX) or not _CODE.match(self.name):
@@ -69,7 +70,12 @@ class LoginTheme:
             )
         if not self.logo:
             raise IdentityError(f"login theme {self.name}: the logo file is empty")
-        for field, colour in (("primary", self.primary), ("accent", self.accent)):
+        colours = (
+            ("primary", self.primary),
+            ("accent", self.accent),
+            ("on_primary", self.on_primary),
+        )
+        for field, colour in colours:
             if not _COLOUR.match(colour):
                 raise IdentityError(
                     f"login theme {self.name}: {field} colour {colour!r} is not #RRGGBB"
@@ -190,7 +196,7 @@ def _context(theme: LoginTheme) -> dict[str, str]:
         "display_name": " ".join(theme.display_name.replace("*/", "* /").split()),
         "primary": primary,
         "primary_dark": _darken(primary, 0.25),
-        "on_primary": _readable_text(primary),
+        "on_primary": theme.on_primary.lower(),
         "accent": theme.accent.lower(),
         "logo_file": f"logo{theme.logo_suffix}",
         "locales": ",".join(theme.languages),
@@ -200,23 +206,6 @@ def _context(theme: LoginTheme) -> dict[str, str]:
 def _darken(colour: str, amount: float) -> str:
     red, green, blue = _rgb(colour)
     return "#" + "".join(f"{round(c * (1 - amount)):02x}" for c in (red, green, blue))
-
-
-def _readable_text(background: str) -> str:
-    """Light or dark text, whichever contrasts more with the background (WCAG 2 ratio)."""
-    lum = _luminance(background)
-    light = (_luminance(_LIGHT_TEXT) + 0.05) / (lum + 0.05)
-    dark = (lum + 0.05) / (_luminance(_DARK_TEXT) + 0.05)
-    return _LIGHT_TEXT if light >= dark else _DARK_TEXT
-
-
-def _luminance(colour: str) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    red, green, blue = (channel(v) for v in _rgb(colour))
-    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:

@@ -14,11 +14,9 @@ import hashlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import httpx
 from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
 from infra.net import free_port, port_is_free
+from infra.processes import pid_alive, stop_process_group, wait_for_http
 
 KEYCLOAK_VERSION = "26.4.7"
 # SHA-256 of org.keycloak:keycloak-quarkus-dist:26.4.7:tar.gz, taken from the Maven Central
@@ -265,56 +264,6 @@ def find_java(env: dict[str, str], jvm_root: Path = Path("/usr/lib/jvm")) -> Pat
     )
 
 
-# --- processes -------------------------------------------------------------------------
-
-
-def pid_alive(pid: int, marker: str) -> bool:
-    """Whether ``pid`` runs and is ours (its command line holds ``marker``)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return marker.encode() in cmdline
-
-
-def stop_process_group(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM the process group led by ``pid``, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _group_alive(pid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie leader still answers; reap it if it is our child.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pgid, os.WNOHANG)
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 # --- the server --------------------------------------------------------------------------
 
 
@@ -442,19 +391,13 @@ class LocalKeycloak:
 
     def _wait_ready(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         _, management = self._urls(self._state())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                raise KeycloakRuntimeError(
-                    f"Keycloak exited with code {process.returncode} while starting; "
-                    f"see {self.paths.log}:\n{tail(self.paths.log)}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{management}/health/ready", timeout=2.0).status_code == 200:
-                    return
-            time.sleep(0.5)
-        raise KeycloakRuntimeError(
-            f"Keycloak was not ready after {timeout:.0f} s; see {self.paths.log}"
+        wait_for_http(
+            f"{management}/health/ready",
+            name="Keycloak",
+            log=self.paths.log,
+            timeout=timeout,
+            process=process,
+            error=KeycloakRuntimeError,
         )
 
     def stop(self) -> bool:

@@ -7,10 +7,8 @@ started in their own session and stopped by PID, like Keycloak.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
-from infra.keycloak_runtime import pid_alive, stop_process_group, tail
+from infra.processes import pid_alive, stop_process_group, tail, wait_for_http
 from infra.render import local_endpoints, portal_data_dir, write_portal_env
 from infra.spec import TenantSpec
 
@@ -128,23 +126,15 @@ def start_portal(
                 start_new_session=True,
             )
         write_private_json(_state_path(spec.code, home), {"pid": process.pid})
-        _wait_healthy(spec.code, endpoint.url, process, log)
+        wait_for_http(
+            f"{endpoint.url}/healthz",
+            name=f"{spec.code}: the portal",
+            log=log,
+            timeout=START_TIMEOUT,
+            process=process,
+            error=PortalError,
+        )
     return portal_status(spec, specs, home)
-
-
-def _wait_healthy(code: str, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise PortalError(
-                f"{code}: the portal exited with code {process.returncode} while starting; "
-                f"see {log}:\n{tail(log)}"
-            )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise PortalError(f"{code}: the portal did not answer within {START_TIMEOUT:.0f} s; see {log}")
 
 
 def stop_portal(code: str, home: KitHome) -> bool:

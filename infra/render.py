@@ -80,13 +80,16 @@ def tenant_secrets(code: str, home: KitHome) -> dict[str, str]:
 
 def login_theme(spec: TenantSpec) -> LoginTheme:
     logo = spec.logo_path
+    colors = spec.spec.branding.colors
+    palette = accessible_palette(colors.primary, colors.accent)
     return LoginTheme(
         name=theme_name(spec.code),
         display_name=spec.spec.branding.display_name,
         logo=logo.read_bytes(),
         logo_suffix=logo.suffix.lower(),
-        primary=spec.spec.branding.colors.primary,
-        accent=spec.spec.branding.colors.accent,
+        primary=palette.primary,
+        accent=palette.accent,
+        on_primary=palette.on_primary,
         languages=tuple(spec.spec.languages),
     )
 

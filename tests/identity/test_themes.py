@@ -194,9 +194,10 @@ def test_css_carries_the_colours_and_the_logo() -> None:
     assert "--karmayogi-on-primary: #ffffff;" in css  # light text on a dark primary
 
 
-def test_css_picks_dark_text_on_a_light_primary() -> None:
-    css = themes.render_theme(make_theme(primary="#F2A900"))["login/resources/css/karmayogi.css"]
-    assert b"--karmayogi-on-primary: #151515;" in css
+def test_css_uses_the_text_colour_it_is_given_on_a_light_primary() -> None:
+    theme = make_theme(primary="#F2A900", on_primary="#000000")
+    css = themes.render_theme(theme)["login/resources/css/karmayogi.css"]
+    assert b"--karmayogi-on-primary: #000000;" in css
 
 
 def test_display_name_cannot_break_out_of_the_css_comment() -> None:
