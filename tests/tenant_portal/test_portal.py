@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ def site(settings: Any) -> None:
         "site_name": "Bihar Karmayogi",
         "primary": "#8b1e3f",
         "on_primary": "#ffffff",
+        "logo": str(Path(__file__).resolve().parents[2] / "tenants" / "branding" / "bihar.svg"),
     }
     # As the rendered env sets them for Bihar.
     settings.SITE_NAME = settings.WAGTAIL_SITE_NAME = "Bihar Karmayogi"
@@ -166,3 +168,4 @@ def test_admin_carries_the_tenant_colours() -> None:
     html = client.get("/admin/").content.decode()
     assert "--w-color-primary-hue:342;--w-color-primary-saturation:64%" in html
     assert "Bihar Karmayogi" in html
+    assert 'class="karmayogi-admin-logo"' in html
