@@ -63,9 +63,8 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
     return removed
 
 
-def tenant_rows(
-    specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str | None
-) -> list[dict[str, Any]]:
+def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, Any]]:
+    """Each tenant as `karmayogi status --json` reports it (docs/identity.md has the shape)."""
     rows = []
     for spec in specs:
         portal = portal_status(spec, list(specs), home)
@@ -77,15 +76,9 @@ def tenant_rows(
                 "portal_url": portal.url,
                 "pid": portal.pid,
                 "healthy": portal.healthy,
-                "account_url": f"{keycloak_url}/realms/{spec.code}/account/"
-                if keycloak_url
-                else None,
             }
         )
     return rows
-
-
-STATUS_FIELDS = ("code", "type", "realm", "portal_url", "pid", "healthy")
 
 
 def local_up(
@@ -106,7 +99,7 @@ def local_up(
         progress(f"portal {spec.code}: preparing and starting")
         portal = start_portal(spec, list(specs), home, kc.url, env)
         progress(f"portal {spec.code}: ready at {portal.url}")
-    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home, status.url)}
+    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home)}
 
 
 def local_down(env: dict[str, str]) -> list[str]:
@@ -121,9 +114,4 @@ def local_down(env: dict[str, str]) -> list[str]:
 
 def local_status(specs: Sequence[TenantSpec], env: dict[str, str]) -> dict[str, Any]:
     kc = local_keycloak(env)
-    status = kc.status()
-    rows = tenant_rows(specs, kc.paths.home, status.url)
-    return {
-        "keycloak": status.as_dict(),
-        "tenants": [{k: r[k] for k in STATUS_FIELDS} for r in rows],
-    }
+    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, kc.paths.home)}
