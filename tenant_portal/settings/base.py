@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "tenant_portal.core",
     "tenant_portal.accounts",
     "tenant_portal.branding",
+    "tenant_portal.competencies",
     "tenant_portal.home",
     "wagtail.contrib.settings",
     "wagtail.contrib.forms",

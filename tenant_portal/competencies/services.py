@@ -1,0 +1,120 @@
+"""Loading a competency framework file: validate all of it, then upsert in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from pydantic import ValidationError
+
+from tenant_portal.competencies.models import Area, Framework, ProficiencyLevel, SubTheme, Theme
+from tenant_portal.competencies.schema import FrameworkFile
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "kcm-sample.json"
+
+
+class CompetencyFileError(ValueError):
+    """The file cannot be loaded; one line naming the file and the entry at fault."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    framework: str
+    created: int
+    updated: int
+    retired: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.framework}: {self.created} created, {self.updated} updated, "
+            f"{self.retired} retired"
+        )
+
+
+def _path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_framework_file(path: Path) -> FrameworkFile:
+    """The validated file, or a one-line :class:`CompetencyFileError`."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CompetencyFileError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CompetencyFileError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise CompetencyFileError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    try:
+        return FrameworkFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        where = _path(first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise CompetencyFileError(f"{path}: {where}: {message}{more}") from None
+
+
+@transaction.atomic
+def framework_load(*, path: Path) -> LoadResult:
+    """Upsert the file's framework by IRI; what the file no longer has is retired."""
+    parsed = parse_framework_file(path)
+    meta = parsed.framework
+    root = str(meta.iri).rstrip("/")
+    framework, _ = Framework.objects.update_or_create(
+        iri=root, defaults={"version": meta.version, "name": meta.name}
+    )
+    for level in parsed.levels:
+        ProficiencyLevel.objects.update_or_create(
+            framework=framework,
+            level=level.level,
+            defaults={"name": level.name, "description": level.description},
+        )
+
+    counts = {"created": 0, "updated": 0}
+    seen: set[str] = set()
+
+    def upsert(model: Any, iri: str, position: int, entry: Any, **parent: Any) -> Any:
+        seen.add(iri)
+        fields = {
+            "code": entry.code,
+            "name": entry.name,
+            "description": entry.description,
+            "position": position,
+            "retired": False,
+            **parent,
+        }
+        node = model.objects.filter(iri=iri).first()
+        if node is None:
+            counts["created"] += 1
+            return model.objects.create(iri=iri, **fields)
+        if any(getattr(node, k) != v for k, v in fields.items()):
+            counts["updated"] += 1
+            for key, value in fields.items():
+                setattr(node, key, value)
+            node.save()
+        return node
+
+    for a_pos, area_in in enumerate(parsed.areas):
+        area_iri = f"{root}/{area_in.code}"
+        area = upsert(Area, area_iri, a_pos, area_in, framework=framework)
+        for t_pos, theme_in in enumerate(area_in.themes):
+            theme_iri = f"{area_iri}/{theme_in.code}"
+            theme = upsert(Theme, theme_iri, t_pos, theme_in, area=area)
+            for s_pos, sub_in in enumerate(theme_in.sub_themes):
+                upsert(SubTheme, f"{theme_iri}/{sub_in.code}", s_pos, sub_in, theme=theme)
+
+    retired = 0
+    for model in (Area, Theme, SubTheme):
+        stale = model.objects.filter(iri__startswith=f"{root}/", retired=False).exclude(
+            iri__in=seen
+        )
+        retired += stale.update(retired=True)
+    return LoadResult(f"{root} {meta.version}", counts["created"], counts["updated"], retired)
