@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,40}$")]
 
 
 def _language_map(value: dict[str, str]) -> dict[str, str]:
     """{"en": …, "hi": …}: English is required, as every instance must be able to show it."""
-    if not isinstance(value, dict) or not value.get("en", "").strip():
+    if not value.get("en", "").strip():
         raise ValueError("needs a non-empty English text under 'en'")
-    return {str(k): str(v) for k, v in value.items()}
+    return value
+
+
+LanguageMap = Annotated[dict[str, str], AfterValidator(_language_map)]
+
+
+class _Coded(Protocol):
+    code: str
+
+
+C = TypeVar("C", bound=_Coded)
+
+
+def _unique_codes(items: list[C]) -> list[C]:
+    seen: set[str] = set()
+    for item in items:
+        if item.code in seen:
+            raise ValueError(f"code {item.code!r} appears twice")
+        seen.add(item.code)
+    return items
 
 
 class _Strict(BaseModel):
@@ -22,21 +41,8 @@ class _Strict(BaseModel):
 
 class _Named(_Strict):
     code: Code
-    name: dict[str, str]
+    name: LanguageMap
     description: dict[str, str] = Field(default_factory=lambda: {"en": ""})
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: dict[str, str]) -> dict[str, str]:
-        return _language_map(value)
-
-
-def _unique_codes(items: list[_Named], what: str) -> None:
-    seen: set[str] = set()
-    for item in items:
-        if item.code in seen:
-            raise ValueError(f"{what} code {item.code!r} appears twice")
-        seen.add(item.code)
 
 
 class SubThemeIn(_Named):
@@ -44,61 +50,34 @@ class SubThemeIn(_Named):
 
 
 class ThemeIn(_Named):
-    sub_themes: list[SubThemeIn] = Field(alias="subThemes", min_length=1)
-
-    @field_validator("sub_themes")
-    @classmethod
-    def _codes(cls, value: list[SubThemeIn]) -> list[SubThemeIn]:
-        _unique_codes(list(value), "sub-theme")
-        return value
+    sub_themes: Annotated[list[SubThemeIn], AfterValidator(_unique_codes)] = Field(
+        alias="subThemes", min_length=1
+    )
 
 
 class AreaIn(_Named):
-    themes: list[ThemeIn] = Field(min_length=1)
-
-    @field_validator("themes")
-    @classmethod
-    def _codes(cls, value: list[ThemeIn]) -> list[ThemeIn]:
-        _unique_codes(list(value), "theme")
-        return value
+    themes: Annotated[list[ThemeIn], AfterValidator(_unique_codes)] = Field(min_length=1)
 
 
 class LevelIn(_Strict):
     level: int = Field(ge=1, le=5)
-    name: dict[str, str]
+    name: LanguageMap
     description: dict[str, str] = Field(default_factory=lambda: {"en": ""})
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: dict[str, str]) -> dict[str, str]:
-        return _language_map(value)
 
 
 class FrameworkMeta(_Strict):
     iri: HttpUrl
     version: str = Field(min_length=1, max_length=40)
-    name: dict[str, str]
+    name: LanguageMap
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: dict[str, str]) -> dict[str, str]:
-        return _language_map(value)
+
+def _five_levels(levels: list[LevelIn]) -> list[LevelIn]:
+    if sorted(level.level for level in levels) != [1, 2, 3, 4, 5]:
+        raise ValueError("levels must be exactly 1, 2, 3, 4 and 5")
+    return levels
 
 
 class FrameworkFile(_Strict):
     framework: FrameworkMeta
-    levels: list[LevelIn] = Field(min_length=5, max_length=5)
-    areas: list[AreaIn] = Field(min_length=1)
-
-    @field_validator("levels")
-    @classmethod
-    def _levels(cls, value: list[LevelIn]) -> list[LevelIn]:
-        if sorted(level.level for level in value) != [1, 2, 3, 4, 5]:
-            raise ValueError("levels must be exactly 1, 2, 3, 4 and 5")
-        return value
-
-    @field_validator("areas")
-    @classmethod
-    def _codes(cls, value: list[AreaIn]) -> list[AreaIn]:
-        _unique_codes(list(value), "area")
-        return value
+    levels: Annotated[list[LevelIn], AfterValidator(_five_levels)]
+    areas: Annotated[list[AreaIn], AfterValidator(_unique_codes)] = Field(min_length=1)
