@@ -11,7 +11,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -152,7 +151,3 @@ def known_portals(home: KitHome) -> list[str]:
     """Codes of every portal this home has run, whether or not its spec is still around."""
     folder = home.root / "portals"
     return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-
-def status_fields(status: PortalStatus) -> dict[str, Any]:
-    return {"portal_url": status.url, "pid": status.pid, "healthy": status.healthy}

@@ -148,7 +148,6 @@ def test_login_theme_is_served_and_its_drift_repaired(
     hub, state = codes(tenants_dir)
     folder = str(tenants_dir)
     assert run(kit_env, "identity", "apply", state, hub, "--tenants", folder)[0] == 0
-    client = Client(keycloak.url, state, "portal", "unused", "http://127.0.0.1/unused")
     page = login_page(
         Client(
             keycloak.url,
@@ -169,7 +168,6 @@ def test_login_theme_is_served_and_its_drift_repaired(
     assert sheet.status_code == 200 and "#8b1e3f" in sheet.text
     # The hub's button sits on Bihar's login page.
     assert f"/broker/{hub}/login" in page.text and "Karmayogi Bharat" in page.text
-    del client
 
     theme_css = KitHome.from_env(kit_env).themes / theme_name(state) / "login"
     stylesheet = theme_css / "resources" / "css" / "karmayogi.css"
