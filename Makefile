@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Debian packages the kit needs beyond Python: gettext compiles the portal's translations,
-# PostgreSQL serves the test suite; each is installed only when missing.
+# PostgreSQL serves the test suite, Pango (with HarfBuzz) and the Noto fonts let WeasyPrint
+# shape certificates in every Indian script; each is installed only when missing.
 system-deps:
-	@scripts/ensure-system-packages.sh gettext postgresql
+	@scripts/ensure-system-packages.sh gettext postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core
 
 translations: system-deps
 	@scripts/compile-translations.sh

@@ -221,12 +221,19 @@ def identity_destroy(
 
 @app.command()
 @friendly_errors
-def up(tenants: Path = TENANTS_OPTION) -> None:
+def up(
+    tenants: Path = TENANTS_OPTION,
+    seed: bool = typer.Option(
+        True, "--seed/--no-seed", help="Give a portal without courses its demo courses."
+    ),
+) -> None:
     """Start the local federation: Keycloak, every realm, then every tenant's portal."""
     from infra.local import local_up
 
     specs = _specs(tenants)
-    result = local_up(specs, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}"))
+    result = local_up(
+        specs, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}"), seed=seed
+    )
     # Plain columns, not a rich table: URLs must survive narrow terminals whole.
     rows = [("TENANT", "TYPE", "PORTAL")]
     rows += [(t["code"], t["type"], t["portal_url"] or "-") for t in result["tenants"]]
@@ -238,6 +245,19 @@ def up(tenants: Path = TENANTS_OPTION) -> None:
     typer.echo(
         f"Sign in with the username and password in {result['keycloak']['admin_credentials_file']}"
     )
+
+
+@app.command("seed")
+@friendly_errors
+def seed_command(code: str = typer.Argument(..., help="The tenant's code.")) -> None:
+    """Fill a tenant's portal with realistic demo courses in its languages (idempotent: a
+    course whose slug exists is left alone). The portal must have been set up by `up`."""
+    from infra.home import KitHome
+    from infra.portals import seed_portal
+
+    env = _env()
+    seed_portal(code, KitHome.from_env(env), env, if_empty=False)
+    err.print(f"{code}: demo courses in place")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
 from infra.home import KitHome
 from infra.keycloak_runtime import LocalKeycloak
-from infra.portals import known_portals, portal_status, start_portal, stop_portal
+from infra.portals import known_portals, portal_status, seed_portal, start_portal, stop_portal
 from infra.render import local_federation, login_theme
 from infra.spec import TenantSpec
 
@@ -82,9 +82,10 @@ def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, An
 
 
 def local_up(
-    specs: Sequence[TenantSpec], env: dict[str, str], progress: Progress
+    specs: Sequence[TenantSpec], env: dict[str, str], progress: Progress, *, seed: bool = True
 ) -> dict[str, Any]:
-    """Start Keycloak, converge every realm with the specs, then start every portal."""
+    """Start Keycloak, converge every realm with the specs, then start every portal; with
+    ``seed``, a portal that has no course yet gets its demo courses."""
     kc = local_keycloak(env)
     home = kc.paths.home
     progress(f"Keycloak {kc.paths.version}: installing and starting")
@@ -99,6 +100,9 @@ def local_up(
         progress(f"portal {spec.code}: preparing and starting")
         portal = start_portal(spec, list(specs), home, kc.url, env)
         progress(f"portal {spec.code}: ready at {portal.url}")
+        if seed:
+            progress(f"portal {spec.code}: demo courses (only into a portal without courses)")
+            seed_portal(spec.code, home, env, if_empty=True)
     return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home)}
 
 

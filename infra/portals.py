@@ -17,7 +17,7 @@ import httpx
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
 from infra.processes import pid_alive, stop_process_group, tail, wait_for_http
-from infra.render import local_endpoints, portal_data_dir, write_portal_env
+from infra.render import local_endpoints, portal_data_dir, portal_env_path, write_portal_env
 from infra.spec import TenantSpec
 
 START_TIMEOUT = 60.0
@@ -54,6 +54,37 @@ def _run_env(env_file: Path, base_env: dict[str, str]) -> dict[str, str]:
     return keep
 
 
+def manage(code: str, home: KitHome, run_env: dict[str, str], *args: str, doing: str) -> None:
+    """Run a portal management command in the portal's environment and data folder; its
+    output goes to the portal's log, and a failure raises :class:`PortalError` with its tail."""
+    data_dir = portal_data_dir(code, home)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = log_path(code, home)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        done = subprocess.run(
+            [sys.executable, "-m", "tenant_portal.manage", *args],
+            env=run_env,
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if done.returncode != 0:
+        failed = f"{code}: {doing} failed (exit {done.returncode})"
+        raise PortalError(f"{failed}; see {log}:\n{tail(log)}")
+
+
+def seed_portal(code: str, home: KitHome, env: dict[str, str], *, if_empty: bool) -> None:
+    """Fill the portal with its demo courses (``seed_courses``); needs a prepared portal."""
+    env_file = portal_env_path(code, home)
+    if not env_file.is_file():
+        raise PortalError(f"{code}: the portal has not been set up yet; run `karmayogi up` first")
+    args = ["seed_courses", "--if-empty"] if if_empty else ["seed_courses"]
+    manage(code, home, _run_env(env_file, env), *args, doing="seeding demo courses")
+
+
 def running_pid(code: str, home: KitHome) -> int | None:
     state = read_json(_state_path(code, home)) or {}
     pid = state.get("pid")
@@ -87,22 +118,7 @@ def start_portal(
     log = log_path(spec.code, home)
     log.parent.mkdir(parents=True, exist_ok=True)
     if running_pid(spec.code, home) is None:
-        data_dir = portal_data_dir(spec.code, home)
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with log.open("ab") as handle:
-            prepared = subprocess.run(
-                [sys.executable, "-m", "tenant_portal.manage", "prepare_portal", "-v0"],
-                env=run_env,
-                cwd=data_dir,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if prepared.returncode != 0:
-            raise PortalError(
-                f"{spec.code}: preparing the portal failed (exit {prepared.returncode}); "
-                f"see {log}:\n{tail(log)}"
-            )
+        manage(spec.code, home, run_env, "prepare_portal", "-v0", doing="preparing the portal")
         endpoint = local_endpoints(specs, home)[spec.code]
         with log.open("ab") as handle:
             process = subprocess.Popen(

@@ -163,6 +163,7 @@ def portal_env(
         "KARMAYOGI_TENANT": spec.code,
         "KARMAYOGI_TENANT_TYPE": spec.metadata.type,
         "KARMAYOGI_SITE_NAME": branding.display_name,
+        "KARMAYOGI_DOMAIN": spec.spec.domain,
         "KARMAYOGI_PORTAL_URL": endpoint.url,
         "KARMAYOGI_DATA_DIR": str(data_dir),
         "DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
@@ -182,10 +183,14 @@ def portal_env(
     }
 
 
+def portal_env_path(code: str, home: KitHome) -> Path:
+    return home.rendered / code / "portal.env.json"
+
+
 def write_portal_env(
     spec: TenantSpec, specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str
 ) -> Path:
     """Write the portal's environment as a 0600 JSON file (it holds the client secret)."""
-    path = home.rendered / spec.code / "portal.env.json"
+    path = portal_env_path(spec.code, home)
     write_private_json(path, portal_env(spec, specs, home, keycloak_url))
     return path

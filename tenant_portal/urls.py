@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import set_language
 from mozilla_django_oidc.views import OIDCLogoutView
 from wagtail import urls as wagtail_urls
@@ -24,7 +25,10 @@ urlpatterns = [
     path("auth/logout/", OIDCLogoutView.as_view(), name="oidc_logout"),
     path("auth/backchannel-logout/", accounts.backchannel_logout, name="backchannel_logout"),
     path("auth/failed/", accounts.sign_in_failed, name="sign_in_failed"),
-    path("i18n/setlang/", set_language, name="set_language"),
+    # Exempt from CSRF so anonymous pages carry no per-visitor token and can be cached whole
+    # (core.page_cache): a forged request can only change the visitor's interface language.
+    path("i18n/setlang/", csrf_exempt(set_language), name="set_language"),
+    path("", include("tenant_portal.learning.urls")),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     # No language prefix in URLs: the language is the visitor's choice (cookie, then the

@@ -17,6 +17,11 @@ class Profile(models.Model):
         max_length=64, blank=True, help_text="From the token's groups: /departments/<code>."
     )
     roles = models.JSONField(default=list, blank=True, help_text="Realm roles at last sign-in.")
+    name_local = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="The learner's name in their own script, for certificates (e.g. Devanagari).",
+    )
 
     class Meta:
         permissions = [("view_department_reports", "Can see their department's reports")]

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from tenant_portal.competencies.models import Area, Framework, ProficiencyLevel, SubTheme, Theme
 from tenant_portal.competencies.schema import FrameworkFile
+from tenant_portal.core.page_cache import bump_generation
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "kcm-sample.json"
 
@@ -117,4 +118,6 @@ def framework_load(*, path: Path) -> LoadResult:
             iri__in=seen
         )
         retired += stale.update(retired=True)
+    if counts["created"] or counts["updated"] or retired:
+        bump_generation()  # the catalogue's filters show the framework
     return LoadResult(f"{root} {meta.version}", counts["created"], counts["updated"], retired)

@@ -16,3 +16,11 @@ class HomePage(Page):
 
     content_panels: ClassVar[list[FieldPanel]] = [*Page.content_panels, FieldPanel("intro")]
     max_count_per_parent = 1
+
+    @property
+    def localized(self) -> Page:
+        """Every language routes through the site's one page tree (Wagtail would switch to
+        the home page's translation, whose tree holds only what was translated, so an
+        untranslated course would be missing in that language). Each page then shows its
+        own translation in the visitor's language: the same URL serves every language."""
+        return self

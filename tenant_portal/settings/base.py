@@ -26,6 +26,9 @@ if os.environ.get("KARMAYOGI_ENV_FILE"):
 TENANT_CODE = env.str("KARMAYOGI_TENANT", default="dev")
 TENANT_TYPE = env.str("KARMAYOGI_TENANT_TYPE", default="state")
 SITE_NAME = env.str("KARMAYOGI_SITE_NAME", default="Karmayogi")
+# The tenant's public hostname: the IRIs of the courses it originates are minted on it
+# (https://<domain>/courses/<uuid>) and never change, wherever the portal happens to run.
+TENANT_DOMAIN = env.str("KARMAYOGI_DOMAIN", default="learn.example.org")
 PORTAL_URL = env.str("KARMAYOGI_PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 DATA_DIR = Path(env.str("KARMAYOGI_DATA_DIR", default=str(PACKAGE_DIR.parent / ".portal-data")))
 
@@ -105,8 +108,12 @@ INSTALLED_APPS = [
     "tenant_portal.accounts",
     "tenant_portal.branding",
     "tenant_portal.competencies",
+    "tenant_portal.catalogue",
+    "tenant_portal.learning",
     "tenant_portal.home",
     "wagtail.contrib.settings",
+    "wagtail.contrib.routable_page",
+    "wagtail.contrib.simple_translation",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
     "wagtail.embeds",
@@ -132,10 +139,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "tenant_portal.core.upload_limit.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "tenant_portal.core.page_cache.AnonymousPageCacheMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -168,6 +177,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("KARMAYOGI_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# One cache all of a portal's workers share: anonymous pages and their generation
+# (tenant_portal.core.page_cache). A folder on the embedded default; production points
+# KARMAYOGI_CACHE_URL at a cache every replica reaches (redis://…, or dbcache://…).
+CACHES = {
+    "default": env.cache_url("KARMAYOGI_CACHE_URL", default=f"filecache://{DATA_DIR / 'cache'}")
+}
+CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
+KARMAYOGI_PAGE_CACHE_SECONDS = env.int("KARMAYOGI_PAGE_CACHE_SECONDS", default=300)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []  # passwords live in Keycloak only
@@ -182,6 +199,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest request body (an uploaded document or image) the portal reads at all.
+KARMAYOGI_MAX_UPLOAD_MB = env.int("KARMAYOGI_MAX_UPLOAD_MB", default=50)
+WAGTAILIMAGES_MAX_UPLOAD_SIZE = 20 * 1024 * 1024
 
 SESSION_COOKIE_NAME = f"karmayogi_{TENANT_CODE.replace('-', '_')}_session"
 CSRF_COOKIE_NAME = f"karmayogi_{TENANT_CODE.replace('-', '_')}_csrftoken"
@@ -204,6 +224,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("KARMAYOGI_LOG_LEVEL", default="INFO")},
-    # Every background task logs its start and end at INFO: noise in an operator's log.
-    "loggers": {"django.tasks": {"level": "WARNING"}},
+    # Every background task logs its start and end at INFO, WeasyPrint each step of every
+    # certificate: noise in an operator's log.
+    "loggers": {
+        name: {"level": "WARNING"}
+        for name in ("django.tasks", "django_tasks", "weasyprint", "fontTools")
+    },
 }

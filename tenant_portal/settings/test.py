@@ -48,3 +48,5 @@ DATABASES = {
         "CONN_HEALTH_CHECKS": True,
     }
 }
+# The live server is one process: a per-process cache is shared by all its threads.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -215,6 +215,14 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
     assert httpx.get(f"{state_url}/readyz").json()["checks"] == {"database": "ok", "keycloak": "ok"}
     secrets = read_json(home.secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
+    # `up` seeded each new portal: tenants without seed files of their own get ten of the
+    # hub's courses under their own name. Seeding again duplicates nothing.
+    for url in (state_url, hub_url):
+        catalogue = httpx.get(f"{url}/courses/", headers={"Accept-Language": "en"})
+        assert catalogue.status_code == 200 and "10 courses" in catalogue.text
+    assert run(kit_env, "seed", state)[0] == 0
+    catalogue = httpx.get(f"{state_url}/courses/?again=1", headers={"Accept-Language": "en"})
+    assert "10 courses" in catalogue.text
 
     # A learner signs in to Bihar's portal through Bihar's realm.
     api = admin_api(LocalKeycloak(home, kit_env))

@@ -20,6 +20,14 @@ from infra.local import admin_api
 PASSWORD = "correct-horse-battery-42"
 
 
+@pytest.fixture(autouse=True)
+def _empty_page_cache() -> None:
+    """Each test starts with no cached pages: the cache outlives a test's rolled-back rows."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @dataclass(frozen=True)
 class OidcTenant:
     tenant: TenantRealm

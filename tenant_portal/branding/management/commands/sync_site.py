@@ -18,7 +18,23 @@ from wagtail.models import Locale, Page, Site
 
 from tenant_portal.accounts.roles import ensure_groups
 from tenant_portal.branding.models import BrandingSettings
+from tenant_portal.core.page_cache import bump_generation
 from tenant_portal.home.models import HomePage
+
+
+def ensure_catalogue(home: HomePage) -> None:
+    """The catalogue page at /courses/, under the home page, once."""
+    from django.utils.translation import gettext, override
+
+    from tenant_portal.catalogue.models import CatalogueIndexPage
+
+    if CatalogueIndexPage.objects.exists():
+        return
+    with override(settings.LANGUAGE_CODE):
+        title = gettext("Courses")
+    catalogue = CatalogueIndexPage(title=title, slug="courses", locale=home.locale)
+    home.add_child(instance=catalogue)
+    catalogue.save_revision().publish()
 
 
 class Command(BaseCommand):
@@ -58,6 +74,7 @@ class Command(BaseCommand):
                 setattr(site, field, value)
             site.save()
 
+        ensure_catalogue(home)
         ensure_groups()
 
         brand = settings.BRANDING
@@ -71,4 +88,5 @@ class Command(BaseCommand):
             setattr(branding, field, brand[field])
         branding.full_clean()
         branding.save()
+        bump_generation()  # cached pages carry the branding
         self.stdout.write(f"site {site.hostname}:{site.port} ({settings.SITE_NAME}) is up to date")

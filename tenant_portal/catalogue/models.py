@@ -1,0 +1,230 @@
+"""Courses and the catalogue.
+
+Two kinds of course share one catalogue table (DESIGN §5):
+
+- courses authored here are Wagtail pages (:class:`CoursePage`), translated the Wagtail way
+  (one page per locale, sharing a ``translation_key``). Publishing any translation rewrites
+  the course's single :class:`CatalogueEntry`;
+- courses from other instances (the federation issues) are written straight into
+  :class:`CatalogueEntry` in bulk, without pages, and shown by the catalogue page's
+  ``<uuid>/`` route.
+
+Lists, filters and search read :class:`CatalogueEntry` alone, so they cost the same whatever
+the course's origin.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db import models
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+from modelcluster.fields import ParentalKey
+from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, Panel
+from wagtail.contrib.routable_page.models import RoutablePageMixin, path
+from wagtail.fields import RichTextField, StreamField
+from wagtail.models import Orderable, Page
+from wagtail.search import index
+
+from tenant_portal.catalogue.blocks import CourseContentBlock, lessons_of
+from tenant_portal.competencies.models import SubTheme, localized
+
+
+class CatalogueIndexPage(RoutablePageMixin, Page):
+    """``/courses/``: the catalogue, with the site's own course pages as its children."""
+
+    intro = RichTextField(blank=True)
+
+    content_panels: ClassVar[list[Panel]] = [*Page.content_panels, FieldPanel("intro")]
+    parent_page_types: ClassVar[list[str]] = ["home.HomePage"]
+    subpage_types: ClassVar[list[str]] = ["catalogue.CoursePage"]
+    max_count_per_parent = 1
+
+    @path("")
+    def catalogue(self, request: HttpRequest) -> HttpResponse:
+        from tenant_portal.catalogue.search import CatalogueQuery
+        from tenant_portal.core.page_cache import cache_for_anonymous
+
+        query = CatalogueQuery.from_params(request.GET)
+        paginator = Paginator(query.entries(), per_page=20)
+        page = paginator.get_page(request.GET.get("page"))
+        cache_for_anonymous(request)
+        return TemplateResponse(
+            request,
+            "catalogue/catalogue_index_page.html",
+            {
+                "page": self,
+                "self": self,
+                "query": query,
+                "facets": query.facets(),
+                "results": page,
+                "paginator": paginator,
+                "page_query": query.as_params(),
+            },
+        )
+
+    @path("<uuid:course>/")
+    def record(self, request: HttpRequest, course: Any) -> HttpResponse:
+        """A course that has no page here (it came by federation): its catalogue record."""
+        from tenant_portal.core.page_cache import cache_for_anonymous
+
+        entry = CatalogueEntry.objects.filter(uuid=course, retired=False, hidden=False).first()
+        if entry is None:
+            raise Http404
+        if entry.page_id is not None:
+            from django.shortcuts import redirect
+
+            return redirect(entry.url)
+        cache_for_anonymous(request)
+        return TemplateResponse(
+            request, "catalogue/course_record.html", {"page": self, "self": self, "entry": entry}
+        )
+
+
+class CoursePage(Page):
+    """A course authored on this portal."""
+
+    summary: models.TextField[str, str] = models.TextField(
+        max_length=1000, help_text=_("One or two sentences for the catalogue.")
+    )
+    description = RichTextField(blank=True)
+    provider: models.CharField[str, str] = models.CharField(
+        max_length=200, blank=True, help_text=_("Who offers the course; the site's name if empty.")
+    )
+    duration_minutes: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=60, help_text=_("How long the course takes, in minutes.")
+    )
+    internal: models.BooleanField[bool, bool] = models.BooleanField(
+        default=False,
+        help_text=_("Internal courses stay on this portal: they are not offered to others."),
+    )
+    modules = StreamField(CourseContentBlock())
+
+    content_panels: ClassVar[list[Panel]] = [
+        *Page.content_panels,
+        FieldPanel("summary"),
+        FieldPanel("description"),
+        MultiFieldPanel(
+            [FieldPanel("provider"), FieldPanel("duration_minutes"), FieldPanel("internal")],
+            heading=_("About the course"),
+        ),
+        InlinePanel("competency_tags", label=_("Competencies"), min_num=1),
+        FieldPanel("modules"),
+    ]
+    search_fields: ClassVar[list[index.BaseField]] = [
+        *Page.search_fields,
+        index.SearchField("summary"),
+    ]
+    parent_page_types: ClassVar[list[str]] = ["catalogue.CatalogueIndexPage"]
+    subpage_types: ClassVar[list[str]] = []
+
+    def lessons(self) -> list[Any]:
+        return list(lessons_of(self.modules))
+
+    def serve(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # One URL per course: the visitor's language picks the translation to show.
+        shown = self.localized
+        response: HttpResponse
+        if shown.pk != self.pk:
+            response = Page.serve(shown.specific, request, *args, **kwargs)
+        else:
+            response = super().serve(request, *args, **kwargs)
+        return response
+
+    def get_context(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        from tenant_portal.learning.progress import course_context
+
+        context: dict[str, Any] = super().get_context(request, *args, **kwargs)
+        context.update(course_context(self, request))
+        return context
+
+
+class CourseCompetency(Orderable):
+    """A competency the course builds, and to which proficiency level."""
+
+    page = ParentalKey(CoursePage, on_delete=models.CASCADE, related_name="competency_tags")
+    sub_theme: models.ForeignKey[SubTheme, SubTheme] = models.ForeignKey(
+        SubTheme, on_delete=models.PROTECT, related_name="+"
+    )
+    level: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        choices=[(n, str(n)) for n in range(1, 6)], default=1
+    )
+
+    panels: ClassVar[list[Panel]] = [FieldPanel("sub_theme"), FieldPanel("level")]
+
+    def __str__(self) -> str:
+        return f"{self.sub_theme} ({self.level})"
+
+
+class CatalogueEntry(models.Model):
+    """One course in the catalogue, whatever its origin: the row lists and search read.
+
+    The fields follow the course record (DESIGN §6): ``name`` and ``description`` are language
+    maps, ``competencies`` the KCM terms it teaches with their levels, kept as a snapshot for
+    display; :class:`EntryLanguage` and :class:`EntryCompetency` rows serve the filters.
+    """
+
+    uuid = models.UUIDField(unique=True)
+    iri = models.URLField(unique=True, max_length=400)
+    origin = models.CharField(max_length=64, help_text=_("Code of the tenant that made it."))
+    origin_name = models.CharField(max_length=200)
+    provider = models.CharField(max_length=200, db_index=True)
+    name = models.JSONField()
+    description = models.JSONField(default=dict)
+    languages = models.JSONField(default=list)
+    duration_minutes = models.PositiveIntegerField(default=0)
+    competencies = models.JSONField(default=list)
+    url = models.CharField(max_length=400, help_text=_("Where the course is taken."))
+    page = models.ForeignKey(
+        Page, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    version = models.PositiveIntegerField(default=1)
+    modified = models.DateTimeField()
+    internal = models.BooleanField(default=False)
+    retired = models.BooleanField(default=False, help_text=_("Withdrawn by its origin."))
+    hidden = models.BooleanField(default=False, help_text=_("Hidden on this portal only."))
+    featured = models.BooleanField(default=False)
+    search_text = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        verbose_name_plural = "catalogue entries"
+        indexes = [models.Index(fields=["retired", "hidden", "-featured", "-modified"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def title(self) -> str:
+        return localized(self.name)
+
+    @property
+    def summary(self) -> str:
+        return localized(self.description) if self.description else ""
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.origin == settings.TENANT_CODE)
+
+
+class EntryLanguage(models.Model):
+    entry = models.ForeignKey(CatalogueEntry, on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entry", "code"], name="entry_language")]
+        indexes = [models.Index(fields=["code", "entry"])]
+
+
+class EntryCompetency(models.Model):
+    entry = models.ForeignKey(CatalogueEntry, on_delete=models.CASCADE, related_name="+")
+    sub_theme = models.ForeignKey(SubTheme, on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "sub_theme"], name="entry_competency")
+        ]

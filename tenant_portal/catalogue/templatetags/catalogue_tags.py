@@ -1,0 +1,42 @@
+"""Small filters for catalogue and course templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.conf.locale import LANG_INFO
+from django.utils.translation import gettext as _
+
+from tenant_portal.competencies.models import localized as _localized
+
+register = template.Library()
+
+
+@register.filter
+def localized(value: dict[str, str] | None) -> str:
+    """A language map's text in the active language."""
+    return _localized(value) if value else ""
+
+
+@register.filter
+def duration(minutes: int) -> str:
+    hours, rest = divmod(int(minutes or 0), 60)
+    if hours and rest:
+        return _("%(h)d h %(m)d min") % {"h": hours, "m": rest}
+    if hours:
+        return _("%(h)d h") % {"h": hours}
+    return _("%(m)d min") % {"m": rest}
+
+
+@register.filter
+def language_names(codes: list[str]) -> str:
+    return ", ".join(LANG_INFO.get(code, {}).get("name_local", code) for code in codes or [])
+
+
+@register.filter
+def course_url(entry: Any, catalogue: Any) -> str:
+    """Where the catalogue links a course: its page here, else its record page."""
+    if entry.page_id is not None:
+        return str(entry.url)
+    return f"{catalogue.url}{entry.uuid}/"

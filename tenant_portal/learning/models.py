@@ -1,0 +1,87 @@
+"""A learner's way through a course: enrolment, lessons done, quiz attempts, the certificate.
+
+Progress points at lesson block ids (see ``catalogue.blocks``), which survive edits and
+translations. A certificate keeps a snapshot of what it certifies, so its verification page
+shows exactly what the PDF shows even after the course changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from tenant_portal.catalogue.models import CatalogueEntry
+from tenant_portal.competencies.models import localized
+
+
+class Enrolment(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolments"
+    )
+    entry = models.ForeignKey(CatalogueEntry, on_delete=models.PROTECT, related_name="+")
+    enrolled = models.DateTimeField(auto_now_add=True)
+    completed = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "entry"], name="one_enrolment")]
+        indexes = [models.Index(fields=["entry", "completed"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.entry}"
+
+
+class LessonDone(models.Model):
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="lessons_done")
+    lesson = models.CharField(max_length=64, help_text="The lesson's block id.")
+    done = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["enrolment", "lesson"], name="lesson_done_once")
+        ]
+
+
+class QuizAttempt(models.Model):
+    enrolment = models.ForeignKey(Enrolment, on_delete=models.CASCADE, related_name="attempts")
+    lesson = models.CharField(max_length=64, help_text="The quiz's block id.")
+    number = models.PositiveSmallIntegerField()
+    answers = models.JSONField(help_text="Chosen choice indexes, one list per question.")
+    score = models.PositiveSmallIntegerField(help_text="Percentage of questions answered right.")
+    passed = models.BooleanField()
+    submitted = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["enrolment", "lesson", "number"], name="attempt_number_once"
+            )
+        ]
+
+
+class Certificate(models.Model):
+    """Issued once, on completion. ``id`` is the public, unguessable verification id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    enrolment = models.OneToOneField(
+        Enrolment, on_delete=models.PROTECT, related_name="certificate"
+    )
+    learner_name = models.CharField(max_length=300)
+    learner_name_local = models.CharField(max_length=300, blank=True)
+    course_name = models.JSONField(help_text="Language map, as on the day it was issued.")
+    course_iri = models.URLField(max_length=400)
+    competencies = models.JSONField(
+        default=list,
+        help_text='[{"iri", "name", "level", "theme", "area"}], names as language maps',
+    )
+    issuer = models.CharField(max_length=200)
+    issued = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.learner_name}: {self.course_title}"
+
+    @property
+    def course_title(self) -> str:
+        return localized(self.course_name)

@@ -1,0 +1,215 @@
+"""Where a learner stands in a course, and the rules that move them on.
+
+- Text, video, document and link lessons are done when the learner marks them done.
+- A quiz is done when an attempt reaches its pass mark; attempts beyond ``max_attempts`` are
+  refused. A question is right when the chosen choices are exactly the correct ones.
+- The course is complete when every lesson is done; completing it issues the certificate,
+  once, with a snapshot of what it certifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenant_portal.catalogue.blocks import Lesson, lessons_of
+from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
+from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
+
+
+class AnswerError(ValueError):
+    """A quiz submission that cannot be graded; the message says which question and why."""
+
+
+@dataclass
+class LessonState:
+    lesson: Lesson
+    done: bool = False
+    attempts: list[QuizAttempt] = field(default_factory=list)
+
+    @property
+    def is_quiz(self) -> bool:
+        return self.lesson.kind == "quiz"
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, int(self.lesson.value["max_attempts"]) - len(self.attempts))
+
+    @property
+    def last_attempt(self) -> QuizAttempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+def lesson_states(page: CoursePage, enrolment: Enrolment | None) -> list[LessonState]:
+    states = [LessonState(lesson) for lesson in lessons_of(page.modules)]
+    if enrolment is None:
+        return states
+    done = set(LessonDone.objects.filter(enrolment=enrolment).values_list("lesson", flat=True))
+    attempts: dict[str, list[QuizAttempt]] = {}
+    for attempt in QuizAttempt.objects.filter(enrolment=enrolment).order_by("number"):
+        attempts.setdefault(attempt.lesson, []).append(attempt)
+    for state in states:
+        state.done = state.lesson.id in done
+        state.attempts = attempts.get(state.lesson.id, [])
+    return states
+
+
+def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
+    """What the course page shows about the visitor's own progress (nothing when anonymous)."""
+    user = request.user
+    enrolment = None
+    if user.is_authenticated:
+        enrolment = (
+            Enrolment.objects.filter(user=user, entry__uuid=page.translation_key)
+            .select_related("entry", "certificate")
+            .first()
+        )
+    else:
+        from tenant_portal.core.page_cache import cache_for_anonymous
+
+        cache_for_anonymous(request)
+    states = lesson_states(page, enrolment)
+    done = sum(state.done for state in states)
+    return {
+        "enrolment": enrolment,
+        "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
+        "lesson_states": states,
+        "lessons_done": done,
+        "progress_percent": round(100 * done / len(states)) if states else 0,
+    }
+
+
+def course_page_for(entry: CatalogueEntry) -> CoursePage:
+    """The page a learner takes the course on (its lead page, in the site's language)."""
+    if entry.page_id is None:
+        raise LookupError("this course is taken on the portal it comes from")
+    page: CoursePage = CoursePage.objects.get(pk=entry.page_id)
+    return page
+
+
+def find_lesson(page: CoursePage, lesson_id: str) -> Lesson:
+    for lesson in lessons_of(page.modules):
+        if lesson.id == lesson_id:
+            return lesson
+    raise LookupError(lesson_id)
+
+
+def grade(lesson: Lesson, answers: list[list[int]]) -> int:
+    """The percentage of questions answered exactly right."""
+    questions = list(lesson.value["questions"])
+    right = sum(
+        set(chosen) == {i for i, c in enumerate(q["choices"]) if c["correct"]}
+        for q, chosen in zip(questions, answers, strict=True)
+    )
+    return round(100 * right / len(questions))
+
+
+def parse_answers(lesson: Lesson, form: Any) -> list[list[int]]:
+    """The chosen choice indexes per question, from fields ``q<n>``; refuses anything else."""
+    answers = []
+    for number, question in enumerate(lesson.value["questions"], start=1):
+        raw = form.getlist(f"q{number}")
+        if not raw:
+            raise AnswerError(_("Question %(n)d has no answer.") % {"n": number})
+        choices = len(question["choices"])
+        single = sum(1 for c in question["choices"] if c["correct"]) == 1
+        not_a_choice = AnswerError(_("Question %(n)d: an answer is not a choice.") % {"n": number})
+        try:
+            chosen = sorted({int(value) for value in raw})
+        except ValueError:
+            raise not_a_choice from None
+        if any(not 0 <= i < choices for i in chosen):
+            raise not_a_choice
+        if single and len(chosen) > 1:
+            raise AnswerError(_("Question %(n)d takes one answer.") % {"n": number})
+        answers.append(chosen)
+    if len(form.getlist(f"q{len(answers) + 1}")):
+        raise AnswerError(_("The answers do not match this quiz's questions."))
+    return answers
+
+
+@transaction.atomic
+def mark_done(enrolment: Enrolment, page: CoursePage, lesson: Lesson) -> Certificate | None:
+    LessonDone.objects.get_or_create(enrolment=enrolment, lesson=lesson.id)
+    return complete_if_finished(enrolment, page)
+
+
+class AttemptRefused(PermissionError):
+    pass
+
+
+@transaction.atomic
+def submit_quiz(
+    enrolment: Enrolment, page: CoursePage, lesson: Lesson, answers: list[list[int]]
+) -> QuizAttempt:
+    """Record one attempt; the enrolment row is locked so two submissions cannot both take
+    the last attempt."""
+    Enrolment.objects.select_for_update().filter(pk=enrolment.pk).first()
+    previous = list(QuizAttempt.objects.filter(enrolment=enrolment, lesson=lesson.id))
+    if any(attempt.passed for attempt in previous):
+        raise AttemptRefused(_("You have already passed this quiz."))
+    if len(previous) >= int(lesson.value["max_attempts"]):
+        raise AttemptRefused(_("You have used all your attempts at this quiz."))
+    score = grade(lesson, answers)
+    attempt = QuizAttempt.objects.create(
+        enrolment=enrolment,
+        lesson=lesson.id,
+        number=len(previous) + 1,
+        answers=answers,
+        score=score,
+        passed=score >= int(lesson.value["pass_mark"]),
+    )
+    if attempt.passed:
+        mark_done(enrolment, page, lesson)
+    return attempt
+
+
+def learner_names(user: AbstractBaseUser | AnonymousUser) -> tuple[str, str]:
+    name = (getattr(user, "get_full_name", lambda: "")() or "").strip()
+    profile = getattr(user, "profile", None)
+    local = profile.name_local if profile is not None else ""
+    return name or str(getattr(user, "email", "") or user), local
+
+
+def complete_if_finished(enrolment: Enrolment, page: CoursePage) -> Certificate | None:
+    """Complete the course and issue its certificate when every lesson is done."""
+    locked = (
+        Enrolment.objects.select_for_update().select_related("entry", "user").get(pk=enrolment.pk)
+    )
+    if locked.completed is not None:
+        return Certificate.objects.filter(enrolment=locked).first()
+    lesson_ids = {lesson.id for lesson in lessons_of(page.modules)}
+    done = set(LessonDone.objects.filter(enrolment=locked).values_list("lesson", flat=True))
+    if not lesson_ids <= done:
+        return None
+    now = timezone.now()
+    locked.completed = now
+    locked.save(update_fields=["completed"])
+    enrolment.completed = now
+    name, local = learner_names(locked.user)
+    return Certificate.objects.create(
+        enrolment=locked,
+        learner_name=name,
+        learner_name_local=local,
+        course_name=locked.entry.name,
+        course_iri=locked.entry.iri,
+        competencies=[
+            {
+                "iri": c["iri"],
+                "name": c["name"],
+                "level": c["level"],
+                "theme": c["theme"],
+                "area": c["areaName"],
+            }
+            for c in locked.entry.competencies
+        ],
+        issuer=settings.SITE_NAME,
+        issued=now,
+    )

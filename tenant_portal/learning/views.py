@@ -1,0 +1,280 @@
+"""Enrolment, lessons, quizzes, certificates, the passbook and department reports."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from tenant_portal.accounts.models import Profile
+from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
+from tenant_portal.competencies.models import localized
+from tenant_portal.learning.certificates import certificate_pdf
+from tenant_portal.learning.models import Certificate, Enrolment
+from tenant_portal.learning.passbook import passbook
+from tenant_portal.learning.progress import (
+    AnswerError,
+    AttemptRefused,
+    course_page_for,
+    find_lesson,
+    mark_done,
+    parse_answers,
+    submit_quiz,
+)
+
+
+def learner(request: HttpRequest) -> User:
+    """The signed-in user of a ``login_required`` view."""
+    return cast(User, request.user)
+
+
+def _course(course: uuid.UUID) -> tuple[CatalogueEntry, CoursePage]:
+    entry = get_object_or_404(CatalogueEntry, uuid=course, retired=False)
+    try:
+        return entry, course_page_for(entry)
+    except (LookupError, CoursePage.DoesNotExist):
+        raise Http404 from None
+
+
+def _back(page: CoursePage, anchor: str = "") -> HttpResponseRedirect:
+    return redirect(f"{page.url}#{anchor}" if anchor else page.url)
+
+
+def _refuse(request: HttpRequest, page: CoursePage, message: str, status: int) -> HttpResponse:
+    return TemplateResponse(
+        request,
+        "learning/refused.html",
+        {"message": message, "course_url": page.url, "course_title": page.localized.title},
+        status=status,
+    )
+
+
+@require_POST
+@login_required
+def enrol(request: HttpRequest, course: uuid.UUID) -> HttpResponse:
+    entry, page = _course(course)
+    Enrolment.objects.get_or_create(user=learner(request), entry=entry)
+    return _back(page, "lessons")
+
+
+def _enrolment(request: HttpRequest, entry: CatalogueEntry) -> Enrolment | None:
+    return Enrolment.objects.filter(user=learner(request), entry=entry).first()
+
+
+@require_POST
+@login_required
+def lesson_done(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
+    entry, page = _course(course)
+    enrolment = _enrolment(request, entry)
+    if enrolment is None:
+        return _refuse(request, page, _("Enrol in the course first."), 403)
+    try:
+        found = find_lesson(page, lesson)
+    except LookupError:
+        raise Http404 from None
+    if found.kind == "quiz":
+        return _refuse(request, page, _("A quiz is done by passing it."), 400)
+    if mark_done(enrolment, page, found) is not None:
+        messages.success(request, _("You have completed the course."))
+    return _back(page, f"lesson-{lesson}")
+
+
+@require_POST
+@login_required
+def quiz(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
+    entry, page = _course(course)
+    enrolment = _enrolment(request, entry)
+    if enrolment is None:
+        return _refuse(request, page, _("Enrol in the course first."), 403)
+    try:
+        found = find_lesson(page, lesson)
+    except LookupError:
+        raise Http404 from None
+    if found.kind != "quiz":
+        raise Http404
+    try:
+        attempt = submit_quiz(enrolment, page, found, parse_answers(found, request.POST))
+    except AnswerError as error:
+        return _refuse(request, page, _("Your answers were not recorded: %s") % error, 400)
+    except AttemptRefused as error:
+        return _refuse(request, page, str(error), 409)
+    if attempt.passed:
+        messages.success(request, _("You passed with %(score)d%%.") % {"score": attempt.score})
+    else:
+        messages.warning(
+            request,
+            _("You scored %(score)d%%; the pass mark is %(mark)d%%.")
+            % {"score": attempt.score, "mark": int(found.value["pass_mark"])},
+        )
+    enrolment.refresh_from_db()
+    if enrolment.completed:
+        messages.success(request, _("You have completed the course."))
+    return _back(page, f"lesson-{lesson}")
+
+
+@never_cache
+def verify_certificate(request: HttpRequest, certificate: str) -> HttpResponse:
+    """Public: confirms a certificate id and shows what the certificate itself shows."""
+    try:
+        found = Certificate.objects.filter(id=uuid.UUID(certificate)).first()
+    except ValueError:
+        found = None
+    response = TemplateResponse(
+        request,
+        "learning/verify.html",
+        {"certificate": found, "asked": certificate[:64]},
+        status=200 if found else 404,
+    )
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def verify_url(certificate: Certificate) -> str:
+    """The address printed on the certificate: the portal's configured URL, never the Host
+    header of whoever asked for the PDF."""
+    return f"{settings.PORTAL_URL}{reverse('verify_certificate', args=[str(certificate.id)])}"
+
+
+@login_required
+def download_certificate(request: HttpRequest, certificate: uuid.UUID) -> HttpResponse:
+    found = get_object_or_404(Certificate, id=certificate, enrolment__user=learner(request))
+    pdf = certificate_pdf(found, verify_url=verify_url(found))
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="certificate-{found.id}.pdf"'
+    return response
+
+
+@never_cache
+@login_required
+def passbook_view(request: HttpRequest) -> HttpResponse:
+    profile = Profile.objects.filter(user=learner(request)).first()
+    if request.method == "POST" and profile is not None:
+        profile.name_local = " ".join(request.POST.get("name_local", "").split())[:300]
+        profile.save(update_fields=["name_local"])
+        messages.success(request, _("Your name for certificates is saved."))
+        return redirect("passbook")
+    certificates = list(
+        Certificate.objects.filter(enrolment__user=learner(request)).order_by("-issued")
+    )
+    enrolments = list(
+        Enrolment.objects.filter(user=learner(request), completed__isnull=True)
+        .select_related("entry")
+        .order_by("-enrolled")
+    )
+    return TemplateResponse(
+        request,
+        "learning/passbook.html",
+        {
+            "areas": passbook(certificates),
+            "certificates": certificates,
+            "in_progress": enrolments,
+            "profile": profile,
+        },
+    )
+
+
+# --- department (MDO) reports ---------------------------------------------------------------
+
+
+def _department_of(request: HttpRequest) -> str:
+    """The department whose reports the user may see, or PermissionDenied's 403."""
+    user = learner(request)
+    profile = Profile.objects.filter(user=user).first()
+    if (
+        not user.has_perm("accounts.view_department_reports")
+        or not profile
+        or not profile.department
+    ):
+        raise PermissionDenied(_("Department reports are for department administrators."))
+    return profile.department
+
+
+def _report_rows(department: str) -> QuerySet[Enrolment]:
+    return (
+        Enrolment.objects.filter(user__profile__department=department)
+        .select_related("user", "entry", "certificate")
+        .order_by("-enrolled", "pk")
+    )
+
+
+@never_cache
+@login_required
+def department_report(request: HttpRequest, department: str | None = None) -> HttpResponse:
+    own = _department_of(request)
+    if department is None:
+        return redirect("department_report", department=own)
+    if department != own:
+        raise PermissionDenied(_("This is another department's report."))
+    rows = _report_rows(own)
+    page = Paginator(rows, per_page=50).get_page(request.GET.get("page"))
+    return TemplateResponse(
+        request,
+        "learning/report.html",
+        {
+            "department": own,
+            "results": page,
+            "enrolled": rows.count(),
+            "completed": rows.filter(completed__isnull=False).count(),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(rows: QuerySet[Enrolment], language: str | None) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(
+        ["learner", "email", "course", "course_iri", "enrolled", "completed", "certificate"]
+    )
+    for row in rows.iterator(chunk_size=500):
+        certificate = getattr(row, "certificate", None)
+        yield writer.writerow(
+            [
+                row.user.get_full_name() or row.user.get_username(),
+                row.user.email,
+                localized(row.entry.name, language),
+                row.entry.iri,
+                row.enrolled.isoformat(timespec="seconds"),
+                row.completed.isoformat(timespec="seconds") if row.completed else "",
+                str(certificate.id) if certificate else "",
+            ]
+        )
+
+
+@never_cache
+@login_required
+def department_report_csv(request: HttpRequest, department: str) -> Any:
+    own = _department_of(request)
+    if department != own:
+        raise PermissionDenied(_("This is another department's report."))
+    response = StreamingHttpResponse(
+        _csv_lines(_report_rows(own), get_language()), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{own}-learning-report.csv"'
+    return response
