@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from identity.desired import Department, Federation, PortalClient, TenantRealm
 from identity.themes import LoginTheme, theme_name
@@ -179,7 +180,44 @@ def portal_env(
         "KARMAYOGI_OIDC_CLIENT_SECRET": secrets["portal_client_secret"],
         "KARMAYOGI_HUB_IDP": hub.code if brokered and hub else "",
         "KARMAYOGI_HUB_NAME": hub.spec.branding.display_name if brokered and hub else "",
+        "KARMAYOGI_FEDERATION": json.dumps(
+            federation_config(spec, specs, home, keycloak_url, secrets["federation_client_secret"])
+        ),
         "DJANGO_ALLOWED_HOSTS": endpoint.host,
+    }
+
+
+def federation_config(
+    spec: TenantSpec, specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str, secret: str
+) -> dict[str, Any]:
+    """What the portal's federation needs (``settings.FEDERATION``): its token client in the
+    hub realm, the peers it pulls (a tenant: the hub; the hub: every tenant that publishes),
+    every instance's keys URL (the same values the reconciler registers on the
+    ``federation-<code>`` clients), and the tenant's subscription."""
+    endpoints = local_endpoints(specs, home)
+    hub = next((s for s in specs if s.is_hub), None)
+    if hub is None:
+        return {"code": spec.code, "isHub": False, "peers": []}
+    if spec.is_hub:
+        peers = [s for s in specs if not s.is_hub and s.spec.federation.publish]
+    else:
+        peers = [hub] if spec.hub_code == hub.code else []
+    subscribe = spec.spec.federation.subscribe
+    return {
+        "code": spec.code,
+        "isHub": spec.is_hub,
+        "hub": hub.code,
+        "hubIssuer": f"{keycloak_url}/realms/{hub.code}",
+        "clientId": f"federation-{spec.code}",
+        "clientSecret": secret,
+        "peers": [{"code": p.code, "url": endpoints[p.code].url} for p in peers],
+        "keys": {s.code: f"{endpoints[s.code].url}/federation/v1/keys" for s in specs},
+        "subscribe": None
+        if spec.is_hub
+        else {
+            "languages": list(subscribe.languages),
+            "competencyAreas": list(subscribe.competency_areas),
+        },
     }
 
 

@@ -14,6 +14,7 @@ from wagtail.documents import urls as wagtaildocs_urls
 
 from tenant_portal.accounts import views as accounts
 from tenant_portal.core import views as core
+from tenant_portal.federation import views as federation
 
 urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
@@ -29,6 +30,8 @@ urlpatterns = [
     # (core.page_cache): a forged request can only change the visitor's interface language.
     path("i18n/setlang/", csrf_exempt(set_language), name="set_language"),
     path("", include("tenant_portal.learning.urls")),
+    path("federation/v1/changes", federation.changes, name="federation_changes"),
+    path("federation/v1/keys", federation.keys, name="federation_keys"),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     # No language prefix in URLs: the language is the visitor's choice (cookie, then the

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from wagtail.models import Site
 
@@ -26,9 +27,14 @@ from tenant_portal.catalogue.models import (
     EntryCompetency,
     EntryLanguage,
 )
+from tenant_portal.competencies.models import SubTheme
 from tenant_portal.core.page_cache import bump_generation
 
 _TAGS = re.compile(r"<[^>]+>")
+
+# Sent, inside the transaction, whenever a course made here changes its catalogue row
+# (the federation app appends it to the change feed).
+entry_changed = Signal()
 
 
 def course_iri(course: uuid.UUID) -> str:
@@ -44,19 +50,21 @@ def search_text(*parts: Iterable[str]) -> str:
     return " ".join(plain_text(text).lower() for part in parts for text in part if text)
 
 
+def term_snapshot(sub_theme: SubTheme, level: int) -> dict[str, Any]:
+    """A KCM term at a level, as the catalogue shows it and certificates keep it."""
+    return {
+        "iri": sub_theme.iri,
+        "level": level,
+        "name": sub_theme.name,
+        "theme": sub_theme.theme.name,
+        "area": sub_theme.theme.area.code,
+        "areaName": sub_theme.theme.area.name,
+    }
+
+
 def competency_snapshot(tags: Iterable[Any]) -> list[dict[str, Any]]:
-    """The KCM terms a course teaches, as the catalogue shows them and records carry them."""
-    return [
-        {
-            "iri": tag.sub_theme.iri,
-            "level": tag.level,
-            "name": tag.sub_theme.name,
-            "theme": tag.sub_theme.theme.name,
-            "area": tag.sub_theme.theme.area.code,
-            "areaName": tag.sub_theme.theme.area.name,
-        }
-        for tag in tags
-    ]
+    """The KCM terms a course teaches (its competency tags), with their levels."""
+    return [term_snapshot(tag.sub_theme, tag.level) for tag in tags]
 
 
 @transaction.atomic
@@ -86,6 +94,7 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
             entry.version += 1
             entry.save(update_fields=["retired", "modified", "version"])
             bump_generation()
+            entry_changed.send(sender=CatalogueEntry, entry=entry)
         return entry
 
     tags = list(
@@ -137,4 +146,5 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
         [EntryCompetency(entry=entry, sub_theme_id=s, level=level) for s, level in best.items()]
     )
     bump_generation()
+    entry_changed.send(sender=CatalogueEntry, entry=entry)
     return entry

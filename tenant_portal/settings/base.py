@@ -102,6 +102,11 @@ LOGOUT_REDIRECT_URL = "/"
 LOGIN_REDIRECT_URL_FAILURE = "/auth/failed/"
 AUTHENTICATION_BACKENDS = ["tenant_portal.accounts.backends.KeycloakBackend"]
 
+# --- federation (tenant_portal.federation; rendered by the kit) ------------------------------
+# {"code", "isHub", "hub", "hubIssuer", "clientId", "clientSecret", "peers": [{"code", "url"}],
+#  "keys": {code: keys URL}, "subscribe": {"languages", "competencyAreas"} | null}
+FEDERATION = json.loads(env.str("KARMAYOGI_FEDERATION", default="{}"))
+
 # --- Django and Wagtail --------------------------------------------------------------------
 INSTALLED_APPS = [
     "tenant_portal.core",
@@ -110,6 +115,7 @@ INSTALLED_APPS = [
     "tenant_portal.competencies",
     "tenant_portal.catalogue",
     "tenant_portal.learning",
+    "tenant_portal.federation",
     "tenant_portal.home",
     "wagtail.contrib.settings",
     "wagtail.contrib.routable_page",

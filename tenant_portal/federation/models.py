@@ -1,0 +1,85 @@
+"""What an instance keeps to federate: its signing keys, its change log, and its peers' state.
+
+- :class:`SigningKey`: the instance signs the records it originates (JWS, ES256). A rotated key
+  stays published while any change signed with it is still served.
+- :class:`Change`: the change feed. Positions are handed out by a serialised append
+  (``federation.changes.append``), so they follow commit order; only each course's latest
+  change is kept (a record is a full snapshot), so the log is as long as the catalogue.
+- :class:`PeerState`: per peer this instance pulls, the cursor and what the last sync did.
+  The cursor is written in the same transaction as the records it covers.
+- :class:`Quarantined`: records refused by a sync, with the reason, for the admin to see.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class SigningKey(models.Model):
+    kid = models.CharField(max_length=64, unique=True)
+    private_jwk = models.JSONField(help_text="Secret. Never shown, never logged.")
+    public_jwk = models.JSONField()
+    created = models.DateTimeField(auto_now_add=True)
+    retired = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.kid}{' (retired)' if self.retired else ''}"
+
+
+class Change(models.Model):
+    UPSERT = "upsert"
+    TOMBSTONE = "tombstone"
+
+    position = models.BigIntegerField(unique=True)
+    uuid = models.UUIDField(unique=True, help_text="The course; only its latest change is kept.")
+    origin = models.CharField(max_length=64)
+    kind = models.CharField(max_length=10, choices=[(UPSERT, UPSERT), (TOMBSTONE, TOMBSTONE)])
+    version = models.PositiveIntegerField()
+    kid = models.CharField(max_length=64, db_index=True)
+    jws = models.TextField(help_text="The record as its origin signed it.")
+    recorded = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.kind} {self.uuid} v{self.version}"
+
+
+class PeerState(models.Model):
+    peer = models.CharField(max_length=64, unique=True)
+    cursor = models.BigIntegerField(default=0)
+    peer_position = models.BigIntegerField(default=0, help_text="The peer's newest position seen.")
+    last_success = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    applied = models.PositiveIntegerField(default=0, help_text="Records applied by the last sync.")
+
+    def __str__(self) -> str:
+        return f"{self.peer} @ {self.cursor}"
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.peer_position - self.cursor)
+
+
+class Quarantined(models.Model):
+    peer = models.CharField(max_length=64)
+    position = models.BigIntegerField()
+    uuid = models.CharField(max_length=64, blank=True)
+    reason = models.TextField()
+    payload = models.TextField(blank=True, help_text="The first 64 KB of what arrived.")
+    received = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received"]
+        verbose_name_plural = "quarantined records"
+        constraints = [
+            models.UniqueConstraint(fields=["peer", "position"], name="quarantined_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.peer}#{self.position}: {self.reason}"

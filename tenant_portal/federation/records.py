@@ -1,0 +1,137 @@
+"""Course record v1: a catalogue row as the JSON-LD document instances exchange, and back.
+
+The record is a profile of schema.org ``Course`` (DESIGN §6); its JSON Schema ships in
+``schemas/course-record-v1.json`` and is documented in ``docs/federation.md``. Names and
+descriptions are JSON-LD language maps, languages BCP 47 tags, competencies ``DefinedTerm``s
+of the KCM with a level. A withdrawn course travels as the same record with
+``creativeWorkStatus: "Withdrawn"`` (a tombstone that still says what it withdraws).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from jsonschema import Draft202012Validator, FormatChecker
+
+from tenant_portal.catalogue.models import CatalogueEntry
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "course-record-v1.json"
+SCHEMA_ID = "https://karmayogi.example/schemas/course-record/v1.json"
+CONTEXT: list[Any] = [
+    "https://schema.org",
+    {
+        "name": {"@id": "schema:name", "@container": "@language"},
+        "description": {"@id": "schema:description", "@container": "@language"},
+    },
+]
+LICENSE = "https://creativecommons.org/licenses/by/4.0/"
+
+
+class RecordError(ValueError):
+    """A record that is not a valid course record v1; the message says where and why."""
+
+
+@cache
+def validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def validate(record: Any) -> None:
+    error = next(iter(sorted(validator().iter_errors(record), key=lambda e: e.path)), None)
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(record)"
+        raise RecordError(f"{where}: {error.message[:200]}")
+
+
+def duration(minutes: int) -> str:
+    hours, rest = divmod(max(minutes, 1), 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{rest}M" if rest else "")
+
+
+def minutes(iso: str) -> int:
+    body = iso.removeprefix("PT")
+    hours, _, rest = body.partition("H") if "H" in body else ("0", "", body)
+    return int(hours or 0) * 60 + int(rest.removesuffix("M") or 0)
+
+
+def record_of(entry: CatalogueEntry) -> dict[str, Any]:
+    """The record of a course this instance originates."""
+    withdrawn = entry.retired or entry.internal
+    url = entry.url if entry.url.startswith("http") else f"{settings.PORTAL_URL}{entry.url}"
+    return {
+        "@context": CONTEXT,
+        "@type": "Course",
+        "schemaVersion": SCHEMA_ID,
+        "@id": entry.iri,
+        "identifier": entry.iri,
+        "name": entry.name,
+        "description": entry.description,
+        "provider": {
+            "@type": "GovernmentOrganization",
+            "name": entry.provider,
+            "identifier": entry.origin,
+            "url": settings.PORTAL_URL,
+        },
+        "inLanguage": entry.languages,
+        "teaches": [
+            {
+                "@type": "DefinedTerm",
+                "@id": term["iri"],
+                "name": term["name"],
+                "educationalLevel": term["level"],
+            }
+            for term in entry.competencies
+        ],
+        "timeRequired": duration(entry.duration_minutes),
+        "version": entry.version,
+        "dateModified": entry.modified.isoformat(timespec="seconds"),
+        "license": LICENSE,
+        "url": url,
+        "creativeWorkStatus": "Withdrawn" if withdrawn else "Published",
+    }
+
+
+def course_uuid(record: dict[str, Any]) -> uuid.UUID:
+    return uuid.UUID(str(record["identifier"]).rsplit("/", 1)[1])
+
+
+def entry_fields(record: dict[str, Any], competencies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """CatalogueEntry fields from a validated record; ``competencies`` maps the KCM IRIs this
+    instance knows to their snapshot (area, theme names), so filters work on arrivals too."""
+    from tenant_portal.catalogue.services import search_text
+
+    teaches = []
+    for term in record["teaches"]:
+        known = competencies[term["@id"]]
+        teaches.append({**known, "level": term["educationalLevel"]})
+    name, description = record["name"], record.get("description", {})
+    return {
+        "iri": record["identifier"],
+        "origin": record["provider"]["identifier"],
+        "origin_name": record["provider"]["name"],
+        "provider": record["provider"]["name"],
+        "name": name,
+        "description": description,
+        "languages": record["inLanguage"],
+        "duration_minutes": minutes(record["timeRequired"]),
+        "competencies": teaches,
+        "url": record["url"],
+        "page": None,
+        "version": record["version"],
+        "modified": datetime.fromisoformat(record["dateModified"]),
+        "internal": False,
+        "retired": record["creativeWorkStatus"] == "Withdrawn",
+        "search_text": search_text(
+            name.values(),
+            description.values(),
+            [record["provider"]["name"]],
+            [t for c in teaches for t in c["name"].values()],
+        ),
+    }
