@@ -1,0 +1,254 @@
+"""Federation between separately running instances, over real HTTP with real tokens.
+
+The hub and Bihar run as their own gunicorn processes, each on its own loopback address and
+PostgreSQL database; the test process is Rajasthan. Bihar publishes; the hub pulls Bihar and
+offers its courses; Rajasthan pulls the hub and gets the hub's and Bihar's courses, each
+checked against its origin's keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jws
+
+from infra.keycloak_runtime import LocalKeycloak
+from tenant_portal.catalogue.models import CatalogueEntry
+from tenant_portal.federation.models import PeerState, Quarantined
+from tenant_portal.federation.signing import verify
+from tenant_portal.federation.sync import SyncError, sync
+from tests.postgres import PostgresServer
+from tests.tenant_portal.federation_env import Instance, Realms, hub_realms, new_instance
+from tests.tenant_portal.learning import prepare_site
+
+pytestmark = pytest.mark.django_db
+
+
+def config(realms: Realms, code: str, *, hub: bool, peers: list[Instance], keys: dict[str, str]):
+    return {
+        "code": code,
+        "isHub": hub,
+        "hub": realms.hub,
+        "hubIssuer": realms.issuer,
+        "clientId": f"federation-{code}",
+        "clientSecret": f"federation-{code}",
+        "peers": [{"code": p.code, "url": p.url} for p in peers],
+        "keys": keys,
+        "subscribe": None if hub else {"languages": ["hi", "en"], "competencyAreas": []},
+    }
+
+
+class Trio:
+    def __init__(self, realms: Realms, hub: Instance, bihar: Instance, keys: dict[str, str]):
+        self.realms, self.hub, self.bihar, self.keys = realms, hub, bihar, keys
+
+    @property
+    def rajasthan(self) -> str:
+        return self.realms.realm("rajasthan")
+
+    def rajasthan_settings(self) -> dict[str, Any]:
+        return config(self.realms, self.rajasthan, hub=False, peers=[self.hub], keys=self.keys)
+
+    def hub_feed(self) -> list[dict[str, Any]]:
+        token = self.realms.token("rajasthan")
+        changes, after = [], 0
+        while True:
+            page = httpx.get(
+                f"{self.hub.url}/federation/v1/changes",
+                params={"after": after, "limit": 500},
+                headers={"Authorization": f"Bearer {token}"},
+            ).json()
+            changes += page["changes"]
+            if not page["changes"]:
+                return changes
+            after = page["next"]
+
+
+@pytest.fixture(scope="module")
+def trio(
+    keycloak: LocalKeycloak, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Trio]:
+    tmp = tmp_path_factory.mktemp("federation")
+    with hub_realms(keycloak, "bihar", "rajasthan") as realms:
+        bihar_code, rajasthan_code = realms.realm("bihar"), realms.realm("rajasthan")
+        hub = new_instance(postgres, tmp, realms.hub, "127.0.0.21", {})
+        bihar = new_instance(postgres, tmp, bihar_code, "127.0.0.22", {})
+        keys = {
+            realms.hub: f"{hub.url}/federation/v1/keys",
+            bihar_code: f"{bihar.url}/federation/v1/keys",
+            rajasthan_code: "http://127.0.0.1:9/federation/v1/keys",
+        }
+        hub.env["KARMAYOGI_FEDERATION"] = json.dumps(
+            config(realms, realms.hub, hub=True, peers=[bihar], keys=keys)
+        )
+        bihar.env["KARMAYOGI_FEDERATION"] = json.dumps(
+            config(realms, bihar_code, hub=False, peers=[hub], keys=keys)
+        )
+        try:
+            for instance in (hub, bihar):
+                instance.manage("prepare_portal", "-v0")
+                instance.manage("seed_courses")
+                instance.start()
+            yield Trio(realms, hub, bihar, keys)
+        finally:
+            hub.kill(signal.SIGTERM)
+            bihar.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def rajasthan(trio: Trio, settings: Any) -> Trio:
+    prepare_site()
+    settings.TENANT_CODE = trio.rajasthan
+    settings.FEDERATION = trio.rajasthan_settings()
+    return trio
+
+
+def digest(iri: str, version: int, origin: str) -> str:
+    return hashlib.sha256(f"{iri}|{version}|{origin}".encode()).hexdigest()
+
+
+def payload(change: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(jws.extract_compact(change["record"].encode()).payload))
+
+
+def test_the_hub_relays_bihar_and_rajasthan_gets_both_verifiable(rajasthan: Trio) -> None:
+    trio = rajasthan
+    assert "10 applied, 0 quarantined" in trio.hub.manage("federation_sync").stdout
+    result = sync(trio.realms.hub, limit=7)  # several pages
+    assert result.quarantined == 0 and result.pages >= 3
+
+    feed = trio.hub_feed()
+    hub_side = sorted(
+        digest(p["identifier"], p["version"], p["provider"]["identifier"])
+        for p in map(payload, feed)
+        if p["creativeWorkStatus"] == "Published"
+    )
+    ours = sorted(
+        digest(e.iri, e.version, e.origin) for e in CatalogueEntry.objects.filter(retired=False)
+    )
+    assert ours == hub_side and len(ours) == 20
+    bihar_code = trio.realms.realm("bihar")
+    from_bihar = [c for c in feed if c["origin"] == bihar_code]
+    assert len(from_bihar) == 10
+    # Relayed by the hub, still signed by Bihar: it verifies against Bihar's keys only.
+    assert verify(from_bihar[0]["record"], trio.keys[bihar_code])["provider"]["identifier"] == (
+        bihar_code
+    )
+    page = CatalogueEntry.objects.get(uuid=from_bihar[0]["id"])
+    assert page.origin == bihar_code and page.url.startswith(trio.bihar.url)
+    state = PeerState.objects.get(peer=trio.realms.hub)
+    assert state.cursor == state.peer_position and state.last_success is not None
+
+    # Nothing new: a second sync applies nothing and duplicates nothing.
+    assert sync(trio.realms.hub).applied == 0
+    assert CatalogueEntry.objects.count() == 20
+
+
+def test_bihar_pulling_the_hub_keeps_its_own_courses_its_own(rajasthan: Trio) -> None:
+    trio = rajasthan
+    trio.hub.manage("federation_sync")
+    out = trio.bihar.manage("federation_sync").stdout
+    assert "0 quarantined" in out
+
+
+def shell(instance: Instance, code: str) -> str:
+    """What ``code`` prints, run in the instance's own environment and database."""
+    return instance.manage("shell", "--no-imports", "-c", code).stdout
+
+
+def test_a_tombstone_hides_the_course_and_local_overrides_survive(rajasthan: Trio) -> None:
+    trio = rajasthan
+    trio.hub.manage("federation_sync")
+    sync(trio.realms.hub)
+    hub_course = CatalogueEntry.objects.filter(origin=trio.realms.hub).order_by("iri").first()
+    assert hub_course is not None
+    hub_course.hidden = True
+    hub_course.featured = True
+    hub_course.save(update_fields=["hidden", "featured"])
+    slug_of = "from tenant_portal.catalogue.models import CoursePage as P; "
+    # The hub edits that course (a new version) and withdraws another.
+    shell(
+        trio.hub,
+        slug_of
+        + f"p = P.objects.get(translation_key='{hub_course.uuid}', locale__language_code='hi'); "
+        "p.duration_minutes = 777; p.save_revision().publish()",
+    )
+    withdrawn = CatalogueEntry.objects.filter(origin=trio.realms.hub).order_by("-iri").first()
+    assert withdrawn is not None
+    shell(
+        trio.hub,
+        slug_of + f"[p.unpublish() for p in P.objects.filter(translation_key='{withdrawn.uuid}')]",
+    )
+    sync(trio.realms.hub)
+    hub_course.refresh_from_db()
+    withdrawn.refresh_from_db()
+    assert hub_course.duration_minutes == 777 and hub_course.hidden and hub_course.featured
+    assert withdrawn.retired
+
+
+def test_killing_the_syncing_process_mid_sync_loses_and_duplicates_nothing(
+    rajasthan: Trio, tmp_path: Path
+) -> None:
+    """Bihar's own sync of the hub, run as a separate process and SIGKILLed between pages."""
+    trio = rajasthan
+    trio.hub.manage("federation_sync")
+    cursor = (
+        "from tenant_portal.federation.models import PeerState as S; "
+        f"s = S.objects.filter(peer='{trio.realms.hub}').first(); "
+        "print(s.cursor if s else 0)"
+    )
+    shell(
+        trio.bihar,
+        "from tenant_portal.federation.models import PeerState as S; S.objects.all().delete()",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tenant_portal.manage", "federation_sync", "--limit", "1"],
+        env=trio.bihar.env,
+        cwd=trio.bihar.data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while int(shell(trio.bihar, cursor).strip() or 0) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = int(shell(trio.bihar, cursor).strip())
+    assert killed_at >= 3
+    trio.bihar.manage("federation_sync")
+    count = (
+        "from tenant_portal.catalogue.models import CatalogueEntry as E; "
+        "print(E.objects.count(), E.objects.values('uuid').distinct().count())"
+    )
+    total, distinct = map(int, shell(trio.bihar, count).split())
+    assert total == distinct == 20  # its own 10 and the hub's 10, once each
+
+
+def test_killing_the_hub_mid_sync_then_syncing_again_completes(rajasthan: Trio) -> None:
+    trio = rajasthan
+    trio.hub.manage("federation_sync")
+    # A feed that does not end within the pages allowed stops the sync, keeping what it applied.
+    with pytest.raises(SyncError, match="did not end after 2 pages"):
+        sync(trio.realms.hub, limit=5, max_pages=2)
+    state = PeerState.objects.get(peer=trio.realms.hub)
+    assert 0 < state.cursor < state.peer_position
+    trio.hub.kill()
+    with pytest.raises(SyncError, match="cannot reach the feed"):
+        sync(trio.realms.hub)
+    assert PeerState.objects.get(peer=trio.realms.hub).last_error
+    trio.hub.start()
+    sync(trio.realms.hub)
+    assert CatalogueEntry.objects.filter(retired=False).count() >= 19
+    assert not Quarantined.objects.exists()
+    state = PeerState.objects.get(peer=trio.realms.hub)
+    assert state.cursor == state.peer_position and not state.last_error
