@@ -43,8 +43,10 @@ test: lint translations
 	@scripts/browser-deps.sh >/dev/null
 	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
+	@scripts/ensure-system-packages.sh wrk
 	$(BIN)/python scripts/bench/realms.py
+	$(BIN)/python scripts/bench/portal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
