@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import set_language
 from mozilla_django_oidc.views import OIDCLogoutView
@@ -13,6 +13,7 @@ from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
 from tenant_portal.accounts import views as accounts
+from tenant_portal.core import routing
 from tenant_portal.core import views as core
 from tenant_portal.federation import views as federation
 
@@ -37,6 +38,7 @@ urlpatterns = [
     # No language prefix in URLs: the language is the visitor's choice (cookie, then the
     # browser's Accept-Language, then the tenant's first language), and the same URL serves
     # every language. With unprefixed i18n_patterns Django would pin such URLs to the default.
+    re_path(r"^((?:[\w\-]+/)*)$", routing.serve, name="karmayogi_serve"),
     path("", include(wagtail_urls)),
 ]
 

@@ -15,6 +15,9 @@ from tenant_portal.accounts.models import KeycloakSession
 from tenant_portal.accounts.roles import ensure_groups
 
 SID_SESSION_KEY = "keycloak_sid"
+# Whether the header links to department reports; decided at sign-in (when roles are synced)
+# so that every page does not ask the database for the user's permissions.
+REPORTS_SESSION_KEY = "karmayogi_reports"
 
 
 @receiver(post_migrate)
@@ -30,6 +33,7 @@ def create_managed_groups(sender: Any, **kwargs: Any) -> None:
 @receiver(user_logged_in)
 def remember_keycloak_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     """Tie this portal session to the Keycloak session that opened it (back-channel logout)."""
+    request.session[REPORTS_SESSION_KEY] = user.has_perm("accounts.view_department_reports")
     sid = request.session.get(SID_SESSION_KEY)
     if not sid:
         return

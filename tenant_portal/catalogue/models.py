@@ -46,26 +46,49 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
 
     @path("")
     def catalogue(self, request: HttpRequest) -> HttpResponse:
-        from tenant_portal.catalogue.search import CatalogueQuery
         from tenant_portal.core.page_cache import cache_for_anonymous
 
-        query = CatalogueQuery.from_params(request.GET)
-        paginator = Paginator(query.entries(), per_page=20)
-        page = paginator.get_page(request.GET.get("page"))
         cache_for_anonymous(request)
         return TemplateResponse(
             request,
             "catalogue/catalogue_index_page.html",
-            {
-                "page": self,
-                "self": self,
-                "query": query,
-                "facets": query.facets(),
-                "results": page,
-                "paginator": paginator,
-                "page_query": query.as_params(),
-            },
+            {"page": self, "self": self, "main": self.listing(request)},
         )
+
+    def listing(self, request: HttpRequest) -> str:
+        """The filters and one page of results: the same for every visitor, so it is kept
+        rendered per query, page number and language until the catalogue changes (the
+        generation of core.page_cache). Signed-in visitors get it without a query."""
+        import hashlib
+
+        from django.core.cache import cache
+        from django.template.loader import render_to_string
+        from django.utils.safestring import mark_safe
+        from django.utils.translation import get_language
+
+        from tenant_portal.catalogue.search import CatalogueQuery
+        from tenant_portal.core.page_cache import generation
+
+        query = CatalogueQuery.from_params(request.GET)
+        number = request.GET.get("page", "1")[:12]
+        asked = f"{self.pk}|{get_language()}|{query.as_params()}|{number}"
+        key = f"catalogue:{generation()}:{hashlib.sha256(asked.encode()).hexdigest()}"
+        html: str | None = cache.get(key)
+        if html is None:
+            paginator = Paginator(query.entries(), per_page=20)
+            html = render_to_string(
+                "catalogue/catalogue_main.html",
+                {
+                    "page": self,
+                    "query": query,
+                    "facets": query.facets(),
+                    "results": paginator.get_page(number),
+                    "paginator": paginator,
+                    "page_query": query.as_params(),
+                },
+            )
+            cache.set(key, html, 300)
+        return mark_safe(html)  # rendered by our own template, autoescaped
 
     @path("<uuid:course>/")
     def record(self, request: HttpRequest, course: Any) -> HttpResponse:
@@ -124,6 +147,14 @@ class CoursePage(Page):
 
     def lessons(self) -> list[Any]:
         return list(lessons_of(self.modules))
+
+    def competencies(self) -> list[CourseCompetency]:
+        """The competency tags with their sub-themes, in one query (a preview's unsaved tags
+        come from memory)."""
+        tags = self.competency_tags.all()
+        if hasattr(tags, "select_related"):
+            tags = tags.select_related("sub_theme")
+        return list(tags)
 
     def serve(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # One URL per course: the visitor's language picks the translation to show.

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from wagtail.models import Page
-from wagtail.signals import page_published, page_unpublished
+from wagtail.signals import page_published, page_unpublished, post_page_move
 
 from tenant_portal.catalogue.models import CoursePage
 from tenant_portal.catalogue.services import index_course
@@ -22,6 +22,11 @@ def page_changed(sender: Any, instance: Page, **kwargs: Any) -> None:
         index_course(instance.translation_key)
     else:
         bump_generation()
+
+
+@receiver(post_page_move)
+def page_moved(sender: Any, **kwargs: Any) -> None:
+    bump_generation()  # cached routes and pages name the old place
 
 
 @receiver(post_delete, sender=CoursePage)

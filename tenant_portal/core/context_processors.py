@@ -11,6 +11,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import get_language, get_language_bidi
 
+from tenant_portal.accounts.signals import REPORTS_SESSION_KEY
+
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     return {
@@ -18,4 +20,7 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "current_language": get_language(),
         "language_bidi": get_language_bidi(),
         "hub_sign_in": settings.OIDC_HUB_NAME if settings.OIDC_HUB_IDP else "",
+        "shows_reports": bool(
+            hasattr(request, "session") and request.session.get(REPORTS_SESSION_KEY)
+        ),
     }

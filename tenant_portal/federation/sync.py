@@ -105,12 +105,17 @@ def access_token() -> str:
     return str(body["access_token"])
 
 
+def lock_key(code: str) -> int:
+    """The PostgreSQL advisory lock that one sync of peer ``code`` holds."""
+    return SYNC_LOCK ^ (uuid.uuid5(uuid.NAMESPACE_DNS, code).int & 0xFFFF_FFFF)
+
+
 @contextmanager
 def exclusive(code: str) -> Iterator[None]:
     """Hold the one-sync-per-peer lock, or raise :class:`SyncBusy`."""
     busy = SyncBusy(f"{code}: another sync of this peer is running; this one stops")
     if connection.vendor == "postgresql":
-        key = SYNC_LOCK ^ (uuid.uuid5(uuid.NAMESPACE_DNS, code).int & 0xFFFF_FFFF)
+        key = lock_key(code)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
             if not cursor.fetchone()[0]:
@@ -221,7 +226,12 @@ def _known_competencies() -> dict[str, dict[str, Any]]:
     return {term.iri: term_snapshot(term, level=0) for term in terms}
 
 
-def check(source: Peer, change: dict[str, Any], known: dict[str, Any]) -> Accepted | None:
+def check(
+    source: Peer,
+    change: dict[str, Any],
+    known: dict[str, Any],
+    held: dict[str, int] | None = None,
+) -> Accepted | None:
     """The verified record of one change; None when it needs no action; :class:`Refused`
     with the reason when it must be quarantined."""
     config = federation()
@@ -250,11 +260,25 @@ def check(source: Peer, change: dict[str, Any], known: dict[str, Any]) -> Accept
         raise Refused("the record names another origin than the feed says")
     if str(course_uuid(record)) != change["id"] or record["version"] != change["version"]:
         raise Refused("the record does not match its entry in the feed")
+    held_version = (held or {}).get(change["id"])
+    if held_version is not None and record["version"] < held_version:
+        raise Refused(f"replays version {record['version']}; version {held_version} is held")
     withdrawn = record["creativeWorkStatus"] == "Withdrawn"
     unknown = [t["@id"] for t in record["teaches"] if t["@id"] not in known]
     if unknown and not withdrawn:
         raise Refused(f"unknown competency {unknown[0][:120]}")
     return Accepted(change, record, wanted=not withdrawn and _subscribed(record, known))
+
+
+def _held_versions(changes: list[dict[str, Any]]) -> dict[str, int]:
+    ids = []
+    for change in changes:
+        try:
+            ids.append(uuid.UUID(change["id"]))
+        except ValueError:
+            continue
+    rows = CatalogueEntry.objects.filter(uuid__in=ids).values_list("uuid", "version")
+    return {str(course): version for course, version in rows}
 
 
 def _subscribed(record: dict[str, Any], known: dict[str, Any]) -> bool:
@@ -393,9 +417,10 @@ def sync(code: str, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> S
                     raise SyncError(f"{source.code}: the feed did not end after {max_pages} pages")
                 page = fetch(client, source, state.cursor, limit)
                 accepted, refused = [], []
+                held = _held_versions(page.changes)
                 for change in page.changes:
                     try:
-                        item = check(source, change, known)
+                        item = check(source, change, known, held)
                     except Refused as exc:
                         refused.append((change, str(exc)))
                         result.reasons.append(f"#{change['position']}: {exc}")
