@@ -232,7 +232,11 @@ def up(
 
     specs = _specs(tenants)
     result = local_up(
-        specs, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}"), seed=seed
+        specs,
+        _env(),
+        progress=lambda message: err.print(f"[bold]>[/] {message}"),
+        seed=seed,
+        tenants=tenants.resolve(),
     )
     # Plain columns, not a rich table: URLs must survive narrow terminals whole.
     rows = [("TENANT", "TYPE", "PORTAL")]
@@ -245,6 +249,52 @@ def up(
     typer.echo(
         f"Sign in with the username and password in {result['keycloak']['admin_credentials_file']}"
     )
+
+
+federation_app = typer.Typer(help="Catalogue federation between the hub and the tenants.")
+app.add_typer(federation_app, name="federation")
+
+
+@federation_app.command("sync")
+@friendly_errors
+def federation_sync(
+    code: str = typer.Argument(..., help="The tenant whose peers to pull."),
+) -> None:
+    """Pull every peer of a tenant's portal once (a tenant pulls the hub; the hub pulls every
+    tenant that publishes)."""
+    from infra.federation import sync_tenant
+    from infra.home import KitHome
+
+    env = _env()
+    typer.echo(sync_tenant(code, KitHome.from_env(env), env))
+
+
+@federation_app.command("status")
+@friendly_errors
+def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Per tenant and peer: cursor, lag, last success, last error, quarantined records.
+    Exits 1 when a peer's last sync failed or records sit in quarantine."""
+    from infra.federation import federation_status, sync_order
+    from infra.home import KitHome
+
+    env = _env()
+    home = KitHome.from_env(env)
+    result = {code: federation_status(code, home, env) for code in sync_order(_specs(tenants))}
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        for code, state in result.items():
+            feed = state["feed"]
+            typer.echo(f"{code}: feed of {feed['changes']} course(s), last {feed['last_position']}")
+            for peer in state["peers"]:
+                error = f", last error: {peer['last_error']}" if peer["last_error"] else ""
+                typer.echo(
+                    f"  <- {peer['peer']}: cursor {peer['cursor']}, lag {peer['lag']}, "
+                    f"last success {peer['last_success'] or 'never'}, "
+                    f"quarantined {peer['quarantined']}{error}"
+                )
+    troubled = any(p["last_error"] or p["quarantined"] for s in result.values() for p in s["peers"])
+    raise typer.Exit(1 if troubled else 0)
 
 
 @app.command("seed")

@@ -6,12 +6,14 @@ Entry points call these with the environment they read; everything below takes t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from identity.admin import AdminAPI, Credentials
 from identity.desired import TenantRealm
 from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
+from infra.federation import start_syncer, stop_syncer, sync_round
 from infra.home import KitHome
 from infra.keycloak_runtime import LocalKeycloak
 from infra.portals import known_portals, portal_status, seed_portal, start_portal, stop_portal
@@ -82,10 +84,16 @@ def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, An
 
 
 def local_up(
-    specs: Sequence[TenantSpec], env: dict[str, str], progress: Progress, *, seed: bool = True
+    specs: Sequence[TenantSpec],
+    env: dict[str, str],
+    progress: Progress,
+    *,
+    seed: bool = True,
+    tenants: Path | None = None,
 ) -> dict[str, Any]:
     """Start Keycloak, converge every realm with the specs, then start every portal; with
-    ``seed``, a portal that has no course yet gets its demo courses."""
+    ``seed``, a portal that has no course yet gets its demo courses. Then one federation
+    round, and (given the ``tenants`` folder) the periodic syncer."""
     kc = local_keycloak(env)
     home = kc.paths.home
     progress(f"Keycloak {kc.paths.version}: installing and starting")
@@ -103,6 +111,12 @@ def local_up(
         if seed:
             progress(f"portal {spec.code}: demo courses (only into a portal without courses)")
             seed_portal(spec.code, home, env, if_empty=True)
+    progress("federation: the hub pulls what tenants publish, then every tenant pulls the hub")
+    for code, report in sync_round(specs, home, env).items():
+        if report.startswith("error:"):
+            progress(f"federation {code}: {report}")
+    if tenants is not None:
+        progress(f"federation: syncing every minute (pid {start_syncer(tenants, home, env)})")
     return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home)}
 
 
@@ -110,7 +124,8 @@ def local_down(env: dict[str, str]) -> list[str]:
     """Stop every portal this home runs, then Keycloak; what was stopped, by name."""
     kc = local_keycloak(env)
     home = kc.paths.home
-    stopped = [f"portal {code}" for code in known_portals(home) if stop_portal(code, home)]
+    stopped = ["federation syncer"] if stop_syncer(home) else []
+    stopped += [f"portal {code}" for code in known_portals(home) if stop_portal(code, home)]
     if kc.stop():
         stopped.append("Keycloak")
     return stopped

@@ -46,7 +46,7 @@ def log_path(code: str, home: KitHome) -> Path:
     return home.logs / f"{code}.log"
 
 
-def _run_env(env_file: Path, base_env: dict[str, str]) -> dict[str, str]:
+def portal_run_env(env_file: Path, base_env: dict[str, str]) -> dict[str, str]:
     # The portal reads its configuration from the rendered file, not from the operator's shell.
     keep = {k: v for k, v in base_env.items() if not k.startswith(("KARMAYOGI_", "DJANGO_"))}
     keep["KARMAYOGI_ENV_FILE"] = str(env_file)
@@ -82,7 +82,7 @@ def seed_portal(code: str, home: KitHome, env: dict[str, str], *, if_empty: bool
     if not env_file.is_file():
         raise PortalError(f"{code}: the portal has not been set up yet; run `karmayogi up` first")
     args = ["seed_courses", "--if-empty"] if if_empty else ["seed_courses"]
-    manage(code, home, _run_env(env_file, env), *args, doing="seeding demo courses")
+    manage(code, home, portal_run_env(env_file, env), *args, doing="seeding demo courses")
 
 
 def running_pid(code: str, home: KitHome) -> int | None:
@@ -114,7 +114,7 @@ def start_portal(
 ) -> PortalStatus:
     """Render, prepare and start the tenant's portal; wait until it answers. Idempotent."""
     env_file = write_portal_env(spec, specs, home, keycloak_url)
-    run_env = _run_env(env_file, env)
+    run_env = portal_run_env(env_file, env)
     log = log_path(spec.code, home)
     log.parent.mkdir(parents=True, exist_ok=True)
     if running_pid(spec.code, home) is None:

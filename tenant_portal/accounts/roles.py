@@ -110,6 +110,8 @@ def ensure_groups() -> None:
         "wagtailembeds",
         "branding",
         "home",
+        "catalogue",
+        "federation",
     ]
     admins.permissions.add(
         *Permission.objects.filter(content_type__app_label__in=admin_apps),

@@ -362,3 +362,14 @@ def test_two_syncs_at_once_do_not_interfere(peer: Peer) -> None:
             sync("hub")
         assert not CatalogueEntry.objects.exists()
     assert sync("hub").applied == 1
+
+
+def test_quarantined_records_are_listed_in_the_admin(peer: Peer) -> None:
+    from django.contrib.auth import get_user_model
+
+    peer.serve_page(one(record(name="not a map")))
+    sync("hub")
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", "root@example.org"))
+    listing = admin.get("/admin/quarantined/")
+    assert listing.status_code == 200 and "schema: name" in listing.content.decode()

@@ -24,3 +24,4 @@ class Command(BaseCommand):
         call_command("sync_site", verbosity=options.get("verbosity", 1))
         # The sample framework until the hub's arrives by federation.
         call_command("load_competencies", if_empty=True, verbosity=0)
+        call_command("federation_backfill", verbosity=0)
