@@ -219,6 +219,11 @@ class CatalogueEntry(models.Model):
     retired = models.BooleanField(default=False, help_text=_("Withdrawn by its origin."))
     hidden = models.BooleanField(default=False, help_text=_("Hidden on this portal only."))
     featured = models.BooleanField(default=False)
+    local_name = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("This portal's own translations of the title ({lang: text}); kept by syncs."),
+    )
     search_text = models.TextField(blank=True, editable=False)
 
     class Meta:
@@ -230,7 +235,7 @@ class CatalogueEntry(models.Model):
 
     @property
     def title(self) -> str:
-        return localized(self.name)
+        return localized({**self.name, **self.local_name})
 
     @property
     def summary(self) -> str:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from identity.themes import theme_name
 from infra.cli import app
+from infra.federation import stop_syncer, syncer_pid
 from infra.home import KitHome, read_json
 from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api
@@ -215,14 +216,21 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
     assert httpx.get(f"{state_url}/readyz").json()["checks"] == {"database": "ok", "keycloak": "ok"}
     secrets = read_json(home.secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
-    # `up` seeded each new portal: tenants without seed files of their own get ten of the
-    # hub's courses under their own name. Seeding again duplicates nothing.
+    # `up` seeded each new portal (tenants without seed files of their own get ten of the
+    # hub's courses under their own name), then ran a federation round: the hub pulled the
+    # state's ten, the state pulled the hub's. Seeding again duplicates nothing.
     for url in (state_url, hub_url):
         catalogue = httpx.get(f"{url}/courses/", headers={"Accept-Language": "en"})
-        assert catalogue.status_code == 200 and "10 courses" in catalogue.text
+        assert catalogue.status_code == 200 and "20 courses" in catalogue.text
     assert run(kit_env, "seed", state)[0] == 0
+    assert run(kit_env, "federation", "sync", state)[0] == 0
     catalogue = httpx.get(f"{state_url}/courses/?again=1", headers={"Accept-Language": "en"})
-    assert "10 courses" in catalogue.text
+    assert "20 courses" in catalogue.text
+    code, out, _ = run(kit_env, "federation", "status", "--json", "--tenants", folder)
+    federation = json.loads(out)
+    assert code == 0, out
+    assert federation[state]["peers"][0]["peer"] == hub
+    assert federation[state]["peers"][0]["lag"] == 0 and federation[hub]["feed"]["changes"] == 20
 
     # A learner signs in to Bihar's portal through Bihar's realm.
     api = admin_api(LocalKeycloak(home, kit_env))
@@ -277,6 +285,9 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
     assert f"/realms/{hub}/" in page.url
     assert "Karmayogi Bharat" in page.title()
 
+    syncer = syncer_pid(home)
+    assert syncer is not None and stop_syncer(home) is True
+    assert not Path(f"/proc/{syncer}").exists()
     for tenant_code in (state, hub):
         pid = rows[tenant_code]["pid"]
         assert stop_portal(tenant_code, home) is True

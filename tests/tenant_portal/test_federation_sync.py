@@ -174,7 +174,8 @@ def test_a_tombstone_hides_the_course_and_local_overrides_survive(rajasthan: Tri
     assert hub_course is not None
     hub_course.hidden = True
     hub_course.featured = True
-    hub_course.save(update_fields=["hidden", "featured"])
+    hub_course.local_name = {"hi": "हमारा अपना शीर्षक"}
+    hub_course.save(update_fields=["hidden", "featured", "local_name"])
     slug_of = "from tenant_portal.catalogue.models import CoursePage as P; "
     # The hub edits that course (a new version) and withdraws another.
     shell(
@@ -193,6 +194,7 @@ def test_a_tombstone_hides_the_course_and_local_overrides_survive(rajasthan: Tri
     hub_course.refresh_from_db()
     withdrawn.refresh_from_db()
     assert hub_course.duration_minutes == 777 and hub_course.hidden and hub_course.featured
+    assert hub_course.local_name == {"hi": "हमारा अपना शीर्षक"}
     assert withdrawn.retired
 
 
