@@ -254,3 +254,37 @@ def test_killing_the_hub_mid_sync_then_syncing_again_completes(rajasthan: Trio) 
     assert not Quarantined.objects.exists()
     state = PeerState.objects.get(peer=trio.realms.hub)
     assert state.cursor == state.peer_position and not state.last_error
+
+
+def test_concurrent_writers_on_the_hub_while_a_tenant_syncs_skip_nothing(rajasthan: Trio) -> None:
+    """The hub republishes courses in a loop from another process while Rajasthan syncs page by
+    page; afterwards Rajasthan holds exactly the hub's latest version of every course."""
+    trio = rajasthan
+    trio.hub.manage("federation_sync")
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tenant_portal.manage",
+            "shell",
+            "--no-imports",
+            "-c",
+            "import time\n"
+            "from tenant_portal.catalogue.models import CoursePage as P\n"
+            "pages = list(P.objects.filter(locale__language_code='hi', alias_of=None)[:10])\n"
+            "for n in range(30):\n"
+            "    p = pages[n % len(pages)]\n"
+            "    p.duration_minutes = 100 + n\n"
+            "    p.save_revision().publish()\n"
+            "    time.sleep(0.05)\n",
+        ],
+        env=trio.hub.env,
+        cwd=trio.hub.data_dir,
+    )
+    while writer.poll() is None:
+        sync(trio.realms.hub, limit=3)
+    assert writer.returncode == 0
+    sync(trio.realms.hub)
+    latest = {c["id"]: c["version"] for c in trio.hub_feed()}
+    held = {str(e.uuid): e.version for e in CatalogueEntry.objects.all()}
+    assert held == latest
