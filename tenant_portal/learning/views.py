@@ -30,6 +30,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from tenant_portal.accounts.models import Profile
+from tenant_portal.catalogue.blocks import Lesson
 from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
 from tenant_portal.competencies.models import localized
 from tenant_portal.learning.certificates import certificate_pdf
@@ -80,21 +81,33 @@ def enrol(request: HttpRequest, course: uuid.UUID) -> HttpResponse:
     return _back(page, "lessons")
 
 
-def _enrolment(request: HttpRequest, entry: CatalogueEntry) -> Enrolment | None:
-    return Enrolment.objects.filter(user=learner(request), entry=entry).first()
+class _Refused(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def _lesson(
+    request: HttpRequest, course: uuid.UUID, lesson: str
+) -> tuple[CoursePage, Enrolment, Lesson]:
+    """The course page, the learner's enrolment and the lesson a learning POST names: 404 for
+    an unknown course or lesson, a 403 page (as :class:`_Refused`) without an enrolment."""
+    entry, page = _course(course)
+    enrolment = Enrolment.objects.filter(user=learner(request), entry=entry).first()
+    if enrolment is None:
+        raise _Refused(_refuse(request, page, _("Enrol in the course first."), 403))
+    try:
+        return page, enrolment, find_lesson(page, lesson)
+    except LookupError:
+        raise Http404 from None
 
 
 @require_POST
 @login_required
 def lesson_done(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
-    entry, page = _course(course)
-    enrolment = _enrolment(request, entry)
-    if enrolment is None:
-        return _refuse(request, page, _("Enrol in the course first."), 403)
     try:
-        found = find_lesson(page, lesson)
-    except LookupError:
-        raise Http404 from None
+        page, enrolment, found = _lesson(request, course, lesson)
+    except _Refused as refused:
+        return refused.response
     if found.kind == "quiz":
         return _refuse(request, page, _("A quiz is done by passing it."), 400)
     if mark_done(enrolment, page, found) is not None:
@@ -105,14 +118,10 @@ def lesson_done(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpRes
 @require_POST
 @login_required
 def quiz(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
-    entry, page = _course(course)
-    enrolment = _enrolment(request, entry)
-    if enrolment is None:
-        return _refuse(request, page, _("Enrol in the course first."), 403)
     try:
-        found = find_lesson(page, lesson)
-    except LookupError:
-        raise Http404 from None
+        page, enrolment, found = _lesson(request, course, lesson)
+    except _Refused as refused:
+        return refused.response
     if found.kind != "quiz":
         raise Http404
     try:
