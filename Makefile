@@ -47,6 +47,7 @@ bench: $(STAMP) system-deps
 	@scripts/ensure-system-packages.sh wrk
 	$(BIN)/python scripts/bench/realms.py
 	$(BIN)/python scripts/bench/portal.py
+	$(BIN)/python scripts/bench/federation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

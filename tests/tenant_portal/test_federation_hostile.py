@@ -356,11 +356,15 @@ def test_two_syncs_at_once_do_not_interfere(peer: Peer) -> None:
     data = record()
     peer.serve_page([change(1, signed(data), data)])
     params = connection.get_connection_params()
+    key = sync_module.lock_key("hub")
     with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [sync_module.lock_key("hub")])
+        other.execute("SELECT pg_advisory_lock(%s)", [key])
         with pytest.raises(SyncError, match="another sync of this peer is running"):
             sync("hub")
         assert not CatalogueEntry.objects.exists()
+        # Released explicitly: a closing connection frees its locks only once its server
+        # process has ended, which may be after the next line runs.
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])
     assert sync("hub").applied == 1
 
 
