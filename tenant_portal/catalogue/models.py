@@ -15,13 +15,19 @@ the course's origin.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from modelcluster.fields import ParentalKey
 from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, Panel
@@ -32,6 +38,7 @@ from wagtail.search import index
 
 from tenant_portal.catalogue.blocks import CourseContentBlock, lessons_of
 from tenant_portal.competencies.models import SubTheme, localized
+from tenant_portal.core.page_cache import cache_for_anonymous, generation
 
 
 class CatalogueIndexPage(RoutablePageMixin, Page):
@@ -46,8 +53,6 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
 
     @path("")
     def catalogue(self, request: HttpRequest) -> HttpResponse:
-        from tenant_portal.core.page_cache import cache_for_anonymous
-
         cache_for_anonymous(request)
         return TemplateResponse(
             request,
@@ -59,15 +64,7 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
         """The filters and one page of results: the same for every visitor, so it is kept
         rendered per query, page number and language until the catalogue changes (the
         generation of core.page_cache). Signed-in visitors get it without a query."""
-        import hashlib
-
-        from django.core.cache import cache
-        from django.template.loader import render_to_string
-        from django.utils.safestring import mark_safe
-        from django.utils.translation import get_language
-
-        from tenant_portal.catalogue.search import CatalogueQuery
-        from tenant_portal.core.page_cache import generation
+        from tenant_portal.catalogue.search import CatalogueQuery  # it imports this module
 
         query = CatalogueQuery.from_params(request.GET)
         number = request.GET.get("page", "1")[:12]
@@ -93,14 +90,10 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
     @path("<uuid:course>/")
     def record(self, request: HttpRequest, course: Any) -> HttpResponse:
         """A course that has no page here (it came by federation): its catalogue record."""
-        from tenant_portal.core.page_cache import cache_for_anonymous
-
         entry = CatalogueEntry.objects.filter(uuid=course, retired=False, hidden=False).first()
         if entry is None:
             raise Http404
         if entry.page_id is not None:
-            from django.shortcuts import redirect
-
             return redirect(entry.url)
         cache_for_anonymous(request)
         return TemplateResponse(
