@@ -11,7 +11,6 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -31,7 +30,7 @@ from tenant_portal.catalogue.models import (
     EntryCompetency,
     EntryLanguage,
 )
-from tenant_portal.catalogue.services import search_text
+from tenant_portal.catalogue.services import search_text, term_snapshot
 from tenant_portal.competencies.models import SubTheme
 from tenant_portal.core.page_cache import bump_generation
 from tenant_portal.learning.models import Enrolment
@@ -125,18 +124,6 @@ class _Record:
     levels: list[tuple[int, int]]  # (sub-theme id, level)
 
 
-def _snapshot(sub_theme: SubTheme, level: int) -> dict[str, Any]:
-    # The shape services.competency_snapshot gives a course's tags.
-    return {
-        "iri": sub_theme.iri,
-        "level": level,
-        "name": sub_theme.name,
-        "theme": sub_theme.theme.name,
-        "area": sub_theme.theme.area.code,
-        "areaName": sub_theme.theme.area.name,
-    }
-
-
 def _record(rng: random.Random, sub_themes: list[SubTheme], now: datetime) -> _Record:
     code, origin_name, domain, _weight = rng.choices(ORIGINS, [o[3] for o in ORIGINS])[0]
     topic_en, topic_hi = rng.choice(TOPICS)
@@ -160,7 +147,7 @@ def _record(rng: random.Random, sub_themes: list[SubTheme], now: datetime) -> _R
     provider = rng.choice(PROVIDERS[code])
     languages = rng.choices([s[0] for s in LANGUAGE_SETS], [s[1] for s in LANGUAGE_SETS])[0]
     levels = {s.pk: (s, rng.randint(1, 5)) for s in rng.sample(sub_themes, rng.randint(1, 3))}
-    competencies = [_snapshot(s, level) for s, level in levels.values()]
+    competencies = [term_snapshot(s, level) for s, level in levels.values()]
     course = uuid.UUID(int=rng.getrandbits(128), version=4)
     entry = CatalogueEntry(
         uuid=course,
