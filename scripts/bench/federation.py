@@ -49,8 +49,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +62,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(SITE))
 
 from issuer import TokenIssuer  # noqa: E402
+from serving import HOST, THREADS, BenchError, gunicorn  # noqa: E402
 
 from infra.net import free_port  # noqa: E402
-from infra.processes import stop_process_group, tail  # noqa: E402
 from tests.postgres import PostgresError, PostgresServer, running_postgres  # noqa: E402
 
-HOST = "127.0.0.1"
 HUB = "karmayogi-bharat"
 TENANT = "bihar"
 LANGUAGES = [
@@ -77,18 +74,12 @@ LANGUAGES = [
     {"code": "en", "name": "English", "name_local": "English", "bidi": False},
 ]
 PAGE = 500
-THREADS = 4
 CHANGED = 100
 RATE_GOAL = 1000.0  # records/s of a full sync
 FETCH_FACTOR_GOAL = 2.0  # a full sync within this many times the bare fetch
 INCREMENTAL_GOAL_S = 1.0
 FLAT_GOAL = 1.5  # peak memory at the largest size over the smallest
 COMMAND_TIMEOUT = 1800.0
-START_TIMEOUT = 60.0
-
-
-class BenchError(RuntimeError):
-    """The instances could not be set up, or the run would measure something else than asked."""
 
 
 @dataclass(frozen=True)
@@ -220,54 +211,6 @@ def create_database(pg: PostgresServer, name: str, template: str | None = None) 
 def drop_database(pg: PostgresServer, name: str) -> None:
     with psycopg.connect(pg.url(), autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextmanager
-def gunicorn(portal: Instance, port: int, workers: int) -> Iterator[None]:
-    """The portal served on ``port`` for the block."""
-    import httpx
-
-    log = portal.data_dir / "gunicorn.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "tenant_portal.wsgi:application",
-        f"--bind={HOST}:{port}",
-        f"--workers={workers}",
-        "--worker-class=gthread",
-        f"--threads={THREADS}",
-        f"--error-logfile={log}",
-        "--log-level=warning",
-        "--graceful-timeout=10",
-    ]
-    with log.open("ab") as out:
-        # Its own session: Ctrl-C reaches the benchmark, which then stops the whole group.
-        process = subprocess.Popen(
-            command,
-            cwd=portal.data_dir,
-            env=portal.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        url = f"http://{HOST}:{port}/healthz"
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise BenchError(f"gunicorn exited with {process.returncode}\n{tail(log)}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"gunicorn did not answer {url} in {START_TIMEOUT:.0f} s")
-            time.sleep(0.2)
-        yield
-    finally:
-        stop_process_group(process.pid, timeout=30)
 
 
 def counted(output: str) -> tuple[int, int]:
@@ -489,7 +432,7 @@ def run(tmp: Path, sizes: list[int], args: argparse.Namespace) -> None:
             return portal(TENANT, folder, database or "tenant_template")
 
         all_figures = []
-        with gunicorn(hub, port, workers):
+        with gunicorn(hub.data_dir, port, workers, hub.data_dir / "gunicorn.log", hub.env):
             for size in sizes:
                 print(f"\nThe hub offers {size:,} records: filling its change log ...", flush=True)
                 filled = step(hub, "fill", f"--to={size}").result

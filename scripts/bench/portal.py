@@ -37,8 +37,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -51,13 +49,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(__file__).resolve().parent / "portal_site"  # bench settings, urls and data
 sys.path.insert(0, str(ROOT))
 
-from infra.processes import stop_process_group, tail  # noqa: E402
+from serving import HOST, THREADS, BenchError, gunicorn  # noqa: E402
+
 from tests.postgres import PostgresError, running_postgres  # noqa: E402
 
 if TYPE_CHECKING:
     from bench_data import Course  # importable only once Django is set up
 
-HOST = "127.0.0.1"
 TENANT = {
     "KARMAYOGI_TENANT": "bihar",
     "KARMAYOGI_SITE_NAME": "Bihar Karmayogi",
@@ -70,21 +68,15 @@ TENANT = {
         ensure_ascii=False,
     ),
 }
-THREADS = 4
 ANONYMOUS_SHARE = 0.40
 SIGNED_IN_SHARE = 0.10
 P99_GOAL_MS = 250.0
 RSS_GOAL_MB = 250.0
 WARM_SECONDS = 2
 COMMAND_TIMEOUT = 600.0
-START_TIMEOUT = 60.0
 # Language-independent marks of the page header (the tenant's default language is Hindi).
 SIGN_IN_MARK = 'href="/auth/authenticate/"'
 SIGN_OUT_MARK = 'action="/auth/logout/"'
-
-
-class BenchError(RuntimeError):
-    """The portal could not be set up, or the run would measure something else than asked."""
 
 
 @dataclass(frozen=True)
@@ -156,49 +148,6 @@ def manage(data_dir: Path, *command: str) -> None:
     if result.returncode != 0:
         output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
         raise BenchError(f"manage.py {command[0]} failed:\n{output}")
-
-
-@contextmanager
-def gunicorn(data_dir: Path, port: int, workers: int, log: Path) -> Iterator[int]:
-    """The portal served on ``port`` for the block; yields the master's pid."""
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "tenant_portal.wsgi:application",
-        f"--bind={HOST}:{port}",
-        f"--workers={workers}",
-        "--worker-class=gthread",
-        f"--threads={THREADS}",
-        f"--error-logfile={log}",
-        "--log-level=warning",
-        "--graceful-timeout=10",
-    ]
-    with log.open("ab") as out:
-        # Its own session: Ctrl-C reaches the benchmark, which then stops the whole group.
-        process = subprocess.Popen(
-            command, cwd=data_dir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        wait_until_up(process, f"http://{HOST}:{port}/healthz")
-        yield process.pid
-    except BenchError as exc:
-        # The log goes with the temporary folder: what it says goes with the error.
-        raise BenchError(f"{exc}\n--- gunicorn's log ---\n{tail(log)}") from None
-    finally:
-        stop_process_group(process.pid, timeout=30)
-
-
-def wait_until_up(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"gunicorn exited with {process.returncode}")
-        with suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise BenchError(f"gunicorn did not answer {url} within {START_TIMEOUT:.0f} s")
 
 
 def fetch(url: str, cookie: str = "") -> httpx.Response:

@@ -15,7 +15,7 @@ import fcntl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,6 @@ class SyncResult:
     pages: int = 0
     cursor: int = 0
     last: int = 0
-    reasons: list[str] = field(default_factory=list)
 
 
 def federation() -> dict[str, Any]:
@@ -297,14 +296,20 @@ def _subscribed(record: dict[str, Any], known: dict[str, Any]) -> bool:
 
 
 def apply_page(
-    source: Peer, state: PeerState, page: Page, accepted: list[Accepted], refused: list[Any]
+    source: Peer,
+    state: PeerState,
+    page: Page,
+    accepted: list[Accepted],
+    refused: list[Any],
+    known: dict[str, Any],
 ) -> int:
-    """Write a page's records, its quarantined ones and the cursor in one transaction."""
+    """Write a page's records, its quarantined ones and the cursor in one transaction;
+    ``known`` is the sync's map of KCM terms (read once per sync, not per page)."""
     with transaction.atomic():
         locked = PeerState.objects.select_for_update().get(pk=state.pk)
         if locked.cursor != state.cursor:
             raise SyncError(f"{source.code}: the cursor moved under this sync; run it again")
-        applied = _apply_records(source, accepted)
+        applied = _apply_records(source, accepted, known)
         Quarantined.objects.bulk_create(
             [
                 Quarantined(
@@ -330,11 +335,10 @@ def apply_page(
     return applied
 
 
-def _apply_records(source: Peer, accepted: list[Accepted]) -> int:
+def _apply_records(source: Peer, accepted: list[Accepted], known: dict[str, Any]) -> int:
     me = federation().get("code", settings.TENANT_CODE)
     ids = [uuid.UUID(a.change["id"]) for a in accepted]
     held = {e.uuid: e for e in CatalogueEntry.objects.filter(uuid__in=ids)}
-    known = _known_competencies()
     fresh: list[CatalogueEntry] = []
     updated: list[CatalogueEntry] = []
     for item in accepted:
@@ -423,11 +427,10 @@ def sync(code: str, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> S
                         item = check(source, change, known, held)
                     except Refused as exc:
                         refused.append((change, str(exc)))
-                        result.reasons.append(f"#{change['position']}: {exc}")
                         continue
                     if item is not None:
                         accepted.append(item)
-                result.applied += apply_page(source, state, page, accepted, refused)
+                result.applied += apply_page(source, state, page, accepted, refused, known)
                 result.quarantined += len(refused)
                 result.pages += 1
                 result.cursor, result.last = page.next, page.last
