@@ -2,10 +2,10 @@
 
 Each sync runs the portal's own ``federation_sync`` in that portal's environment, so the kit
 never holds a database connection or a token itself. ``karmayogi up`` runs one round (the hub
-pulls the tenants that publish, then every tenant pulls the hub) and starts the *syncer*, a
-small process that repeats the round every ``KARMAYOGI_SYNC_SECONDS`` (default 60) until
-``karmayogi down`` stops it by its PID. Production targets run the same command as a
-scheduled job.
+pulls the tenants that publish, then every tenant pulls the hub; after its sync each instance
+delivers its xAPI outbox to the hub with ``xapi_deliver``) and starts the *syncer*, a small
+process that repeats the round every ``KARMAYOGI_SYNC_SECONDS`` (default 60) until ``karmayogi
+down`` stops it by its PID. Production targets run the same commands as scheduled jobs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from infra.render import portal_data_dir, portal_env_path
 from infra.spec import TenantSpec
 
 SYNCER_MARKER = "infra.federation"
+# Tenants synced at once in a round: each is a short-lived management command, mostly waiting
+# on HTTP and SQLite, so two per core keep a 2-core machine busy without thrashing.
+ROUND_WORKERS = 4
 DEFAULT_INTERVAL = 60
 
 
@@ -61,20 +65,43 @@ def sync_tenant(code: str, home: KitHome, env: dict[str, str]) -> str:
     return output
 
 
+def deliver_statements(code: str, home: KitHome, env: dict[str, str]) -> str:
+    """Send ``code``'s due xAPI statements (course completions) to the hub; its report, or
+    :class:`FederationError`."""
+    status, output = _manage(code, home, env, "xapi_deliver")
+    if status != 0:
+        raise FederationError(
+            f"{code}: xAPI delivery failed: {output.splitlines()[-1] if output else status}"
+        )
+    return output
+
+
 def sync_order(specs: Sequence[TenantSpec]) -> list[str]:
     """The hub first (it gathers what tenants publish), then every tenant."""
     return [s.code for s in sorted(specs, key=lambda s: (not s.is_hub, s.code))]
 
 
 def sync_round(specs: Sequence[TenantSpec], home: KitHome, env: dict[str, str]) -> dict[str, str]:
-    """One sync of every instance; per tenant its report or its error (never raises)."""
-    results = {}
-    for code in sync_order(specs):
-        try:
-            results[code] = sync_tenant(code, home, env)
-        except FederationError as exc:
-            results[code] = f"error: {exc}"
-    return results
+    """One sync of every instance, then its xAPI delivery to the hub; per tenant its reports
+    or errors, one a line (never raises)."""
+
+    def one(code: str) -> str:
+        reports = []
+        for step in (sync_tenant, deliver_statements):
+            try:
+                reports.append(step(code, home, env))
+            except FederationError as exc:
+                reports.append(f"error: {exc}")
+        return "\n".join(reports)
+
+    order = sync_order(specs)
+    hubs = [s.code for s in specs if s.is_hub]
+    results = {code: one(code) for code in hubs}
+    # The tenants pull the hub independently of each other: side by side.
+    with ThreadPoolExecutor(max_workers=ROUND_WORKERS) as pool:
+        rest = [code for code in order if code not in results]
+        results.update(zip(rest, pool.map(one, rest), strict=True))
+    return {code: results[code] for code in order}
 
 
 def federation_status(code: str, home: KitHome, env: dict[str, str]) -> dict[str, Any]:
@@ -126,17 +153,24 @@ def stop_syncer(home: KitHome) -> bool:
 
 
 def _run_forever(tenants: Path) -> None:  # pragma: no cover - exercised through `up`
-    from infra.spec import load_specs
+    from infra.spec import SpecError, load_specs
 
     env = dict(os.environ)
     home = KitHome.from_env(env)
     interval = int(env.get("KARMAYOGI_SYNC_SECONDS") or DEFAULT_INTERVAL)
     while True:
-        specs = load_specs([tenants])
+        began = time.monotonic()
+        try:
+            specs = load_specs([tenants])
+        except SpecError as exc:  # a spec being edited: skip this round, say why
+            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} specs: {exc}", flush=True)
+            time.sleep(interval)
+            continue
         for code, report in sync_round(specs, home, env).items():
             line = " | ".join(report.splitlines()) or "nothing to do"
-            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {code}: {line}", flush=True)
-        time.sleep(interval)
+            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {code}: {line}", flush=True)
+        # Rounds start every `interval` seconds, however long one takes.
+        time.sleep(max(1.0, interval - (time.monotonic() - began)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ from tenant_portal.accounts import views as accounts
 from tenant_portal.core import routing
 from tenant_portal.core import views as core
 from tenant_portal.federation import views as federation
+from tenant_portal.oai import views as oai
 
 urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
@@ -33,8 +34,10 @@ urlpatterns = [
     path("", include("tenant_portal.learning.urls")),
     path("federation/v1/changes", federation.changes, name="federation_changes"),
     path("federation/v1/keys", federation.keys, name="federation_keys"),
+    path("", include("tenant_portal.xapi.urls")),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
+    path("oai", oai.endpoint, name="oai"),
     # No language prefix in URLs: the language is the visitor's choice (cookie, then the
     # browser's Accept-Language, then the tenant's first language), and the same URL serves
     # every language. With unprefixed i18n_patterns Django would pin such URLs to the default.

@@ -13,7 +13,10 @@ of 500. For each size, in one run:
 - (c) the same rows bulk-inserted into an empty catalogue, a page per transaction, without
   fetching or converting: what the writes cost at least;
 - (d) an incremental sync after the hub published 100 (``--changed``) of its courses again,
-  as new versions.
+  as new versions;
+- (e) the catalogue (a) filled, harvested by an independent OAI-PMH client (Sickle,
+  ``ListRecords`` in ``oai_dc``, pages of ``KARMAYOGI_OAI_PAGE_SIZE``) from the tenant served
+  by the same gunicorn setup: the other way a catalogue leaves an instance (DESIGN §8).
 
 Goals: (a) at least 1,000 records/s and within 2x of (b)'s time; (d) under 1 s; the sync
 process's peak memory (VmHWM) flat as the catalogue grows 10x (within 1.5x). Figures are
@@ -110,6 +113,7 @@ class Figures:
     insert: float
     changed: int
     incremental: list[Step]
+    harvest: float
 
 
 def federation_config(code: str, issuer: str, secret: str, hub_url: str) -> dict[str, Any]:
@@ -253,6 +257,9 @@ def measure(
     full = step(tenant, "sync", f"--peer={HUB}", f"--limit={PAGE}")
     expect_sync(full, size, size, "the full sync")
 
+    print("  (e) OAI-PMH harvest of the same catalogue (Sickle, oai_dc) ...", flush=True)
+    harvest = harvest_oai(tenant, size)
+
     print("  (b2) fetch + check, nothing stored ...", flush=True)
     checked = step(tenant_env(f"checker-{size}", None), "check", f"--peer={HUB}")
     if checked.result["records"] != size or checked.result["refused"]:
@@ -286,7 +293,22 @@ def measure(
         inserted.result["seconds"],
         changed,
         incremental,
+        harvest,
     )
+
+
+def harvest_oai(tenant: Instance, size: int) -> float:
+    """Serve the tenant (its catalogue now full) as the hub is served, and time a full Sickle
+    harvest of it from another process."""
+    port = free_port(HOST)
+    url = f"http://{HOST}:{port}"
+    served = Instance(tenant.code, {**tenant.env, "KARMAYOGI_PORTAL_URL": url}, tenant.data_dir)
+    workers = os.cpu_count() or 1
+    with gunicorn(served.data_dir, port, workers, served.data_dir / "oai.log", served.env):
+        done = step(served, "harvest", f"--url={url}/oai")
+    if done.result["records"] != size:
+        raise BenchError(f"the OAI-PMH harvest read {done.result['records']} of {size} records")
+    return float(done.result["seconds"])
 
 
 def row(cells: list[str]) -> None:
@@ -324,6 +346,7 @@ def report(figures: Figures) -> None:
     goal = f">= {RATE_GOAL:,.0f}/s, <= {FETCH_FACTOR_GOAL:.0f}x (b)"
     line("(a) full sync into an empty tenant", figures.size, full, goal, verdict(missed))
     line("(c) bulk insert of the same rows", figures.size, figures.insert, "floor of the writes")
+    line("(e) OAI-PMH harvest, Sickle, oai_dc", figures.size, figures.harvest, "beside (a)")
     goal, met = f"(the goal is for {CHANGED})", ""
     if figures.changed == CHANGED:
         goal = f"< {INCREMENTAL_GOAL_S:.0f} s"

@@ -26,6 +26,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -164,6 +165,13 @@ class CoursePage(Page):
 
         context: dict[str, Any] = super().get_context(request, *args, **kwargs)
         context.update(course_context(self, request))
+        # The course's catalogue row, for the schema.org block (record v1) in the page's head.
+        enrolment = context.get("enrolment")
+        context["catalogue_entry"] = (
+            enrolment.entry
+            if enrolment is not None
+            else CatalogueEntry.objects.filter(uuid=self.translation_key).first()
+        )
         return context
 
 
@@ -182,6 +190,21 @@ class CourseCompetency(Orderable):
 
     def __str__(self) -> str:
         return f"{self.sub_theme} ({self.level})"
+
+
+class CatalogueEntryQuerySet(models.QuerySet["CatalogueEntry"]):
+    """Bulk writes move ``datestamp`` too: ``update`` and ``bulk_update`` skip ``auto_now``."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("datestamp", timezone.now())
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
+        now = timezone.now()
+        objs = list(objs)
+        for obj in objs:
+            obj.datestamp = now
+        return super().bulk_update(objs, [*fields, "datestamp"], *args, **kwargs)
 
 
 class CatalogueEntry(models.Model):
@@ -218,6 +241,12 @@ class CatalogueEntry(models.Model):
         help_text=_("This portal's own translations of the title ({lang: text}); kept by syncs."),
     )
     search_text = models.TextField(blank=True, editable=False)
+    # When the row last changed on this instance (a local hide counts; the origin's
+    # dateModified does not): the OAI-PMH datestamp. Every write moves it: save() and create()
+    # by auto_now, save(update_fields=...), update() and bulk_update() through the overrides.
+    datestamp = models.DateTimeField(auto_now=True, db_index=True, editable=False)
+
+    objects = CatalogueEntryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "catalogue entries"
@@ -225,6 +254,12 @@ class CatalogueEntry(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            kwargs["update_fields"] = {*fields, "datestamp"}
+        super().save(*args, **kwargs)
 
     @property
     def title(self) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from jsonschema import Draft202012Validator, FormatChecker
@@ -65,6 +66,8 @@ def record_of(entry: CatalogueEntry) -> dict[str, Any]:
     """The record of a course this instance originates."""
     withdrawn = entry.retired or entry.internal
     url = entry.url if entry.url.startswith("http") else f"{settings.PORTAL_URL}{entry.url}"
+    # A course from elsewhere (shown on its record page here) is provided by its origin.
+    provider_url = settings.PORTAL_URL if entry.is_local else origin_url(url)
     return {
         "@context": CONTEXT,
         "@type": "Course",
@@ -77,7 +80,7 @@ def record_of(entry: CatalogueEntry) -> dict[str, Any]:
             "@type": "GovernmentOrganization",
             "name": entry.provider,
             "identifier": entry.origin,
-            "url": settings.PORTAL_URL,
+            "url": provider_url,
         },
         "inLanguage": entry.languages,
         "teaches": [
@@ -96,6 +99,18 @@ def record_of(entry: CatalogueEntry) -> dict[str, Any]:
         "url": url,
         "creativeWorkStatus": "Withdrawn" if withdrawn else "Published",
     }
+
+
+def origin_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def jsonld(entry: CatalogueEntry) -> str:
+    """The course's record as a JSON-LD block's text, safe inside ``<script>`` (``<``, ``>``
+    and ``&`` escaped as JSON escapes), for search engines and any schema.org reader."""
+    text = json.dumps(record_of(entry), ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def course_uuid(record: dict[str, Any]) -> uuid.UUID:

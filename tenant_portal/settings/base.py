@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.conf.locale import LANG_INFO
@@ -103,9 +104,18 @@ LOGIN_REDIRECT_URL_FAILURE = "/auth/failed/"
 AUTHENTICATION_BACKENDS = ["tenant_portal.accounts.backends.KeycloakBackend"]
 
 # --- federation (tenant_portal.federation; rendered by the kit) ------------------------------
-# {"code", "isHub", "hub", "hubIssuer", "clientId", "clientSecret", "peers": [{"code", "url"}],
+# {"code", "isHub", "hub", "hubIssuer", "hubUrl" (where xAPI statements go), "clientId",
+#  "clientSecret", "publish" (its own courses are in the federation), "peers": [{"code", "url"}],
 #  "keys": {code: keys URL}, "subscribe": {"languages", "competencyAreas"} | null}
 FEDERATION = json.loads(env.str("KARMAYOGI_FEDERATION", default="{}"))
+
+# --- OAI-PMH (tenant_portal.oai) --------------------------------------------------------------
+# Who answers for the /oai repository (Identify's adminEmail); the spec has no contact address.
+KARMAYOGI_ADMIN_EMAIL = env.str(
+    "KARMAYOGI_ADMIN_EMAIL", default=f"webmaster@{urlsplit(PORTAL_URL).hostname or 'localhost'}"
+)
+# Records (or headers) per ListRecords / ListIdentifiers response.
+KARMAYOGI_OAI_PAGE_SIZE = env.int("KARMAYOGI_OAI_PAGE_SIZE", default=100)
 
 # --- Django and Wagtail --------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -116,6 +126,7 @@ INSTALLED_APPS = [
     "tenant_portal.catalogue",
     "tenant_portal.learning",
     "tenant_portal.federation",
+    "tenant_portal.xapi",
     "tenant_portal.home",
     "wagtail.contrib.settings",
     "wagtail.contrib.routable_page",

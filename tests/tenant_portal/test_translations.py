@@ -149,8 +149,26 @@ def hindi_catalogue(compiled_locale: Path) -> Iterator[None]:
 
 
 def test_every_catalogue_compiles_with_msgfmt_check(compiled_locale: Path) -> None:
-    compiled = compiled_locale.glob("*/LC_MESSAGES/django.mo")
-    assert sorted(mo.parent.parent.name for mo in compiled) == ["en", "hi"]
+    compiled = sorted(mo.parent.parent.name for mo in compiled_locale.glob("*/LC_MESSAGES/*.mo"))
+    sources = sorted(po.parent.parent.name for po in LOCALE.glob("*/LC_MESSAGES/django.po"))
+    assert {"en", "hi"} <= set(compiled) and compiled == sources
+
+
+def test_every_language_a_spec_accepts_can_be_a_portals_language(compiled_locale: Path) -> None:
+    """Django refuses a first language, or a switch to a language, with no catalogue at all:
+    each language the kit accepts has one (empty where the interface is not translated)."""
+    from django.utils.translation import trans_real
+
+    from infra.languages import LANGUAGES
+
+    cached = trans_real.translation_catalog_exists  # Django caches the lookup per code
+    with override_settings(LOCALE_PATHS=[compiled_locale]):
+        cached.cache_clear()
+        try:
+            refused = [code for code in LANGUAGES if not trans_real.check_for_language(code)]
+        finally:
+            cached.cache_clear()
+    assert refused == []
 
 
 def test_compile_script_fails_on_a_broken_placeholder(tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ object this prints as its last line. The steps:
   stored (``--dump`` writes the records to a file afterwards, for ``insert``);
 - ``check``: the feed read and every record checked as the sync checks it, nothing stored;
 - ``insert``: the records of a ``--dump`` bulk-inserted into the catalogue tables, timed
-  without the conversion from record to rows.
+  without the conversion from record to rows;
+- ``harvest``: the OAI-PMH endpoint ``--url`` harvested whole by Sickle (``ListRecords``,
+  ``oai_dc``), as any outside harvester would.
 """
 
 from __future__ import annotations
@@ -366,6 +368,14 @@ def insert(args: argparse.Namespace) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began, "records": len(rows)}
 
 
+def harvest(args: argparse.Namespace) -> dict[str, Any]:
+    from sickle import Sickle
+
+    began = time.perf_counter()
+    records = sum(1 for _ in Sickle(args.url, timeout=120).ListRecords(metadataPrefix="oai_dc"))
+    return {"seconds": time.perf_counter() - began, "records": records}
+
+
 STEPS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], bool]] = {
     # step: (function, needs Django)
     "fill": (fill, True),
@@ -374,6 +384,7 @@ STEPS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], bool]] = 
     "fetch": (fetch, False),
     "check": (check, True),
     "insert": (insert, True),
+    "harvest": (harvest, False),
 }
 
 
@@ -386,6 +397,7 @@ def main() -> None:
     parser.add_argument("--peer", default="")
     parser.add_argument("--limit", type=int, default=PAGE)
     parser.add_argument("--dump", default="")
+    parser.add_argument("--url", default="")
     args = parser.parse_args()
     function, needs_django = STEPS[args.step]
     if needs_django:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django import template
 from django.conf.locale import LANG_INFO
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from tenant_portal.competencies.models import localized as _localized
@@ -40,3 +42,13 @@ def course_url(entry: Any, catalogue: Any) -> str:
     if entry.page_id is not None:
         return str(entry.url)
     return f"{catalogue.url}{entry.uuid}/"
+
+
+@register.simple_tag
+def course_jsonld(entry: Any) -> str:
+    """``<script type="application/ld+json">`` with the course's record v1 (schema.org)."""
+    if entry is None:
+        return ""
+    from tenant_portal.federation.records import jsonld
+
+    return format_html('<script type="application/ld+json">{}</script>', mark_safe(jsonld(entry)))
