@@ -48,6 +48,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python scripts/bench/realms.py
 	$(BIN)/python scripts/bench/portal.py
 	$(BIN)/python scripts/bench/federation.py
+	$(BIN)/python scripts/bench/up.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -21,6 +21,9 @@ ROLES: Mapping[str, str] = {
 }
 DEFAULT_ROLE = "learner"
 ADMIN_ROLE = "tenant_admin"
+# Held only by the local target's demo administrators: exempts them from OTP (never rendered
+# for a production target; see docs/identity.md).
+DEMO_ROLE = "karmayogi_demo"
 DEPARTMENTS_GROUP = "departments"
 PORTAL_CLIENT = "portal"
 BROWSER_FLOW = "karmayogi-browser"
@@ -61,6 +64,8 @@ class TenantRealm:
     portal: PortalClient
     broker_to_hub: bool = False
     admin_otp_required: bool = True
+    # A role whose holders skip the admin OTP step; only the local target's demo sets it.
+    otp_exempt_role: str | None = None
     login_theme: str | None = None
     keys_url: str | None = None
     broker_secret: str = ""
@@ -277,7 +282,7 @@ def hub_identity_provider(tenant: TenantRealm, server_url: str, hub: TenantRealm
     }
 
 
-def browser_flow(admin_otp: bool) -> dict[str, Any]:
+def browser_flow(admin_otp: bool, exempt_role: str | None = None) -> dict[str, Any]:
     """Browser sign-in: cookie, IdP redirector, or the form; OTP when the user is an admin.
 
     The shape mirrors Keycloak's built-in ``browser`` flow with its conditional OTP subflow
@@ -287,7 +292,7 @@ def browser_flow(admin_otp: bool) -> dict[str, Any]:
         {"provider": "auth-username-password-form", "requirement": "REQUIRED"}
     ]
     if admin_otp:
-        form.append(_admin_otp_subflow(f"{BROWSER_FLOW} admin otp"))
+        form.append(_admin_otp_subflow(f"{BROWSER_FLOW} admin otp", exempt_role))
     return {
         "alias": BROWSER_FLOW,
         "description": "Browser sign-in with OTP required for tenant administrators",
@@ -303,9 +308,11 @@ def browser_flow(admin_otp: bool) -> dict[str, Any]:
     }
 
 
-def post_broker_flow(admin_otp: bool) -> dict[str, Any]:
+def post_broker_flow(admin_otp: bool, exempt_role: str | None = None) -> dict[str, Any]:
     """After a brokered sign-in: the same OTP rule, so an admin cannot skip it via the hub."""
-    executions = [_admin_otp_subflow(f"{POST_BROKER_FLOW} admin otp")] if admin_otp else []
+    executions = (
+        [_admin_otp_subflow(f"{POST_BROKER_FLOW} admin otp", exempt_role)] if admin_otp else []
+    )
     # A flow whose only step is a condition that does not hold fails the sign-in; this
     # step succeeds for everyone else.
     executions.append({"provider": "allow-access-authenticator", "requirement": "REQUIRED"})
@@ -316,32 +323,54 @@ def post_broker_flow(admin_otp: bool) -> dict[str, Any]:
     }
 
 
-def _admin_otp_subflow(alias: str) -> dict[str, Any]:
-    return {
-        "flow": alias,
-        "requirement": "CONDITIONAL",
-        "executions": [
+def _admin_otp_subflow(alias: str, exempt_role: str | None) -> dict[str, Any]:
+    """OTP when the user holds ``tenant_admin`` (and, given ``exempt_role``, not that one:
+    the conditions of a conditional subflow must all hold)."""
+    conditions: list[dict[str, Any]] = [
+        {
+            "provider": "conditional-user-role",
+            "requirement": "REQUIRED",
+            "config": {"alias": f"{alias} role", "condUserRole": ADMIN_ROLE, "negate": "false"},
+        }
+    ]
+    if exempt_role:
+        conditions.append(
             {
                 "provider": "conditional-user-role",
                 "requirement": "REQUIRED",
-                "config": {"alias": f"{alias} role", "condUserRole": ADMIN_ROLE, "negate": "false"},
-            },
-            {"provider": "auth-otp-form", "requirement": "REQUIRED"},
-        ],
+                "config": {
+                    "alias": f"{alias} exempt",
+                    "condUserRole": exempt_role,
+                    "negate": "true",
+                },
+            }
+        )
+    return {
+        "flow": alias,
+        "requirement": "CONDITIONAL",
+        "executions": [*conditions, {"provider": "auth-otp-form", "requirement": "REQUIRED"}],
     }
 
 
 # --- the whole desired state -------------------------------------------------------------
 
 
+def _roles(tenant: TenantRealm) -> dict[str, str]:
+    roles = dict(ROLES)
+    if tenant.otp_exempt_role:
+        roles[tenant.otp_exempt_role] = "Demo account of the local target: signs in without OTP"
+    return roles
+
+
 def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resource]:
     """The tenant's own realm and what it owns in the hub realm, in apply order."""
     code = tenant.code
+    otp = (tenant.admin_otp_required, tenant.otp_exempt_role)
     res = [
         Resource("realm", code, code, code, realm_settings(tenant)),
         *(
             Resource("role", code, name, code, {"name": name, "description": description})
-            for name, description in ROLES.items()
+            for name, description in _roles(tenant).items()
         ),
         Resource("default-role", code, DEFAULT_ROLE, code, {"name": DEFAULT_ROLE}),
         Resource("group", code, DEPARTMENTS_GROUP, code, {"name": DEPARTMENTS_GROUP}),
@@ -356,8 +385,8 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
             for dept in tenant.departments
         ),
         Resource("client", code, PORTAL_CLIENT, code, portal_client(tenant), ("secret",)),
-        Resource("flow", code, BROWSER_FLOW, code, browser_flow(tenant.admin_otp_required)),
-        Resource("flow", code, POST_BROKER_FLOW, code, post_broker_flow(tenant.admin_otp_required)),
+        Resource("flow", code, BROWSER_FLOW, code, browser_flow(*otp)),
+        Resource("flow", code, POST_BROKER_FLOW, code, post_broker_flow(*otp)),
         # Bound once the flow exists: a realm cannot point at a flow it does not have yet.
         Resource("bindings", code, code, code, {"browserFlow": BROWSER_FLOW}),
     ]

@@ -264,8 +264,12 @@ class LiveState:
 def _flatten(executions: Sequence[Mapping[str, Any]], prefix: str = "") -> dict[str, Any]:
     """A flow's executions as ``{"forms/auth-otp-form": "REQUIRED", ...}`` in flow order."""
     flat: dict[str, Any] = {}
+    seen: dict[str, int] = {}
     for node in executions:
         name = f"{prefix}{node.get('flow') or node.get('provider')}"
+        # A provider used twice at one level (two conditions) is told apart by its place.
+        seen[name] = seen.get(name, 0) + 1
+        name = f"{name}#{seen[name]}" if seen[name] > 1 else name
         flat[name] = node.get("requirement")
         if node.get("config"):
             flat[f"{name} config"] = dict(node["config"])

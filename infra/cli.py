@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -31,7 +34,7 @@ TENANTS_OPTION = typer.Option(Path("tenants"), "--tenants", help="Folder of tena
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")
 CODES_ARGUMENT = typer.Argument(None, help="Tenant codes (default: every tenant).")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -219,36 +222,79 @@ def identity_destroy(
 # --- the local federation ----------------------------------------------------------------
 
 
+def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Plain columns, not a rich table: URLs and passwords must survive narrow terminals whole
+    (the last column is never padded or cut)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])), row[-1]])
+        for row in rows
+    ]
+
+
 @app.command()
 @friendly_errors
 def up(
     tenants: Path = TENANTS_OPTION,
     seed: bool = typer.Option(
-        True, "--seed/--no-seed", help="Give a portal without courses its demo courses."
+        True, "--seed/--no-seed", help="Give a portal not yet seeded its demo courses."
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """Start the local federation: Keycloak, every realm, then every tenant's portal."""
+    """Start or repair the local federation.
+
+    Keycloak, every realm, every tenant's portal, demo accounts and courses, a first
+    federation sync and the syncer. Idempotent: run it again to finish or repair.
+    """
     from infra.local import local_up
 
-    specs = _specs(tenants)
-    result = local_up(
-        specs,
-        _env(),
-        progress=lambda message: err.print(f"[bold]>[/] {message}"),
-        seed=seed,
-        tenants=tenants.resolve(),
-    )
-    # Plain columns, not a rich table: URLs must survive narrow terminals whole.
-    rows = [("TENANT", "TYPE", "PORTAL")]
-    rows += [(t["code"], t["type"], t["portal_url"] or "-") for t in result["tenants"]]
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:2])]
-        typer.echo("  ".join([*cells, row[2]]))
-    typer.echo(f"Keycloak admin console: {result['keycloak']['url']}/admin/master/console/")
-    typer.echo(
-        f"Sign in with the username and password in {result['keycloak']['admin_credentials_file']}"
-    )
+    specs = _specs(tenants)  # a spec error stops here, before anything starts
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        err.print(f"[bold]>[/] [dim]{time.monotonic() - started:5.1f}s[/] {message}")
+
+    try:
+        result = local_up(specs, _env(), progress=progress, seed=seed, tenants=tenants.resolve())
+    except KeyboardInterrupt:
+        err.print(
+            "Interrupted. What had started keeps running; `karmayogi up` again finishes the "
+            "job, `karmayogi down` stops it."
+        )
+        # Leave now, without joining the threads still waiting on servers: every state file
+        # is written atomically, the lock goes with the process, and the next `up` carries on.
+        sys.stderr.flush()
+        os._exit(130)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        rows = [("TENANT", "TYPE", "LOGIN", "PORTAL")]
+        for t in result.tenants:
+            login = f"{result.keycloak['url']}/realms/{t['realm']}/account/"
+            rows.append((t["code"], t["type"], login, t["portal_url"] or "- (not running)"))
+        typer.echo("\n".join(_columns(rows)))
+        typer.echo("")
+        accounts = [("TENANT", "ROLE", "USERNAME", "PASSWORD")]
+        for code, people in result.demo_accounts.items():
+            accounts += [(code, a["role"], a["username"], a["password"]) for a in people]
+        if len(accounts) > 1:
+            typer.echo("Demo accounts (sign in on each portal with its own):")
+            typer.echo("\n".join(_columns(accounts)))
+            typer.echo(
+                "The demo tenant admins sign in without OTP on this embedded default only; "
+                "every other tenant admin must enrol OTP. Passwords are kept in "
+                f"{result.demo_accounts_file}."
+            )
+        typer.echo(f"Keycloak admin console: {result.keycloak['url']}/admin/master/console/")
+        typer.echo(
+            f"  sign in with the username and password in "
+            f"{result.keycloak['admin_credentials_file']}"
+        )
+        typer.echo(f"Ready in {time.monotonic() - started:.0f} s. `karmayogi status` checks it.")
+    for failure in result.failures.values():
+        typer.echo(f"error: {failure}", err=True)
+    if result.failures:
+        raise typer.Exit(1)
 
 
 federation_app = typer.Typer(help="Catalogue federation between the hub and the tenants.")
@@ -300,8 +346,11 @@ def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JS
 @app.command("seed")
 @friendly_errors
 def seed_command(code: str = typer.Argument(..., help="The tenant's code.")) -> None:
-    """Fill a tenant's portal with realistic demo courses in its languages (idempotent: a
-    course whose slug exists is left alone). The portal must have been set up by `up`."""
+    """Add a tenant's demo courses to its portal.
+
+    Realistic courses in the tenant's languages; idempotent (a course whose slug exists is
+    left alone). The portal must have been set up by `up`.
+    """
     from infra.home import KitHome
     from infra.portals import seed_portal
 
@@ -344,7 +393,11 @@ def render(
 @app.command()
 @friendly_errors
 def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Each component's state; exit 0 only when all are healthy."""
+    """Each component's state, URLs, PIDs and federation lag.
+
+    Exits 0 only when all are healthy: Keycloak, every portal, the syncer, and no peer whose
+    last sync failed.
+    """
     from infra.local import local_status
 
     result = local_status(_specs(tenants), _env())
@@ -352,15 +405,175 @@ def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
         typer.echo(json.dumps(result, indent=2))
     else:
         kc = result["keycloak"]
+        state = "healthy" if kc["healthy"] else "DOWN"
+        typer.echo(f"Keycloak {kc['version']}: {state} {kc['url'] or ''} (pid {kc['pid']})")
+        syncer = result["syncer"]
         typer.echo(
-            f"Keycloak {kc['version']}: {'healthy' if kc['healthy'] else 'down'} {kc['url'] or ''}"
+            f"federation syncer: {'running' if syncer['running'] else 'NOT RUNNING'}"
+            f" (pid {syncer['pid']})"
         )
         for tenant in result["tenants"]:
-            state = "healthy" if tenant["healthy"] else "down"
+            state = "healthy" if tenant["healthy"] else "DOWN"
             portal = tenant["portal_url"] or "-"
             typer.echo(f"  {tenant['code']:<20} portal {state:<8} {portal}  (pid {tenant['pid']})")
-    healthy = result["keycloak"]["healthy"] and all(t["healthy"] for t in result["tenants"])
-    raise typer.Exit(0 if healthy else 1)
+            federation = tenant["federation"] or {}
+            for peer in federation.get("peers", []):
+                error = f", last error: {peer['last_error']}" if peer["last_error"] else ""
+                typer.echo(
+                    f"  {'':<20} <- {peer['peer']}: lag {peer['lag']}, "
+                    f"last success {peer['last_success'] or 'never'}{error}"
+                )
+            for problem in federation.get("errors", []) if not federation.get("peers") else []:
+                typer.echo(f"  {'':<20} federation: {problem}")
+        typer.echo("all healthy" if result["healthy"] else "NOT all healthy")
+    raise typer.Exit(0 if result["healthy"] else 1)
+
+
+@app.command()
+@friendly_errors
+def logs(
+    name: str = typer.Argument(..., help="A tenant's code, 'keycloak' or 'federation'."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    lines: int = typer.Option(40, "--lines", "-n", help="How many of the last lines to show."),
+) -> None:
+    """Print the end of a component's log (and follow it with -f, until Ctrl-C)."""
+    from infra.home import KitHome
+    from infra.local import local_keycloak
+    from infra.portals import log_path
+
+    env = _env()
+    home = KitHome.from_env(env)
+    path = local_keycloak(env).paths.log if name == "keycloak" else log_path(name, home)
+    if not path.is_file():
+        known = sorted(p.stem for p in home.logs.glob("*.log")) if home.logs.is_dir() else []
+        raise KitError(
+            f"no log for {name!r} under {home.logs}; known: {', '.join(known) or 'none yet'}"
+        )
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in deque(handle, maxlen=max(lines, 0)):
+            typer.echo(line, nl=False)
+        if not follow:
+            return
+        try:
+            while True:
+                line = handle.readline()
+                if line:
+                    typer.echo(line, nl=False)
+                else:
+                    time.sleep(0.3)
+        except KeyboardInterrupt:
+            raise typer.Exit(0) from None
+
+
+@app.command()
+@friendly_errors
+def reset(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Stop everything and delete the local state.
+
+    Deletes Keycloak's data, portals, secrets and logs; offboarding archives and the
+    downloaded Keycloak are kept.
+    """
+    from infra.home import KitHome
+    from infra.local import local_reset
+
+    home = KitHome.from_env(_env())
+    if not yes:
+        typer.confirm(f"Delete every realm, portal, user and secret under {home.root}?", abort=True)
+    stopped, removed = local_reset(_env())
+    if stopped:
+        typer.echo(f"Stopped {', '.join(stopped)}.")
+    typer.echo(f"Removed {len(removed)} item(s) from {home.root}; archives kept.")
+
+
+# --- tenant lifecycle ----------------------------------------------------------------------
+
+tenant_app = typer.Typer(help="Onboard and offboard tenants.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@tenant_app.command("new")
+@friendly_errors
+def tenant_new(
+    tenants: Path = TENANTS_OPTION,
+    code: str = typer.Option(None, "--code", help="Slug for realm and portal, e.g. odisha."),
+    name: str = typer.Option(None, "--name", help="The government's name, e.g. Odisha."),
+    kind: str = typer.Option(None, "--type", help="state or country."),
+    languages: str = typer.Option(None, "--languages", help="BCP 47 tags, first is default."),
+    domain: str = typer.Option(None, "--domain", help="The portal's hostname."),
+    primary: str = typer.Option(None, "--primary", help="Main colour, #RRGGBB."),
+    accent: str = typer.Option(None, "--accent", help="Second colour, #RRGGBB."),
+    logo: Path = typer.Option(None, "--logo", help="SVG or PNG logo (default: initials)."),
+    publish: bool = typer.Option(
+        None, "--publish/--no-publish", help="Offer its courses to the hub (default: states do)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Ask nothing: --code is required, the rest has defaults."
+    ),
+) -> None:
+    """Scaffold a valid tenant spec from flags or questions.
+
+    `karmayogi up` then brings the tenant online without restarting the others.
+    """
+    from infra.lifecycle import NewTenant, scaffold_tenant
+
+    def ask(value: str | None, question: str, default: str | None = None) -> str:
+        if value:
+            return value
+        if yes:
+            if default is not None:
+                return default
+            raise KitError("tenant new: --code is required with --yes")
+        return str(typer.prompt(question, default=default))
+
+    code = ask(code, "Code (a slug such as odisha)")
+    name = ask(name, "Name of the government", code.replace("-", " ").title())
+    kind = ask(kind, "Type (state or country)", "state")
+    if kind not in ("state", "country"):
+        raise KitError(f"tenant new: --type must be state or country, not {kind!r}")
+    languages = ask(languages, "Languages (BCP 47, comma-separated, first is default)", "en")
+    domain = ask(domain, "Domain of the portal", f"learn.{code}.example")
+    primary = ask(primary, "Primary colour", "#1f4e79")
+    accent = ask(accent, "Accent colour", "#c05600")
+    new = NewTenant(
+        code=code,
+        name=name,
+        type=kind,
+        languages=tuple(t.strip() for t in languages.split(",") if t.strip()),
+        domain=domain,
+        primary=primary,
+        accent=accent,
+        logo=logo,
+        publish=publish,
+    )
+    path = scaffold_tenant(new, tenants)
+    folder = "" if tenants == Path("tenants") else f" --tenants {tenants}"
+    typer.echo(f"Wrote {path}; `karmayogi up{folder}` brings {code} online.")
+
+
+@tenant_app.command("remove")
+@friendly_errors
+def tenant_remove(
+    code: str = typer.Argument(..., help="The tenant to offboard."),
+    tenants: Path = TENANTS_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Archive a tenant, then delete it.
+
+    The archive holds its portal's data, its realm and its users' profiles; then its portal
+    is stopped, its realm and hub clients deleted, its spec taken out. Others are untouched.
+    """
+    from infra.local import local_remove_tenant
+
+    if not yes:
+        typer.confirm(
+            f"Archive, then delete tenant {code} (its portal, realm and users)?", abort=True
+        )
+    archive = local_remove_tenant(
+        code, tenants, _env(), progress=lambda message: err.print(f"[bold]>[/] {message}")
+    )
+    typer.echo(f"{code} removed; archive: {archive.path}")
 
 
 def main() -> None:

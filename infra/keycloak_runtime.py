@@ -330,10 +330,21 @@ class LocalKeycloak:
 
     def start(self, timeout: float = START_TIMEOUT) -> KeycloakStatus:
         """Start Keycloak (installing it first) and wait until it is ready. Idempotent."""
+        return self.finish_start(self.launch(), timeout)
+
+    def finish_start(
+        self, process: subprocess.Popen[bytes] | None, timeout: float = START_TIMEOUT
+    ) -> KeycloakStatus:
+        """Wait for a :meth:`launch` to be ready and make sure the kit's accounts exist."""
+        self._wait_ready(timeout, process)
+        self._ensure_operator_accounts()
+        return self.status()
+
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Start the server process unless it runs, without waiting for it: its URL is
+        known as soon as this returns, so portals can be configured while it boots."""
         if self.running_pid() is not None:
-            self._wait_ready(timeout)
-            self._ensure_operator_accounts()
-            return self.status()
+            return None
         dist = self.install()
         java_home = find_java(self.env)
         state = self._state()
@@ -385,9 +396,7 @@ class LocalKeycloak:
                 "java_home": str(java_home),
             },
         )
-        self._wait_ready(timeout, process)
-        self._ensure_operator_accounts()
-        return self.status()
+        return process
 
     def _wait_ready(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         _, management = self._urls(self._state())

@@ -5,7 +5,14 @@ Entry points call these with the environment they read; everything below takes t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +20,47 @@ from identity.admin import AdminAPI, Credentials
 from identity.desired import TenantRealm
 from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
-from infra.federation import start_syncer, stop_syncer, sync_round
+from infra.demo import accounts_path, ensure_demo_accounts
+from infra.errors import KitError
+from infra.federation import (
+    FederationError,
+    federation_status,
+    start_syncer,
+    stop_syncer,
+    sync_round,
+    syncer_pid,
+)
 from infra.home import KitHome
 from infra.keycloak_runtime import LocalKeycloak
-from infra.portals import known_portals, portal_status, seed_portal, start_portal, stop_portal
-from infra.render import local_federation, login_theme
-from infra.spec import TenantSpec
+from infra.lifecycle import (
+    Archive,
+    LifecycleError,
+    forget_local_tenant,
+    take_spec_out,
+    write_archive,
+)
+from infra.portals import (
+    PortalError,
+    known_portals,
+    log_path,
+    portal_status,
+    prepare_shared,
+    running_pid,
+    seed_portal,
+    seeded,
+    start_portal,
+    stop_portal,
+)
+from infra.render import (
+    local_endpoints,
+    local_federation,
+    login_theme,
+    portal_data_dir,
+    portal_env_path,
+    tenant_secrets,
+    write_portal_env,
+)
+from infra.spec import TenantSpec, load_specs
 
 Progress = Callable[[str], None]
 
@@ -66,7 +108,7 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
 
 
 def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, Any]]:
-    """Each tenant as `karmayogi status --json` reports it (docs/identity.md has the shape)."""
+    """Each tenant as `karmayogi status --json` reports it (docs/operating.md has the shape)."""
     rows = []
     for spec in specs:
         portal = portal_status(spec, list(specs), home)
@@ -78,9 +120,54 @@ def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, An
                 "portal_url": portal.url,
                 "pid": portal.pid,
                 "healthy": portal.healthy,
+                "log": str(log_path(spec.code, home)),
             }
         )
     return rows
+
+
+@contextmanager
+def up_lock(home: KitHome) -> Iterator[None]:
+    """One ``up`` at a time per home: a second one is refused with the first one's PID."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    path = home.root / "up.lock"
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise KitError(
+                f"`karmayogi up` is already running (pid {holder}); wait for it to finish, "
+                "or see `karmayogi status`"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+
+
+@dataclass
+class UpResult:
+    keycloak: dict[str, Any]
+    tenants: list[dict[str, Any]]
+    failures: dict[str, str] = field(default_factory=dict)
+    demo_accounts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    demo_accounts_file: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keycloak": self.keycloak,
+            "tenants": self.tenants,
+            "failures": self.failures,
+            "demo_accounts": self.demo_accounts,
+            "demo_accounts_file": self.demo_accounts_file,
+        }
 
 
 def local_up(
@@ -90,34 +177,156 @@ def local_up(
     *,
     seed: bool = True,
     tenants: Path | None = None,
-) -> dict[str, Any]:
-    """Start Keycloak, converge every realm with the specs, then start every portal; with
-    ``seed``, a portal that has no course yet gets its demo courses. Then one federation
-    round, and (given the ``tenants`` folder) the periodic syncer."""
+) -> UpResult:
+    """Bring the local federation to the specs; idempotent, and quick when it already ran.
+
+    Keycloak boots while the portals are prepared and started (a portal needs Keycloak's URL,
+    not Keycloak itself, to start); realms and demo accounts are converged once Keycloak
+    answers. A portal that fails to start is reported with its log's tail and the others go
+    on. With ``seed``, a portal not yet seeded gets its demo courses, and then one federation
+    round runs; given the ``tenants`` folder, the periodic syncer is started (it runs a round
+    as it starts, so a warm ``up`` that seeded nothing does not wait for one).
+    """
     kc = local_keycloak(env)
     home = kc.paths.home
-    progress(f"Keycloak {kc.paths.version}: installing and starting")
-    status = kc.start()
+    with up_lock(home):
+        progress(f"Keycloak {kc.paths.version}: starting (installing it first if needed)")
+        launched = kc.launch()
+        # Addresses, ports and secrets are settled before any thread renders a portal.
+        local_endpoints(specs, home)
+        ordered = sorted(specs, key=lambda s: (not s.is_hub, s.code))
+        for spec in ordered:
+            tenant_secrets(spec.code, home)
+        prepare_shared(ordered, home, kc.url, env, progress)
+        failures: dict[str, str] = {}
+        # Not a `with` block: on Ctrl-C the caller must not wait for every thread to finish.
+        pool = ThreadPoolExecutor(max_workers=len(ordered) + 1)
+        try:
+            identity = pool.submit(_converge_identity, kc, launched, ordered, progress)
+            portals = {
+                spec.code: pool.submit(_start_one, spec, ordered, home, kc.url, env, progress)
+                for spec in ordered
+            }
+            demo = identity.result()  # Keycloak's failure ends `up`: nothing can sign in
+            started = launched is not None
+            for code, future in portals.items():
+                try:
+                    started = future.result() or started
+                except PortalError as exc:
+                    failures[code] = str(exc)
+                    progress(f"portal {code}: FAILED to start (the others go on)")
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        running = [s for s in ordered if s.code not in failures]
+        seeded_now = []
+        unseeded = [s.code for s in running if seed and not seeded(s.code, home)]
+
+        def seed_one(code: str) -> str | None:
+            progress(f"portal {code}: adding demo courses")
+            try:
+                seed_portal(code, home, env, if_empty=False)
+            except PortalError as exc:
+                return str(exc)
+            return None
+
+        with ThreadPoolExecutor(max_workers=2) as seeding:
+            for code, error in zip(unseeded, seeding.map(seed_one, unseeded), strict=True):
+                if error is None:
+                    seeded_now.append(code)
+                else:
+                    failures[code] = error
+        # A round now when anything (re)started, so that `status` is healthy when `up`
+        # returns (a round that failed while a part was down leaves its error until the next).
+        if seeded_now or started or tenants is None:
+            progress("federation: the hub pulls what tenants publish, then every tenant the hub")
+            for code, report in sync_round(running, home, env).items():
+                for line in report.splitlines():
+                    if line.startswith("error:"):
+                        progress(f"federation {code}: {line}")
+        if tenants is not None:
+            pid = start_syncer(tenants, home, env)
+            progress(f"federation: syncing every minute (pid {pid})")
+        return UpResult(
+            keycloak=kc.status().as_dict(),
+            tenants=tenant_rows(specs, home),
+            failures=failures,
+            demo_accounts=demo,
+            demo_accounts_file=str(accounts_path(home)),
+        )
+
+
+def _converge_identity(
+    kc: LocalKeycloak,
+    launched: subprocess.Popen[bytes] | None,
+    ordered: Sequence[TenantSpec],
+    progress: Progress,
+) -> dict[str, list[dict[str, str]]]:
+    status = kc.finish_start(launched)
     progress(f"Keycloak ready at {status.url}")
-    reconciler = reconciler_for(specs, kc)
-    ordered = sorted(specs, key=lambda s: (not s.is_hub, s.code))
+    reconciler = reconciler_for(ordered, kc)
     for spec in ordered:
         changes = reconciler.apply([spec.code])
         progress(f"realm {spec.code}: {len(changes)} change(s) applied")
+    demo = {}
     for spec in ordered:
+        accounts = ensure_demo_accounts(spec, reconciler.api, kc.paths.home)
+        demo[spec.code] = [a.as_dict() for a in accounts]
+    progress(f"demo accounts: {sum(len(a) for a in demo.values())} in {len(demo)} realm(s)")
+    return demo
+
+
+def _start_one(
+    spec: TenantSpec,
+    specs: Sequence[TenantSpec],
+    home: KitHome,
+    keycloak_url: str,
+    env: dict[str, str],
+    progress: Progress,
+) -> bool:
+    """Start the portal unless it runs; whether it was started."""
+    was_running = running_pid(spec.code, home)
+    if was_running is None:
         progress(f"portal {spec.code}: preparing and starting")
-        portal = start_portal(spec, list(specs), home, kc.url, env)
-        progress(f"portal {spec.code}: ready at {portal.url}")
-        if seed:
-            progress(f"portal {spec.code}: demo courses (only into a portal without courses)")
-            seed_portal(spec.code, home, env, if_empty=True)
-    progress("federation: the hub pulls what tenants publish, then every tenant pulls the hub")
-    for code, report in sync_round(specs, home, env).items():
-        if report.startswith("error:"):
-            progress(f"federation {code}: {report}")
-    if tenants is not None:
-        progress(f"federation: syncing every minute (pid {start_syncer(tenants, home, env)})")
-    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, home)}
+    portal = start_portal(spec, list(specs), home, keycloak_url, env)
+    state = "already running" if was_running else "ready"
+    progress(f"portal {spec.code}: {state} at {portal.url}")
+    return was_running is None
+
+
+def local_remove_tenant(
+    code: str, folder: Path, env: dict[str, str], progress: Progress
+) -> Archive:
+    """Offboard ``code``: archive it, stop its portal, delete its realm and hub clients, take
+    its spec out of ``folder``, and re-render the others' settings without it."""
+    specs = load_specs([folder])
+    spec = next((s for s in specs if s.code == code), None)
+    if spec is None:
+        raise LifecycleError(f"no tenant spec with code {code!r} in {folder}")
+    if spec.is_hub and len(specs) > 1:
+        others = ", ".join(s.code for s in specs if s.code != code)
+        raise LifecycleError(f"{code} is the hub of {others}; remove those tenants first")
+    kc = local_keycloak(env)
+    home = kc.paths.home
+    with up_lock(home):
+        progress(f"Keycloak: starting if needed, to export realm {code}")
+        kc.start()
+        api = admin_api(kc)
+        portal_dir = portal_data_dir(code, home)
+        progress(f"{code}: writing the archive (database, media, realm, users, hub clients)")
+        archive = write_archive(spec, specs, api, portal_dir, home)
+        progress(f"{code}: archived {archive.users} user profile(s) to {archive.path}")
+        if stop_portal(code, home):
+            progress(f"portal {code}: stopped")
+        removed = local_destroy(code, specs, env)
+        progress(f"{code}: removed {', '.join(removed) or 'nothing from Keycloak'}")
+        forget_local_tenant(code, home, portal_dir)
+        take_spec_out(spec, specs)
+        progress(f"{code}: spec {spec.source.name} taken out of {folder}")
+        remaining = [s for s in specs if s.code != code]
+        for other in remaining:
+            if portal_env_path(other.code, home).is_file():
+                write_portal_env(other, remaining, home, kc.url)
+        return archive
 
 
 def local_down(env: dict[str, str]) -> list[str]:
@@ -131,6 +340,62 @@ def local_down(env: dict[str, str]) -> list[str]:
     return stopped
 
 
+def local_reset(env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Stop everything, then delete the home's state; offboarding archives stay."""
+    home = KitHome.from_env(env)
+    with up_lock(home):
+        stopped = local_down(env)
+        removed = []
+        for entry in sorted(home.root.iterdir()) if home.root.is_dir() else []:
+            if entry.name in ("archives", "up.lock"):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.name)
+    return stopped, removed
+
+
 def local_status(specs: Sequence[TenantSpec], env: dict[str, str]) -> dict[str, Any]:
+    """Every component's state, as `karmayogi status --json` prints it (docs/operating.md):
+    Keycloak, the syncer, and per tenant its portal and its federation peers' lag."""
     kc = local_keycloak(env)
-    return {"keycloak": kc.status().as_dict(), "tenants": tenant_rows(specs, kc.paths.home)}
+    home = kc.paths.home
+    keycloak = kc.status().as_dict() | {"log": str(kc.paths.log)}
+    rows = tenant_rows(specs, home)
+    with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
+        reads = {
+            row["code"]: pool.submit(_federation_of, row["code"], home, env)
+            for row in rows
+            if row["healthy"]
+        }
+        for row in rows:
+            row["federation"] = reads[row["code"]].result() if row["code"] in reads else None
+    pid = syncer_pid(home)
+    syncer = {"pid": pid, "running": pid is not None, "log": str(log_path("federation", home))}
+    healthy = (
+        bool(keycloak["healthy"])
+        and syncer["running"]
+        and all(r["healthy"] and not (r["federation"] or {}).get("errors") for r in rows)
+    )
+    return {"healthy": healthy, "keycloak": keycloak, "syncer": syncer, "tenants": rows}
+
+
+def _federation_of(code: str, home: KitHome, env: dict[str, str]) -> dict[str, Any]:
+    try:
+        state = federation_status(code, home, env)
+    except FederationError as exc:
+        return {"feed_changes": None, "peers": [], "errors": [str(exc)]}
+    peers = [
+        {
+            "peer": p["peer"],
+            "lag": p["lag"],
+            "last_success": p["last_success"],
+            "last_error": p["last_error"],
+            "quarantined": p["quarantined"],
+        }
+        for p in state["peers"]
+    ]
+    errors = [f"{p['peer']}: {p['last_error']}" for p in peers if p["last_error"]]
+    return {"feed_changes": state["feed"]["changes"], "peers": peers, "errors": errors}

@@ -7,17 +7,31 @@ started in their own session and stopped by PID, like Keycloak.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
 from infra.processes import pid_alive, stop_process_group, tail, wait_for_http
-from infra.render import local_endpoints, portal_data_dir, portal_env_path, write_portal_env
+from infra.render import (
+    local_endpoints,
+    portal_data_dir,
+    portal_env_path,
+    shared_static_root,
+    write_portal_env,
+)
 from infra.spec import TenantSpec
 
 START_TIMEOUT = 60.0
@@ -40,6 +54,106 @@ class PortalStatus:
 
 def _state_path(code: str, home: KitHome) -> Path:
     return portal_data_dir(code, home) / "state.json"
+
+
+def portal_state(code: str, home: KitHome) -> dict[str, Any]:
+    """What the kit remembers of a portal: its PID, what it was prepared from, seeded."""
+    return read_json(_state_path(code, home)) or {}
+
+
+def update_portal_state(code: str, home: KitHome, **changes: Any) -> None:
+    write_private_json(_state_path(code, home), {**portal_state(code, home), **changes})
+
+
+@cache
+def code_fingerprint() -> str:
+    """A digest of the portal's code, templates, static files and data (names, sizes, mtimes):
+    preparing a portal again is needed only when this or its rendered settings change."""
+    package = Path(__file__).resolve().parents[1] / "tenant_portal"
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith(".mo"):  # compiled from the .po files, rewritten by every build
+                continue
+            stat = os.stat(os.path.join(folder, name))
+            digest.update(f"{folder}/{name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def prepare_stamp(env_file: Path) -> str:
+    return hashlib.sha256(env_file.read_bytes() + code_fingerprint().encode()).hexdigest()
+
+
+# --- work every portal shares -----------------------------------------------------------------
+# Every local portal runs the same code, so two costly parts of preparing one are done once per
+# version of that code: collecting static files (into one folder all portals serve from), and
+# migrating an empty database, which a new portal then starts from as a copy. Wagtail's
+# migrations write the first language's locale, so there is one such database per first
+# language. A portal's own `prepare_portal` then has only its site, branding and framework to do.
+
+
+def _static_marker(home: KitHome) -> Path:
+    return shared_static_root(home) / ".karmayogi-code"
+
+
+def static_current(home: KitHome) -> bool:
+    marker = _static_marker(home)
+    return marker.is_file() and marker.read_text(encoding="utf-8") == code_fingerprint()
+
+
+def template_database(home: KitHome, language: str) -> Path:
+    return home.root / "cache" / f"portal-{code_fingerprint()[:16]}-{language}.sqlite3"
+
+
+def _database(code: str, home: KitHome) -> Path:
+    return portal_data_dir(code, home) / "portal.sqlite3"
+
+
+def prepare_shared(
+    specs: Sequence[TenantSpec],
+    home: KitHome,
+    keycloak_url: str,
+    env: dict[str, str],
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[str]:
+    """Collect static files and migrate template databases, where this code version has not
+    yet; side by side. What was done, by name."""
+    new = [
+        s
+        for s in specs
+        if running_pid(s.code, home) is None and not _database(s.code, home).exists()
+    ]
+    by_language = {s.spec.languages[0]: s for s in new}
+    jobs: list[tuple[str, TenantSpec, str | None]] = []
+    if specs and not static_current(home):
+        jobs.append(("static files", specs[0], None))
+    for language, spec in sorted(by_language.items()):
+        if not template_database(home, language).is_file():
+            jobs.append((f"empty database ({language})", spec, language))
+
+    def run(job: tuple[str, TenantSpec, str | None]) -> str:
+        name, spec, language = job
+        progress(f"portals: {name}, once for every portal of this code version")
+        run_env = portal_run_env(write_portal_env(spec, specs, home, keycloak_url), env)
+        if language is None:
+            manage(spec.code, home, run_env, "collectstatic", "--noinput", "-v0", doing=name)
+            _static_marker(home).write_text(code_fingerprint(), encoding="utf-8")
+            return name
+        target = template_database(home, language)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+            database = Path(scratch) / "portal.sqlite3"
+            run_env = {**run_env, "DATABASE_URL": f"sqlite:///{database}"}
+            run_env["KARMAYOGI_DATA_DIR"] = scratch
+            manage(spec.code, home, run_env, "migrate", "--noinput", "-v0", doing=name)
+            for old in target.parent.glob(f"portal-*-{language}.sqlite3"):
+                old.unlink()
+            os.replace(database, target)
+        return name
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(run, jobs))
 
 
 def log_path(code: str, home: KitHome) -> Path:
@@ -83,11 +197,17 @@ def seed_portal(code: str, home: KitHome, env: dict[str, str], *, if_empty: bool
         raise PortalError(f"{code}: the portal has not been set up yet; run `karmayogi up` first")
     args = ["seed_courses", "--if-empty"] if if_empty else ["seed_courses"]
     manage(code, home, portal_run_env(env_file, env), *args, doing="seeding demo courses")
+    update_portal_state(code, home, seeded=True)
+
+
+def seeded(code: str, home: KitHome) -> bool:
+    """Whether ``up`` has seeded the portal to the end (an interrupted seed runs again; it
+    skips the courses already there)."""
+    return bool(portal_state(code, home).get("seeded"))
 
 
 def running_pid(code: str, home: KitHome) -> int | None:
-    state = read_json(_state_path(code, home)) or {}
-    pid = state.get("pid")
+    pid = portal_state(code, home).get("pid")
     if isinstance(pid, int) and pid_alive(pid, f"--name=karmayogi-{code} "):
         return pid
     return None
@@ -112,13 +232,28 @@ def start_portal(
     keycloak_url: str,
     env: dict[str, str],
 ) -> PortalStatus:
-    """Render, prepare and start the tenant's portal; wait until it answers. Idempotent."""
+    """Render, prepare and start the tenant's portal; wait until it answers. Idempotent.
+
+    Preparing (migrations, static files, branding, the competency framework) is skipped when
+    neither the portal's code nor its rendered settings changed since the last time, which is
+    most of what makes a second ``up`` fast. A running portal keeps running: its rendered
+    settings file is rewritten, and the management commands the kit runs read it afresh.
+    """
     env_file = write_portal_env(spec, specs, home, keycloak_url)
     run_env = portal_run_env(env_file, env)
     log = log_path(spec.code, home)
     log.parent.mkdir(parents=True, exist_ok=True)
     if running_pid(spec.code, home) is None:
-        manage(spec.code, home, run_env, "prepare_portal", "-v0", doing="preparing the portal")
+        stamp = prepare_stamp(env_file)
+        if portal_state(spec.code, home).get("prepared") != stamp:
+            database = _database(spec.code, home)
+            template = template_database(home, spec.spec.languages[0])
+            if not database.exists() and template.is_file():
+                database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                shutil.copyfile(template, database)
+            args = ["prepare_portal", "-v0", *(["--skip-static"] if static_current(home) else [])]
+            manage(spec.code, home, run_env, *args, doing="preparing the portal")
+            update_portal_state(spec.code, home, prepared=stamp)
         endpoint = local_endpoints(specs, home)[spec.code]
         with log.open("ab") as handle:
             process = subprocess.Popen(
@@ -141,7 +276,7 @@ def start_portal(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        write_private_json(_state_path(spec.code, home), {"pid": process.pid})
+        update_portal_state(spec.code, home, pid=process.pid)
         wait_for_http(
             f"{endpoint.url}/healthz",
             name=f"{spec.code}: the portal",
@@ -159,7 +294,7 @@ def stop_portal(code: str, home: KitHome) -> bool:
     if pid is None:
         return False
     stop_process_group(pid, timeout=15.0)
-    write_private_json(_state_path(code, home), {})
+    update_portal_state(code, home, pid=None)
     return True
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from identity.desired import Department, Federation, PortalClient, TenantRealm
+from identity.desired import DEMO_ROLE, Department, Federation, PortalClient, TenantRealm
 from identity.themes import LoginTheme, theme_name
 from infra.colors import accessible_palette
 from infra.home import KitHome, new_password, read_json, write_private_json
@@ -118,6 +118,8 @@ def tenant_realm(spec: TenantSpec, endpoint: LocalEndpoint, home: KitHome) -> Te
         portal=portal_client(endpoint, secrets["portal_client_secret"]),
         broker_to_hub=identity.broker_to_hub,
         admin_otp_required=identity.admin_otp == "required",
+        # The embedded default's demo administrators sign in without OTP (infra/demo.py).
+        otp_exempt_role=DEMO_ROLE,
         login_theme=theme_name(spec.code),
         keys_url=f"{endpoint.url}/federation/v1/keys",
         broker_secret=secrets["broker_client_secret"],
@@ -132,6 +134,10 @@ def local_federation(specs: Sequence[TenantSpec], home: KitHome, keycloak_url: s
     hub_codes = {s.code for s in specs if s.is_hub}
     hub = next((t for t in tenants if t.code in hub_codes), None)
     return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
+
+
+def shared_static_root(home: KitHome) -> Path:
+    return home.root / "static"
 
 
 def portal_data_dir(code: str, home: KitHome) -> Path:
@@ -168,6 +174,8 @@ def portal_env(
         "KARMAYOGI_PORTAL_URL": endpoint.url,
         "KARMAYOGI_DATA_DIR": str(data_dir),
         "DATABASE_URL": f"sqlite:///{data_dir / 'portal.sqlite3'}",
+        # Every local portal runs the same code: one collected copy of the static files.
+        "KARMAYOGI_STATIC_ROOT": str(shared_static_root(home)),
         "KARMAYOGI_LANGUAGES": json.dumps(languages, ensure_ascii=False),
         "KARMAYOGI_LOGO": str(spec.logo_path),
         "KARMAYOGI_PRIMARY": palette.primary,

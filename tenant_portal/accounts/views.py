@@ -28,6 +28,14 @@ class AuthenticateView(OIDCAuthenticationRequestView):
     ``?idp=hub`` skips the realm's own form and goes straight to the hub's (``kc_idp_hint``).
     """
 
+    def get(self, request: HttpRequest) -> HttpResponse:
+        # A signed-in user is sent here by a page that needs rights they lack (Wagtail's
+        # admin for a learner): signing in again would only come back here, in a loop.
+        if request.user.is_authenticated:
+            return render(request, "accounts/no_access.html", status=403)
+        response: HttpResponse = super().get(request)
+        return response
+
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
         params = {"ui_locales": get_language() or settings.LANGUAGE_CODE}
         if request.GET.get("idp") == "hub" and settings.OIDC_HUB_IDP:

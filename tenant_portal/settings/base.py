@@ -207,7 +207,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []  # passwords live in Keycloak only
 
 STATIC_URL = "/static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Portals running the same code can share one collected copy (the local target does).
+STATIC_ROOT = Path(env.str("KARMAYOGI_STATIC_ROOT", default=str(DATA_DIR / "static")))
 STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = DATA_DIR / "media"

@@ -48,6 +48,21 @@ def test_sign_in_maps_roles_and_department(oidc_tenant: OidcTenant) -> None:
     assert not user.is_superuser and not user.is_staff
 
 
+def test_a_learner_opening_the_admin_is_told_no_instead_of_looping(
+    oidc_tenant: OidcTenant,
+) -> None:
+    oidc_tenant.create_user("meena.learner")
+    with browser_session() as session:
+        session.headers["Accept-Language"] = "en"
+        portal_sign_in(session, oidc_tenant, "meena.learner")
+        # Wagtail sends a user without admin rights to its login URL, our sign-in: that
+        # answers 403 for a signed-in user instead of a round trip through Keycloak.
+        admin = session.get(f"{oidc_tenant.portal_url}/admin/", follow_redirects=True)
+        assert admin.status_code == 403
+        assert admin.url.host != "127.0.0.1"  # never sent back to Keycloak
+        assert "has no access to this page" in visible_text(admin.text)
+
+
 def test_role_removed_in_keycloak_is_gone_at_next_sign_in(oidc_tenant: OidcTenant) -> None:
     user_id = oidc_tenant.create_user("ravi.publisher", "content_publisher", "mdo_admin")
     with browser_session() as session:

@@ -1,0 +1,454 @@
+"""`karmayogi up` as a product, for real: the four example tenants in a kit home of their own
+(with its own Keycloak), demo accounts, `status`, the tenant lifecycle, the failure cases of
+the issue provoked one by one, and `down` leaving nothing behind.
+
+The CLI runs as a separate process, as an operator runs it. The tests of this module share one
+federation and run in file order; each leaves it running and healthy for the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from infra.home import KitHome, read_json
+from infra.keycloak_runtime import LocalKeycloak
+from infra.local import admin_api, up_lock
+from tests.tenant_portal.browser import (
+    chromium_fixture,  # noqa: F401 (fixture)
+    page_fixture,  # noqa: F401 (fixture)
+    sign_in,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+KARMAYOGI = str(Path(sys.executable).with_name("karmayogi"))
+NAMES = ("karmayogi-bharat", "bihar", "rajasthan", "mauritius")
+
+
+@dataclass
+class Federation:
+    env: dict[str, str]
+    folder: Path
+    codes: dict[str, str]  # example name -> code in this test
+    up_output: str
+
+    @property
+    def home(self) -> KitHome:
+        return KitHome.from_env(self.env)
+
+    def karmayogi(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [KARMAYOGI, *args, *(["--tenants", str(self.folder)] if _takes_folder(args) else [])],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr
+        return done
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        done = self.karmayogi("status", "--json")
+        return done.returncode, json.loads(done.stdout)
+
+
+def _takes_folder(args: tuple[str, ...]) -> bool:
+    return bool(args) and (args[0] in ("up", "status") or args[:2] in (("tenant", "new"),))
+
+
+def example_folder(target: Path, suffix: str) -> dict[str, str]:
+    """The example specs under fresh codes and domains (realms never collide between runs)."""
+    (target / "branding").mkdir(parents=True)
+    codes = {name: f"{name.split('-')[0]}-{suffix}" for name in NAMES}
+    for name in NAMES:
+        text = (EXAMPLES / f"{name}.yaml").read_text(encoding="utf-8")
+        for old, new in codes.items():
+            text = re.sub(rf"\b{re.escape(old)}\b(?![./])", new, text)
+        text = text.replace(f"branding/{codes[name]}.svg", f"branding/{name}.svg")
+        text = re.sub(r"domain: (\S+)", rf"domain: {suffix}.\1", text)
+        (target / f"{codes[name]}.yaml").write_text(text, encoding="utf-8")
+        shutil.copy(EXAMPLES / "branding" / f"{name}.svg", target / "branding" / f"{name}.svg")
+    return codes
+
+
+@pytest.fixture(scope="module")
+def federation(
+    tmp_path_factory: pytest.TempPathFactory, keycloak_dist: Path
+) -> Iterator[Federation]:
+    """`karmayogi up` on the four examples, cold (Keycloak downloaded, nothing started)."""
+    root = tmp_path_factory.mktemp("up-home")
+    folder = tmp_path_factory.mktemp("up-tenants") / "tenants"
+    codes = example_folder(folder, uuid.uuid4().hex[:5])
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KARMAYOGI_")},
+        "KARMAYOGI_HOME": str(root),
+        "KARMAYOGI_CACHE": str(KitHome.from_env().cache),
+    }
+    fed = Federation(env, folder, codes, "")
+    done = fed.karmayogi("up")
+    fed.up_output = done.stdout
+    try:
+        assert done.returncode == 0, done.stderr
+        yield fed
+    finally:
+        fed.karmayogi("down")
+        _kill_leftovers(root)
+
+
+def _kill_leftovers(root: Path) -> None:
+    """Whatever `down` missed (a failed test's state): the kit home's processes."""
+    for pid in _processes_under(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _processes_under(root: Path) -> list[int]:
+    """Processes whose command line or environment names this kit home."""
+    found = []
+    marker = str(root).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in seen:
+            found.append(int(proc.name))
+    return found
+
+
+def test_up_prints_portals_logins_and_demo_accounts(federation: Federation) -> None:
+    out = federation.up_output
+    home = federation.home
+    accounts_file = home.secrets / "demo-accounts.json"
+    assert stat.S_IMODE(accounts_file.stat().st_mode) == 0o600
+    accounts = read_json(accounts_file) or {}
+    assert set(accounts) == set(federation.codes.values())
+    code, status = federation.status()
+    assert code == 0, status
+    for tenant in status["tenants"]:
+        line = next(line for line in out.splitlines() if line.startswith(f"{tenant['code']} "))
+        assert tenant["portal_url"] in line
+        assert f"/realms/{tenant['code']}/account/" in line
+        for username in ("learner", "creator", "mdo-admin", "tenant-admin"):
+            password = accounts[tenant["code"]][username]
+            assert re.search(rf"^{tenant['code']} .* {username} +{re.escape(password)}$", out, re.M)
+    assert "without OTP on this embedded default only" in out
+
+
+def test_status_json_shows_every_component_healthy_and_federated(federation: Federation) -> None:
+    code, status = federation.status()
+    assert code == 0 and status["healthy"] is True
+    assert status["keycloak"]["healthy"] is True and isinstance(status["keycloak"]["pid"], int)
+    assert status["syncer"]["running"] is True
+    rows = {t["code"]: t for t in status["tenants"]}
+    assert set(rows) == set(federation.codes.values())
+    hub = federation.codes["karmayogi-bharat"]
+    for row in rows.values():
+        assert row["healthy"] is True and isinstance(row["pid"], int)
+        assert Path(row["log"]).is_file()
+        peers = row["federation"]["peers"]
+        assert peers and all(not p["last_error"] and p["last_success"] for p in peers)
+        assert all(p["lag"] == 0 for p in peers), peers
+        if row["code"] != hub:
+            assert [p["peer"] for p in peers] == [hub]
+    # Under their test codes the tenants have no seed files of their own, so each got ten
+    # demo courses; the hub's feed holds its ten and the ten each of Bihar and Rajasthan
+    # publish (Mauritius does not publish), and Bihar lists the hub's beside its own.
+    assert rows[hub]["federation"]["feed_changes"] == 10 * 3
+    bihar = rows[federation.codes["bihar"]]["portal_url"]
+    catalogue = httpx.get(f"{bihar}/courses/", headers={"Accept-Language": "en"})
+    total = int(re.search(r"(\d+) courses", catalogue.text).group(1))  # type: ignore[union-attr]
+    assert total > 11
+
+
+def test_demo_learners_sign_into_two_tenants_and_the_demo_admin_needs_no_otp(
+    federation: Federation, page: Page
+) -> None:
+    _, status = federation.status()
+    rows = {t["code"]: t for t in status["tenants"]}
+    accounts = read_json(federation.home.secrets / "demo-accounts.json") or {}
+    bihar, rajasthan = federation.codes["bihar"], federation.codes["rajasthan"]
+    sign_in(page, rows[bihar]["portal_url"], "learner", accounts[bihar]["learner"])
+    assert "Asha Verma" in page.locator(".signed-in-as").inner_text()
+    sign_in(page, rows[rajasthan]["portal_url"], "learner", accounts[rajasthan]["learner"])
+    assert "Asha Verma" in page.locator(".signed-in-as").inner_text()
+    # Both sessions live side by side in the one browser.
+    page.goto(f"{rows[bihar]['portal_url']}/")
+    assert page.locator(".signed-in-as").count() == 1
+    # Bihar's demo tenant admin reaches the portal's admin without an OTP step.
+    page.context.clear_cookies()
+    sign_in(page, rows[bihar]["portal_url"], "tenant-admin", accounts[bihar]["tenant-admin"])
+    page.goto(f"{rows[bihar]['portal_url']}/admin/")
+    assert page.url.startswith(f"{rows[bihar]['portal_url']}/admin/")
+    assert page.locator("#kc-otp-login-form, #otp").count() == 0
+
+
+def test_a_second_up_while_one_runs_is_refused(federation: Federation) -> None:
+    with up_lock(federation.home):
+        done = federation.karmayogi("up")
+    assert done.returncode == 1
+    assert f"`karmayogi up` is already running (pid {os.getpid()})" in done.stderr
+
+
+def test_a_dead_portal_and_a_dead_keycloak_are_reported_then_restarted(
+    federation: Federation,
+) -> None:
+    _, before = federation.status()
+    bihar = federation.codes["bihar"]
+    portal_pid = next(t["pid"] for t in before["tenants"] if t["code"] == bihar)
+    os.killpg(portal_pid, signal.SIGKILL)
+    os.killpg(before["keycloak"]["pid"], signal.SIGKILL)
+    _wait_gone(portal_pid)
+    code, status = federation.status()
+    assert code == 1 and status["healthy"] is False
+    assert status["keycloak"]["healthy"] is False
+    assert next(t for t in status["tenants"] if t["code"] == bihar)["healthy"] is False
+    text = federation.karmayogi("status")
+    assert "Keycloak 26" in text.stdout and "DOWN" in text.stdout and text.returncode == 1
+
+    done = federation.karmayogi("up")
+    assert done.returncode == 0, done.stderr
+    code, status = federation.status()
+    assert code == 0, status
+    assert next(t for t in status["tenants"] if t["code"] == bihar)["pid"] != portal_pid
+    assert status["keycloak"]["pid"] != before["keycloak"]["pid"]
+
+
+def test_a_portal_that_cannot_start_is_reported_while_the_others_run(
+    federation: Federation,
+) -> None:
+    _, before = federation.status()
+    rajasthan = federation.codes["rajasthan"]
+    row = next(t for t in before["tenants"] if t["code"] == rajasthan)
+    url = httpx.URL(row["portal_url"])
+    os.killpg(row["pid"], signal.SIGTERM)
+    _wait_gone(row["pid"])
+    with socket.socket() as squatter:
+        squatter.bind((url.host, url.port))  # another program took the portal's port
+        squatter.listen()
+        done = federation.karmayogi("up")
+    assert done.returncode == 1
+    assert f"error: {rajasthan}: the portal" in done.stderr
+    assert "Address already in use" in done.stderr  # the tail of its log
+    code, status = federation.status()
+    assert code == 1
+    healthy = {t["code"]: t["healthy"] for t in status["tenants"]}
+    assert healthy.pop(rajasthan) is False and all(healthy.values())
+    for tenant in before["tenants"]:
+        if tenant["code"] != rajasthan:  # the others were not restarted
+            assert (
+                next(t for t in status["tenants"] if t["code"] == tenant["code"])["pid"]
+                == (tenant["pid"])
+            )
+    assert federation.karmayogi("up").returncode == 0
+    assert federation.status()[0] == 0
+
+
+def test_a_new_tenant_comes_online_and_is_offboarded_with_an_archive(
+    federation: Federation,
+) -> None:
+    _, before = federation.status()
+    code = f"odisha-{uuid.uuid4().hex[:4]}"
+    done = federation.karmayogi(
+        "tenant", "new", "--yes", "--code", code, "--name", "Odisha", "--type", "state",
+        "--languages", "or,en", "--domain", f"learn.{code}.example",
+        "--primary", "#0B5563", "--accent", "#B5651D",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spec_file = federation.folder / f"{code}.yaml"
+    assert spec_file.is_file() and (federation.folder / "branding" / f"{code}.svg").is_file()
+
+    done = federation.karmayogi("up")
+    assert done.returncode == 0, done.stderr
+    code_, status = federation.status()
+    assert code_ == 0, status
+    rows = {t["code"]: t for t in status["tenants"]}
+    assert rows[code]["healthy"] is True
+    for tenant in before["tenants"]:  # brought online without restarting the others
+        assert rows[tenant["code"]]["pid"] == tenant["pid"]
+    home_page = httpx.get(f"{rows[code]['portal_url']}/", headers={"Accept-Language": "en"})
+    assert "Odisha Karmayogi" in home_page.text
+
+    kc = LocalKeycloak(federation.home, federation.env)
+    api = admin_api(kc)
+    hub = federation.codes["karmayogi-bharat"]
+    demo_password = (read_json(federation.home.secrets / "demo-accounts.json") or {})[code]
+    done = federation.karmayogi(
+        "tenant", "remove", code, "--yes", "--tenants", str(federation.folder)
+    )
+    assert done.returncode == 0, done.stderr
+    archive = Path(done.stdout.strip().rsplit(" ", 1)[1])
+    assert archive.parent == federation.home.root / "archives"
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        member = lambda name: tar.extractfile(f"{code}/{name}").read()  # noqa: E731
+        manifest = json.loads(member("manifest.json"))
+        assert {f"{code}/{name}" for name in manifest["files"]} | {f"{code}/manifest.json"} == names
+        assert f"{code}/portal/portal.sqlite3" in names
+        realm = json.loads(member("keycloak/realm.json"))
+        users = [json.loads(line) for line in member("keycloak/users.jsonl").splitlines()]
+        clients = json.loads(member("keycloak/hub-clients.json"))
+        database = member("portal/portal.sqlite3")
+        everything = b"".join(member(n.split("/", 1)[1]) for n in names)
+    assert realm["realm"] == code
+    assert {u["username"] for u in users} >= {"learner", "creator", "mdo-admin", "tenant-admin"}
+    assert all("credentials" not in u for u in users)
+    assert any("tenant_admin" in u["realmRoles"] for u in users)
+    assert {c["clientId"] for c in clients} >= {f"federation-{code}"}
+    assert all("secret" not in c for c in clients)
+    for password in demo_password.values():
+        assert password.encode() not in everything
+    copy = federation.home.root / "restored.sqlite3"
+    copy.write_bytes(database)
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        assert db.execute("select count(*) from catalogue_catalogueentry").fetchone()[0] > 0
+    copy.unlink()
+
+    # Gone: the realm, its hub clients, its portal, its spec; the others untouched.
+    assert api.get(f"/{code}", "realm") is None
+    assert not api.get(f"/{hub}/clients", "clients", clientId=f"federation-{code}")
+    assert not spec_file.exists()
+    assert not (federation.home.root / "portals" / code).exists()
+    code_, status = federation.status()
+    assert code_ == 0, status
+    assert {t["code"] for t in status["tenants"]} == set(federation.codes.values())
+    for tenant in before["tenants"]:
+        assert (
+            next(t for t in status["tenants"] if t["code"] == tenant["code"])["pid"]
+            == (tenant["pid"])
+        )
+
+
+def test_an_interrupted_up_is_finished_by_the_next(federation: Federation) -> None:
+    assert federation.karmayogi("down").returncode == 0
+    process = subprocess.Popen(
+        [KARMAYOGI, "up", "--tenants", str(federation.folder)],
+        env=federation.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "preparing and starting" in line:
+            break
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    assert "`karmayogi up` again finishes the job" in rest
+
+    done = federation.karmayogi("up")
+    assert done.returncode == 0, done.stderr
+    assert federation.status()[0] == 0
+
+
+def test_down_stops_every_process_it_started(federation: Federation) -> None:
+    _, status = federation.status()
+    pids = [status["keycloak"]["pid"], status["syncer"]["pid"]]
+    pids += [t["pid"] for t in status["tenants"]]
+    assert all(isinstance(pid, int) for pid in pids)
+    done = federation.karmayogi("down")
+    assert done.returncode == 0 and "Keycloak" in done.stdout
+    for pid in pids:
+        _wait_gone(pid)
+    assert _processes_under(federation.home.root) == []
+    code, status = federation.status()
+    assert code == 1 and status["keycloak"]["pid"] is None
+    assert all(t["pid"] is None for t in status["tenants"])
+    # Data is kept: the next `up` resumes from it (and the fixture's `down` ends the module).
+    assert (
+        federation.home.root / "portals" / federation.codes["bihar"] / "portal.sqlite3"
+    ).is_file()
+
+
+def _wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} is still running")
+
+
+def test_a_spec_error_stops_up_before_anything_starts(tmp_path: Path) -> None:
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(
+        "apiVersion: karmayogi.dev/v1\nkind: Tenant\nmetadata: {code: Not A Code}\n",
+        encoding="utf-8",
+    )
+    root = tmp_path / "home"
+    env = {**os.environ, "KARMAYOGI_HOME": str(root)}
+    done = subprocess.run(
+        [KARMAYOGI, "up", "--tenants", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"{folder / 'broken.yaml'}:3: metadata.code" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not root.exists()  # nothing was started, nothing written
+
+
+def test_tenant_new_asks_and_refuses_a_bad_answer_without_leaving_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    example_folder(folder / "x", "t1")  # a folder with a hub to join
+    for path in (folder / "x").rglob("*"):
+        if path.is_file():
+            target = folder / path.relative_to(folder / "x")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+    shutil.rmtree(folder / "x")
+    answers = "goa\nGoa\nstate\nkok,en\nlearn.goa.example\n#0B5563\n#B5651D\n"
+    result = CliRunner().invoke(app, ["tenant", "new", "--tenants", str(folder)], input=answers)
+    assert result.exit_code == 0, result.output
+    spec = (folder / "goa.yaml").read_text(encoding="utf-8")
+    assert "code: goa" in spec and "- kok" in spec and "hub: karmayogi-t1" in spec
+
+    bad = "kerala\nKerala\nstate\nml,en\nlearn.kerala.example\nnot-a-colour\n#B5651D\n"
+    result = CliRunner().invoke(app, ["tenant", "new", "--tenants", str(folder)], input=bad)
+    assert result.exit_code == 1
+    assert "kerala.yaml" in result.output and "spec.branding.colors.primary" in result.output
+    assert not (folder / "kerala.yaml").exists()
+    assert not (folder / "branding" / "kerala.svg").exists()
