@@ -119,5 +119,7 @@ def ensure_groups() -> None:
             content_type__app_label="auth", content_type__model__in=("user", "group")
         ),
         _perm("view_department_reports", "accounts"),
+        # The xAPI outbox and received statements: to look at, never to change.
+        *Permission.objects.filter(content_type__app_label="xapi", codename__startswith="view_"),
     )
     departments.permissions.add(_perm("view_department_reports", "accounts"))

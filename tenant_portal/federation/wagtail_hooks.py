@@ -1,12 +1,29 @@
 """Quarantined federation records in the Wagtail admin, for tenant administrators to see why
-a record from a peer was refused (read-only: a record is fixed at its origin, not here)."""
+a record from a peer was refused. They can look and delete (once the origin has fixed the
+record, so that `federation status` stops reporting it), never add or edit: a record is fixed
+at its origin, not here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from wagtail import hooks
 from wagtail.admin.viewsets.model import ModelViewSet
+from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.permissions import register_permission_policy
 
 from tenant_portal.federation.models import Quarantined
+
+
+class ViewAndDelete(ModelPermissionPolicy):
+    def user_has_permission(self, user: Any, action: str) -> bool:
+        return action in ("view", "delete") and bool(super().user_has_permission(user, action))
+
+    def user_has_any_permission(self, user: Any, actions: Any) -> bool:
+        return any(self.user_has_permission(user, action) for action in actions)
+
+
+register_permission_policy(Quarantined, ViewAndDelete(Quarantined), exact_class=True)
 
 
 class QuarantinedViewSet(ModelViewSet):

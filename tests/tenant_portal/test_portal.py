@@ -138,6 +138,13 @@ def test_tenant_administrators_hold_every_admin_permission() -> None:
         "accounts.view_department_reports",
     ):
         assert user.has_perm(permission), permission
+    client = Client()
+    client.force_login(user)
+    # The federation's screens: quarantined records to look at and clear, statements to read.
+    assert client.get("/admin/quarantined/").status_code == 200
+    assert client.get("/admin/quarantined/new/").status_code == 302  # no adding, even for them
+    assert user.has_perm("xapi.view_outboxstatement")
+    assert not user.has_perm("xapi.change_outboxstatement")
     permissions = HomePage.objects.get().permissions_for_user(user)
     assert permissions.can_add_subpage() and permissions.can_edit()
     assert permissions.can_publish() and permissions.can_lock() and permissions.can_unpublish()
