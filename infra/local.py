@@ -138,8 +138,8 @@ def up_lock(home: KitHome) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise KitError(
-                f"`karmayogi up` is already running (pid {holder}); wait for it to finish, "
-                "or see `karmayogi status`"
+                f"`karmayogi up` (or `tenant remove`, `reset`) is already running (pid "
+                f"{holder}) on this home; wait for it to finish, or see `karmayogi status`"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -183,9 +183,9 @@ def local_up(
     Keycloak boots while the portals are prepared and started (a portal needs Keycloak's URL,
     not Keycloak itself, to start); realms and demo accounts are converged once Keycloak
     answers. A portal that fails to start is reported with its log's tail and the others go
-    on. With ``seed``, a portal not yet seeded gets its demo courses, and then one federation
-    round runs; given the ``tenants`` folder, the periodic syncer is started (it runs a round
-    as it starts, so a warm ``up`` that seeded nothing does not wait for one).
+    on. With ``seed``, a portal not yet seeded gets its demo courses. One federation round
+    runs when anything was started or seeded (so that `status` is healthy when `up` returns);
+    given the ``tenants`` folder, the periodic syncer is started.
     """
     kc = local_keycloak(env)
     home = kc.paths.home

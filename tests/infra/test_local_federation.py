@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import stat
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api
 from infra.portals import stop_portal
 from tests.identity.browser import Client, browser_session, form_action, login_page, visible_text
+from tests.infra.examples import example_folder
 from tests.tenant_portal.browser import (
     axe_violations,
     chromium_fixture,  # noqa: F401 (fixture)
@@ -32,29 +32,17 @@ from tests.tenant_portal.browser import (
     switch_language,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
-
 
 @pytest.fixture
 def tenants_dir(tmp_path: Path) -> Path:
     """The example hub and Bihar under fresh codes, so realms never collide between tests."""
-    suffix = uuid.uuid4().hex[:6]
     folder = tmp_path / "tenants"
-    (folder / "branding").mkdir(parents=True)
-    renames = {"karmayogi-bharat": f"hub-{suffix}", "bihar": f"bihar-{suffix}"}
-    for old, new in renames.items():
-        text = (EXAMPLES / f"{old}.yaml").read_text(encoding="utf-8")
-        for a, b in renames.items():
-            text = re.sub(rf"\b{re.escape(a)}\b(?![./])", b, text)
-        text = text.replace(f"branding/{new}.svg", f"branding/{old}.svg")
-        text = re.sub(r"domain: (\S+)", rf"domain: {suffix}.\1", text)
-        (folder / f"{new}.yaml").write_text(text, encoding="utf-8")
-        shutil.copy(EXAMPLES / "branding" / f"{old}.svg", folder / "branding" / f"{old}.svg")
+    example_folder(folder, uuid.uuid4().hex[:6], ("karmayogi-bharat", "bihar"))
     return folder
 
 
 def codes(folder: Path) -> tuple[str, str]:
-    hub = next(p.stem for p in folder.glob("hub-*.yaml"))
+    hub = next(p.stem for p in folder.glob("karmayogi-*.yaml"))
     state = next(p.stem for p in folder.glob("bihar-*.yaml"))
     return hub, state
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -34,15 +33,14 @@ from playwright.sync_api import Page
 from infra.home import KitHome, read_json
 from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api, up_lock
+from tests.infra.examples import example_folder
 from tests.tenant_portal.browser import (
     chromium_fixture,  # noqa: F401 (fixture)
     page_fixture,  # noqa: F401 (fixture)
     sign_in,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 KARMAYOGI = str(Path(sys.executable).with_name("karmayogi"))
-NAMES = ("karmayogi-bharat", "bihar", "rajasthan", "mauritius")
 
 
 @dataclass
@@ -76,21 +74,6 @@ class Federation:
 
 def _takes_folder(args: tuple[str, ...]) -> bool:
     return bool(args) and (args[0] in ("up", "status") or args[:2] in (("tenant", "new"),))
-
-
-def example_folder(target: Path, suffix: str) -> dict[str, str]:
-    """The example specs under fresh codes and domains (realms never collide between runs)."""
-    (target / "branding").mkdir(parents=True)
-    codes = {name: f"{name.split('-')[0]}-{suffix}" for name in NAMES}
-    for name in NAMES:
-        text = (EXAMPLES / f"{name}.yaml").read_text(encoding="utf-8")
-        for old, new in codes.items():
-            text = re.sub(rf"\b{re.escape(old)}\b(?![./])", new, text)
-        text = text.replace(f"branding/{codes[name]}.svg", f"branding/{name}.svg")
-        text = re.sub(r"domain: (\S+)", rf"domain: {suffix}.\1", text)
-        (target / f"{codes[name]}.yaml").write_text(text, encoding="utf-8")
-        shutil.copy(EXAMPLES / "branding" / f"{name}.svg", target / "branding" / f"{name}.svg")
-    return codes
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +194,7 @@ def test_a_second_up_while_one_runs_is_refused(federation: Federation) -> None:
     with up_lock(federation.home):
         done = federation.karmayogi("up")
     assert done.returncode == 1
-    assert f"`karmayogi up` is already running (pid {os.getpid()})" in done.stderr
+    assert f"is already running (pid {os.getpid()}) on this home" in done.stderr
 
 
 def test_a_dead_portal_and_a_dead_keycloak_are_reported_then_restarted(
@@ -432,14 +415,7 @@ def test_tenant_new_asks_and_refuses_a_bad_answer_without_leaving_files(tmp_path
     from infra.cli import app
 
     folder = tmp_path / "tenants"
-    folder.mkdir()
-    example_folder(folder / "x", "t1")  # a folder with a hub to join
-    for path in (folder / "x").rglob("*"):
-        if path.is_file():
-            target = folder / path.relative_to(folder / "x")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            path.rename(target)
-    shutil.rmtree(folder / "x")
+    example_folder(folder, "t1")  # a folder with a hub to join
     answers = "goa\nGoa\nstate\nkok,en\nlearn.goa.example\n#0B5563\n#B5651D\n"
     result = CliRunner().invoke(app, ["tenant", "new", "--tenants", str(folder)], input=answers)
     assert result.exit_code == 0, result.output
