@@ -442,7 +442,7 @@ def test_the_dashboard_shows_five_learners_hides_four_and_voiding_takes_one_away
     assert deliver().delivered == 4
     hidden = {"learners": None, "suppressed": True}
     assert cell(hub.dashboard(), code, "functional") == hidden
-    html = httpx.get(f"{hub.url}/federation/completions/")
+    html = httpx.get(f"{hub.url}/federation/completions/", headers={"Accept-Language": "en"})
     assert html.status_code == 200 and "fewer than 5" in html.text
     assert "max-age=60" in html.headers["Cache-Control"]
 
