@@ -10,7 +10,6 @@ no production target renders that exemption.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,7 +164,3 @@ def _grant_roles(api: AdminAPI, realm: str, user_id: str, person: DemoPerson) ->
             wanted,
             f"demo account {realm}/{person.username}: roles",
         )
-
-
-def demo_rows(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, list[dict[str, str]]]:
-    return {spec.code: [a.as_dict() for a in demo_accounts(spec.code, home)] for spec in specs}
