@@ -423,8 +423,9 @@ def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
                     f"  {'':<20} <- {peer['peer']}: lag {peer['lag']}, "
                     f"last success {peer['last_success'] or 'never'}{error}"
                 )
-            for problem in federation.get("errors", []) if not federation.get("peers") else []:
-                typer.echo(f"  {'':<20} federation: {problem}")
+            if not federation.get("peers"):  # peers' errors are on their lines above
+                for problem in federation.get("errors", []):
+                    typer.echo(f"  {'':<20} federation: {problem}")
         typer.echo("all healthy" if result["healthy"] else "NOT all healthy")
     raise typer.Exit(0 if result["healthy"] else 1)
 

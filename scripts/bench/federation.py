@@ -48,7 +48,6 @@ import re
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(SITE))
 
 from issuer import TokenIssuer  # noqa: E402
-from serving import HOST, THREADS, BenchError, gunicorn  # noqa: E402
+from serving import HOST, THREADS, BenchError, gunicorn, run_in  # noqa: E402
 
 from infra.net import free_port  # noqa: E402
 from tests.postgres import PostgresError, PostgresServer, running_postgres  # noqa: E402
@@ -165,23 +164,7 @@ def instance(
 
 
 def run_command(portal: Instance, command: list[str], what: str) -> str:
-    # From the data folder, as the kit runs it (compilemessages walks the working directory).
-    try:
-        result = subprocess.run(
-            command,
-            cwd=portal.data_dir,
-            env=portal.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"{what} took over {COMMAND_TIMEOUT:.0f} s") from None
-    if result.returncode != 0:
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise BenchError(f"{what} failed on {portal.code}:\n{output}")
-    return result.stdout
+    return run_in(portal.data_dir, command, f"{what} on {portal.code}", COMMAND_TIMEOUT, portal.env)
 
 
 def manage(portal: Instance, *command: str) -> None:

@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(__file__).resolve().parent / "portal_site"  # bench settings, urls and data
 sys.path.insert(0, str(ROOT))
 
-from serving import HOST, THREADS, BenchError, gunicorn  # noqa: E402
+from serving import HOST, THREADS, BenchError, gunicorn, run_in  # noqa: E402
 
 from tests.postgres import PostgresError, running_postgres  # noqa: E402
 
@@ -133,21 +133,12 @@ def use_env(portal: dict[str, str]) -> None:
 
 
 def manage(data_dir: Path, *command: str) -> None:
-    # From the data folder, as the kit runs it (compilemessages walks the working directory).
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "tenant_portal.manage", *command],
-            cwd=data_dir,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"manage.py {command[0]} took over {COMMAND_TIMEOUT:.0f} s") from None
-    if result.returncode != 0:
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise BenchError(f"manage.py {command[0]} failed:\n{output}")
+    run_in(
+        data_dir,
+        [sys.executable, "-m", "tenant_portal.manage", *command],
+        f"manage.py {command[0]}",
+        COMMAND_TIMEOUT,
+    )
 
 
 def fetch(url: str, cookie: str = "") -> httpx.Response:

@@ -24,6 +24,29 @@ class BenchError(KitError):
     """The benchmark could not set up, or would measure something else than asked."""
 
 
+def run_in(
+    data_dir: Path, command: list[str], what: str, timeout: float, env: dict[str, str] | None = None
+) -> str:
+    """Run ``command`` from a portal's data folder, as the kit runs it (compilemessages walks
+    the working directory); its stdout, or :class:`BenchError` with the output's tail."""
+    try:
+        result = subprocess.run(
+            command,
+            cwd=data_dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what} took over {timeout:.0f} s") from None
+    if result.returncode != 0:
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise BenchError(f"{what} failed:\n{output}")
+    return result.stdout
+
+
 @contextmanager
 def gunicorn(
     data_dir: Path, port: int, workers: int, log: Path, env: dict[str, str] | None = None
