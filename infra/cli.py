@@ -261,8 +261,13 @@ def up(
             "Interrupted. What had started keeps running; `karmayogi up` again finishes the "
             "job, `karmayogi down` stops it."
         )
-        # Leave now, without joining the threads still waiting on servers: every state file
-        # is written atomically, the lock goes with the process, and the next `up` carries on.
+        # Leave now, without joining the threads still waiting on servers: once no thread is
+        # between starting a server and recording its PID, every started server is named by a
+        # state file (each written atomically), the lock goes with the process, and the next
+        # `up` carries on.
+        from infra.processes import settle_spawns
+
+        settle_spawns()
         sys.stderr.flush()
         os._exit(130)
     if as_json:

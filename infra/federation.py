@@ -23,7 +23,7 @@ from typing import Any
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
 from infra.portals import log_path, portal_run_env
-from infra.processes import pid_alive, stop_process_group
+from infra.processes import pid_alive, spawn, stop_process_group
 from infra.render import portal_data_dir, portal_env_path
 from infra.spec import TenantSpec
 
@@ -131,16 +131,12 @@ def start_syncer(tenants: Path, home: KitHome, env: dict[str, str]) -> int:
         return running
     log = log_path("federation", home)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", SYNCER_MARKER, str(tenants)],
-            env={**env, "KARMAYOGI_HOME": str(home.root)},
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    write_private_json(_syncer_state(home), {"pid": process.pid})
+    process = spawn(
+        [sys.executable, "-m", SYNCER_MARKER, str(tenants)],
+        log,
+        lambda pid: write_private_json(_syncer_state(home), {"pid": pid}),
+        env={**env, "KARMAYOGI_HOME": str(home.root)},
+    )
     return process.pid
 
 

@@ -27,7 +27,13 @@ import httpx
 from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
 from infra.net import free_port, port_is_free
-from infra.processes import pid_alive, stop_process_group, wait_for_http
+from infra.processes import (
+    pid_alive,
+    session_leaders_naming,
+    spawn,
+    stop_process_group,
+    wait_for_http,
+)
 
 KEYCLOAK_VERSION = "26.4.7"
 # SHA-256 of org.keycloak:keycloak-quarkus-dist:26.4.7:tar.gz, taken from the Maven Central
@@ -346,6 +352,10 @@ class LocalKeycloak:
         if self.running_pid() is not None:
             return None
         dist = self.install()
+        themes = f"--spi-theme--folder--dir={self.paths.home.themes}"
+        # A Keycloak of this home that no state file names holds its port and database lock.
+        for orphan in session_leaders_naming(str(dist), f"{themes} "):
+            stop_process_group(orphan)
         java_home = find_java(self.env)
         state = self._state()
         host = "127.0.0.1"
@@ -373,30 +383,23 @@ class LocalKeycloak:
             f"--http-port={port}",
             f"--http-management-port={management_port}",
             "--health-enabled=true",
-            f"--spi-theme--folder--dir={self.paths.home.themes}",
+            themes,
         ]
-        with self.paths.log.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=dist,
-                start_new_session=True,
+
+        def record(pid: int) -> None:
+            write_private_json(
+                self.paths.state,
+                {
+                    "pid": pid,
+                    "host": host,
+                    "port": port,
+                    "management_port": management_port,
+                    "version": self.paths.version,
+                    "java_home": str(java_home),
+                },
             )
-        write_private_json(
-            self.paths.state,
-            {
-                "pid": process.pid,
-                "host": host,
-                "port": port,
-                "management_port": management_port,
-                "version": self.paths.version,
-                "java_home": str(java_home),
-            },
-        )
-        return process
+
+        return spawn(command, self.paths.log, record, env=env, cwd=dist)
 
     def _wait_ready(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         _, management = self._urls(self._state())

@@ -24,7 +24,14 @@ import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
-from infra.processes import pid_alive, stop_process_group, tail, wait_for_http
+from infra.processes import (
+    pid_alive,
+    session_leaders_naming,
+    spawn,
+    stop_process_group,
+    tail,
+    wait_for_http,
+)
 from infra.render import (
     local_endpoints,
     portal_data_dir,
@@ -255,28 +262,31 @@ def start_portal(
             manage(spec.code, home, run_env, *args, doing="preparing the portal")
             update_portal_state(spec.code, home, prepared=stamp)
         endpoint = local_endpoints(specs, home)[spec.code]
-        with log.open("ab") as handle:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "tenant_portal.wsgi:application",
-                    f"--name=karmayogi-{spec.code}",
-                    f"--bind={endpoint.host}:{endpoint.port}",
-                    "--workers=1",
-                    f"--threads={GUNICORN_THREADS}",
-                    "--access-logfile=-",
-                    "--error-logfile=-",
-                    "--graceful-timeout=5",
-                ],
-                env=run_env,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        update_portal_state(spec.code, home, pid=process.pid)
+        name, bind = f"--name=karmayogi-{spec.code} ", f"--bind={endpoint.host}:{endpoint.port}"
+        # A portal of ours that no state file names (its `up` was killed outright, or the
+        # state was lost) would keep the port and answer for a new one that cannot bind.
+        for orphan in session_leaders_naming(name, f"{bind} "):
+            stop_process_group(orphan, timeout=15.0)
+        process = spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tenant_portal.wsgi:application",
+                name.strip(),
+                bind,
+                "--workers=1",
+                f"--threads={GUNICORN_THREADS}",
+                "--access-logfile=-",
+                "--error-logfile=-",
+                "--graceful-timeout=5",
+                # Gunicorn's control socket is one path per user; portals are run by signal.
+                "--no-control-socket",
+            ],
+            log,
+            lambda pid: update_portal_state(spec.code, home, pid=pid),
+            env=run_env,
+        )
         wait_for_http(
             f"{endpoint.url}/healthz",
             name=f"{spec.code}: the portal",

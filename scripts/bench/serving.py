@@ -64,6 +64,7 @@ def gunicorn(
         f"--error-logfile={log}",
         "--log-level=warning",
         "--graceful-timeout=10",
+        "--no-control-socket",  # one path per user; the benchmark stops gunicorn by signal
     ]
     with log.open("ab") as out:
         # Its own session: Ctrl-C reaches the benchmark, which then stops the whole group.

@@ -33,6 +33,7 @@ from playwright.sync_api import Page
 from infra.home import KitHome, read_json
 from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api, up_lock
+from infra.portals import update_portal_state
 from tests.infra.examples import example_folder
 from tests.tenant_portal.browser import (
     chromium_fixture,  # noqa: F401 (fixture)
@@ -219,6 +220,22 @@ def test_a_dead_portal_and_a_dead_keycloak_are_reported_then_restarted(
     assert code == 0, status
     assert next(t for t in status["tenants"] if t["code"] == bihar)["pid"] != portal_pid
     assert status["keycloak"]["pid"] != before["keycloak"]["pid"]
+
+
+def test_a_portal_no_state_file_names_is_replaced_not_left_holding_its_port(
+    federation: Federation,
+) -> None:
+    _, before = federation.status()
+    mauritius = federation.codes["mauritius"]
+    orphan = next(t["pid"] for t in before["tenants"] if t["code"] == mauritius)
+    update_portal_state(mauritius, federation.home, pid=None)  # as if its `up` were killed
+
+    done = federation.karmayogi("up")
+    assert done.returncode == 0, done.stderr
+    _wait_gone(orphan)
+    code, status = federation.status()
+    assert code == 0, status
+    assert next(t for t in status["tenants"] if t["code"] == mauritius)["pid"] != orphan
 
 
 def test_a_portal_that_cannot_start_is_reported_while_the_others_run(

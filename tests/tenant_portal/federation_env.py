@@ -124,6 +124,7 @@ class Instance:
                 "--workers=1",
                 "--threads=4",
                 "--graceful-timeout=2",
+                "--no-control-socket",  # one path per user, shared by every test's portals
             ],
             env=self.env,
             cwd=self.data_dir,
