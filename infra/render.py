@@ -177,6 +177,9 @@ def portal_env(
         # Every local portal runs the same code: one collected copy of the static files.
         "KARMAYOGI_STATIC_ROOT": str(shared_static_root(home)),
         "KARMAYOGI_LANGUAGES": json.dumps(languages, ensure_ascii=False),
+        "KARMAYOGI_DEPARTMENTS": json.dumps(
+            {d.code: d.name for d in spec.spec.identity.departments}, ensure_ascii=False
+        ),
         "KARMAYOGI_LOGO": str(spec.logo_path),
         "KARMAYOGI_PRIMARY": palette.primary,
         "KARMAYOGI_ON_PRIMARY": palette.on_primary,

@@ -244,6 +244,7 @@ def department_report(request: HttpRequest, department: str | None = None) -> Ht
         "learning/report.html",
         {
             "department": own,
+            "department_name": settings.KARMAYOGI_DEPARTMENTS.get(own, own),
             "results": page,
             "enrolled": rows.count(),
             "completed": rows.filter(completed__isnull=False).count(),

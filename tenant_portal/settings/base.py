@@ -109,6 +109,10 @@ AUTHENTICATION_BACKENDS = ["tenant_portal.accounts.backends.KeycloakBackend"]
 #  "keys": {code: keys URL}, "subscribe": {"languages", "competencyAreas"} | null}
 FEDERATION = json.loads(env.str("KARMAYOGI_FEDERATION", default="{}"))
 
+# --- departments (the spec's identity.departments; rendered by the kit) ----------------------
+# {code: name}: the department reports' titles. A code missing here is shown as it is.
+KARMAYOGI_DEPARTMENTS: dict[str, str] = json.loads(env.str("KARMAYOGI_DEPARTMENTS", default="{}"))
+
 # --- OAI-PMH (tenant_portal.oai) --------------------------------------------------------------
 # Who answers for the /oai repository (Identify's adminEmail); the spec has no contact address.
 KARMAYOGI_ADMIN_EMAIL = env.str(

@@ -20,6 +20,7 @@ from infra.home import KitHome, read_json
 from infra.keycloak_runtime import LocalKeycloak
 from infra.local import admin_api
 from infra.portals import stop_portal
+from infra.render import portal_env_path
 from tests.identity.browser import Client, browser_session, form_action, login_page, visible_text
 from tests.infra.examples import example_folder
 from tests.tenant_portal.browser import (
@@ -204,6 +205,9 @@ def test_up_runs_every_portal_and_a_learner_signs_in(
     assert httpx.get(f"{state_url}/readyz").json()["checks"] == {"database": "ok", "keycloak": "ok"}
     secrets = read_json(home.secrets / f"tenant-{state}.json")
     assert secrets and secrets["portal_client_secret"] not in out
+    # Department reports are titled with the spec's names.
+    rendered = read_json(portal_env_path(state, home)) or {}
+    assert json.loads(rendered["KARMAYOGI_DEPARTMENTS"])["health"] == "Health Department"
     # `up` seeded each new portal (tenants without seed files of their own get ten of the
     # hub's courses under their own name), then ran a federation round: the hub pulled the
     # state's ten, the state pulled the hub's. Seeding again duplicates nothing.

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 from wagtail.documents.models import Document
 from wagtail.models import Locale
@@ -142,6 +143,34 @@ def test_the_catalogue_filters_searches_and_pages(catalogue: CatalogueIndexPage)
     assert second.count('class="course-card"') == 4
     # Nonsense is ignored, not an error.
     assert client.get("/courses/?duration=forever&page=x&area=%00").status_code == 200
+
+
+def test_a_federated_card_names_its_origin_only_when_another_body_provides_it(
+    catalogue: CatalogueIndexPage,
+) -> None:
+    local = CatalogueEntry.objects.get(page=add_course(catalogue, "local"))
+    for title, provider in (
+        ("Flood relief logistics", "Bihar Institute of Public Administration"),
+        ("Bihar's land records", "Government of Bihar"),
+    ):
+        course = uuid.uuid4()
+        CatalogueEntry.objects.create(
+            uuid=course,
+            iri=f"https://learn.bihar.example/courses/{course}",
+            origin="bihar",
+            origin_name="Government of Bihar",
+            provider=provider,
+            name={"en": title},
+            languages=["en"],
+            duration_minutes=45,
+            competencies=local.competencies,
+            url=f"https://learn.bihar.example/courses/{course}/",
+            modified=timezone.now(),
+        )
+    html = signed_in("reader").get("/courses/").content.decode()
+    assert "Bihar Institute of Public Administration (Government of Bihar)" in html
+    assert "Government of Bihar (Government of Bihar)" not in html
+    assert "<dd>Government of Bihar</dd>" in html
 
 
 def test_anonymous_pages_are_cached_until_a_course_is_published(
@@ -278,13 +307,18 @@ def test_lessons_need_an_enrolment_and_a_real_lesson(course: CoursePage) -> None
 # --- department reports -----------------------------------------------------------------------
 
 
-def test_a_department_admin_sees_and_exports_only_their_department(course: CoursePage) -> None:
+def test_a_department_admin_sees_and_exports_only_their_department(
+    course: CoursePage, settings: Any
+) -> None:
+    settings.KARMAYOGI_DEPARTMENTS = {"health": "Health Department"}
     finish(signed_in("health-learner", department="health"), course)
     finish(signed_in("finance-learner", department="finance"), course)
     admin = signed_in("health-admin", department="health", roles=("mdo_admin",))
 
     report = admin.get(reverse("department_report", args=["health"]))
     assert report.status_code == 200
+    # Titled with the department's name from the spec, not its group's code.
+    assert "Learning in department “Health Department”" in report.content.decode()
     rows = list(
         csv.DictReader(
             io.StringIO(
