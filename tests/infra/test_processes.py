@@ -7,7 +7,9 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,18 @@ def _sleeper(marker: str) -> list[str]:
     return [sys.executable, "-c", "import time; time.sleep(60)", marker]
 
 
+def _until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``check`` comes true within ``timeout``: Popen returns once the child's exec
+    has begun, and /proc shows its new command line a moment later (longer on a busy
+    machine)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_ctrl_c_while_starting_waits_until_the_pid_is_recorded(tmp_path: Path) -> None:
     marker = f"spawn-{uuid.uuid4().hex}"
     recorded: list[int] = []
@@ -37,7 +51,7 @@ def test_ctrl_c_while_starting_waits_until_the_pid_is_recorded(tmp_path: Path) -
     with pytest.raises(KeyboardInterrupt):
         spawn(_sleeper(marker), tmp_path / "log", record)
     try:
-        assert len(recorded) == 1 and pid_alive(recorded[0], marker)
+        assert len(recorded) == 1 and _until(lambda: pid_alive(recorded[0], marker))
         # The handler is back: the next Ctrl-C is a KeyboardInterrupt at once.
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
@@ -49,7 +63,7 @@ def test_a_started_server_is_found_by_its_command_line_alone(tmp_path: Path) -> 
     marker = f"spawn-{uuid.uuid4().hex}"
     process = spawn(_sleeper(f"--tag={marker}"), tmp_path / "log", lambda pid: None)
     try:
-        assert session_leaders_naming(f"--tag={marker} ") == [process.pid]
+        assert _until(lambda: session_leaders_naming(f"--tag={marker} ") == [process.pid])
         # Markers match whole arguments: a longer name is another service.
         assert session_leaders_naming(f"--tag={marker[:-1]} ") == []
     finally:
