@@ -21,6 +21,20 @@ ROLES: Mapping[str, str] = {
 }
 DEFAULT_ROLE = "learner"
 ADMIN_ROLE = "tenant_admin"
+REALM_MANAGEMENT = "realm-management"
+ADMIN_CLI = "admin-cli"
+# What ``tenant_admin`` may do in the realm's admin console (/admin/<code>/console/), as
+# composites of Keycloak's ``realm-management`` client roles: people (create, edit, reset
+# passwords, groups, role mappings) and a read-only view of the realm and its sign-in events.
+# Not the realm's clients, flows or identity providers: those stay with the kit.
+ADMIN_RIGHTS = (
+    "manage-users",
+    "view-users",
+    "query-users",
+    "query-groups",
+    "view-realm",
+    "view-events",
+)
 # Held only by the local target's demo administrators: exempts them from OTP (never rendered
 # for a production target; see docs/identity.md).
 DEMO_ROLE = "karmayogi_demo"
@@ -373,6 +387,7 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
             for name, description in _roles(tenant).items()
         ),
         Resource("default-role", code, DEFAULT_ROLE, code, {"name": DEFAULT_ROLE}),
+        *(Resource("admin-right", code, right, code, {"name": right}) for right in ADMIN_RIGHTS),
         Resource("group", code, DEPARTMENTS_GROUP, code, {"name": DEPARTMENTS_GROUP}),
         *(
             Resource(
@@ -385,6 +400,16 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
             for dept in tenant.departments
         ),
         Resource("client", code, PORTAL_CLIENT, code, portal_client(tenant), ("secret",)),
+        # With user rights, a password alone must open nothing: Keycloak's admin-cli would
+        # otherwise take a direct grant, which no OTP step guards. The admin console signs in
+        # through the browser flow (security-admin-console), OTP included.
+        Resource(
+            "builtin-client",
+            code,
+            ADMIN_CLI,
+            code,
+            {"clientId": ADMIN_CLI, "directAccessGrantsEnabled": False},
+        ),
         Resource("flow", code, BROWSER_FLOW, code, browser_flow(*otp)),
         Resource("flow", code, POST_BROKER_FLOW, code, post_broker_flow(*otp)),
         # Bound once the flow exists: a realm cannot point at a flow it does not have yet.

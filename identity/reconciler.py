@@ -14,7 +14,9 @@ from typing import Any, TypeVar, cast
 
 from identity.admin import AdminAPI, q
 from identity.desired import (
+    ADMIN_ROLE,
     DEPARTMENTS_GROUP,
+    REALM_MANAGEMENT,
     Federation,
     Resource,
     TenantRealm,
@@ -152,6 +154,21 @@ class LiveState:
             return {r["name"] for r in composites or []}
 
         return self._cached(("default-roles", realm), read)
+
+    def admin_rights(self, realm: str) -> set[str]:
+        """The ``realm-management`` roles that ``tenant_admin`` carries as composites."""
+
+        def read() -> set[str]:
+            management = self.client(realm, REALM_MANAGEMENT)
+            if management is None or ADMIN_ROLE not in self.roles(realm):
+                return set()
+            composites = self.api.get(
+                f"/{q(realm)}/roles/{q(ADMIN_ROLE)}/composites/clients/{management['id']}",
+                f"rights of {realm}/{ADMIN_ROLE}",
+            )
+            return {r["name"] for r in composites or []}
+
+        return self._cached(("admin-rights", realm), read)
 
     def departments_group(self, realm: str) -> dict[str, Any] | None:
         def read() -> dict[str, Any] | None:
@@ -394,11 +411,13 @@ class Reconciler:
             return live.roles(realm).get(name)
         if kind == "default-role":
             return {"name": name} if name in live.default_roles(realm) else None
+        if kind == "admin-right":
+            return {"name": name} if name in live.admin_rights(realm) else None
         if kind == "group":
             return live.departments_group(realm)
         if kind == "department":
             return live.departments(realm).get(name)
-        if kind == "client":
+        if kind in ("client", "builtin-client"):
             return live.client(realm, name)
         if kind == "idp":
             return live.idp(realm, name)
@@ -461,6 +480,10 @@ class Reconciler:
         elif r.kind == "default-role":
             role = api.get(f"{realm}/roles/{q(r.name)}", what)
             api.post(f"{realm}/roles/default-roles-{q(r.realm)}/composites", [role], what)
+        elif r.kind == "admin-right":
+            management = self.live.client(r.realm, REALM_MANAGEMENT) or {}
+            right = api.get(f"{realm}/clients/{management.get('id')}/roles/{q(r.name)}", what)
+            api.post(f"{realm}/roles/{q(ADMIN_ROLE)}/composites", [right], what)
         elif r.kind == "group":
             if change.action == "create":
                 api.post(f"{realm}/groups", dict(r.body), what)
@@ -472,6 +495,15 @@ class Reconciler:
             self._apply_department(change, realm, what)
         elif r.kind == "client":
             self._apply_client(change, realm, what)
+        elif r.kind == "builtin-client":
+            # Keycloak makes it with every realm: only ever updated (also right after a new
+            # realm's POST, where the plan said "create").
+            live = self.live.client(r.realm, r.name)
+            if live is None:
+                raise IdentityError(f"{what}: Keycloak made no {r.name} client in {r.realm}")
+            body = {**live, **r.body}
+            body.pop("protocolMappers", None)
+            api.put(f"{realm}/clients/{live['id']}", body, what)
         elif r.kind == "idp":
             if change.action == "create":
                 api.post(f"{realm}/identity-provider/instances", dict(r.body), what)

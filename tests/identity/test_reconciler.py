@@ -330,6 +330,88 @@ def test_tenant_admin_must_enrol_otp(
     assert "totp" in str(stopped.value).lower() or "otp" in str(stopped.value).lower()
 
 
+def test_a_tenant_admin_manages_the_people_of_their_realm_and_nothing_more(
+    keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
+) -> None:
+    alpha, beta = federation.tenants[1].code, federation.tenants[2].code
+    admin_id = create_user(api, alpha, "meera.admin")
+    create_user(api, alpha, "ravi.learner")
+    role = api.get(f"/{alpha}/roles/tenant_admin", "role")
+    api.post(f"/{alpha}/users/{admin_id}/role-mappings/realm", [role], "grant")
+
+    def password_grant(client_id: str, username: str) -> httpx.Response:
+        return httpx.post(
+            f"{keycloak.url}/realms/{alpha}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": client_id,
+                "username": username,
+                "password": PASSWORD,
+            },
+        )
+
+    # A password alone opens no admin API: admin-cli takes no direct grant in a tenant realm.
+    refused = password_grant("admin-cli", "meera.admin")
+    assert refused.status_code in (400, 401)
+    assert refused.json()["error"] == "unauthorized_client"
+
+    # A token as the admin console holds one after password and OTP, from a probe client.
+    api.post(
+        f"/{alpha}/clients",
+        {
+            "clientId": "rights-probe",
+            "publicClient": True,
+            "standardFlowEnabled": False,
+            "directAccessGrantsEnabled": True,
+        },
+        "probe client",
+    )
+
+    def as_user(username: str) -> httpx.Client:
+        token = password_grant("rights-probe", username)
+        assert token.status_code == 200, token.text
+        return httpx.Client(
+            base_url=f"{keycloak.url}/admin/realms",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+
+    with as_user("meera.admin") as admin:
+        created = admin.post(f"/{alpha}/users", json={"username": "new.joiner", "enabled": True})
+        assert created.status_code == 201
+        joiner = created.headers["location"].rsplit("/", 1)[-1]
+        group = api.get(f"/{alpha}/groups", "groups", search="departments")[0]
+        health = next(
+            g
+            for g in api.get(f"/{alpha}/groups/{group['id']}/children", "kids")
+            if g["name"] == "health"
+        )
+        assert admin.put(f"/{alpha}/users/{joiner}/groups/{health['id']}").status_code == 204
+        creator = api.get(f"/{alpha}/roles/content_creator", "role")
+        mapped = admin.post(f"/{alpha}/users/{joiner}/role-mappings/realm", json=[creator])
+        assert mapped.status_code == 204
+        assert admin.get(f"/{alpha}/events").status_code == 200
+        # Not the kit's business: clients, the realm's settings, other realms, admin roles.
+        assert admin.get(f"/{alpha}/clients").status_code == 403
+        realm = admin.get(f"/{alpha}").json()
+        assert (
+            admin.put(f"/{alpha}", json={**realm, "bruteForceProtected": False}).status_code == 403
+        )
+        assert admin.get(f"/{beta}/users").status_code == 403
+        management = api.get(f"/{alpha}/clients", "rm", clientId="realm-management")[0]
+        realm_admin = api.get(f"/{alpha}/clients/{management['id']}/roles/realm-admin", "role")
+        escalate = admin.post(
+            f"/{alpha}/users/{admin_id}/role-mappings/clients/{management['id']}",
+            json=[realm_admin],
+        )
+        assert escalate.status_code == 403
+    roles = api.get(f"/{alpha}/users/{joiner}/role-mappings/realm", "roles")
+    assert "content_creator" in {r["name"] for r in roles}
+
+    with as_user("ravi.learner") as learner:
+        assert learner.get(f"/{alpha}/users").status_code == 403
+        assert learner.post(f"/{alpha}/users", json={"username": "x"}).status_code == 403
+
+
 def test_token_of_one_tenant_fails_validation_for_another(
     keycloak: LocalKeycloak, federation: Federation, api: AdminAPI
 ) -> None:
