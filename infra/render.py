@@ -204,8 +204,8 @@ def federation_config(
     """What the portal's federation needs (``settings.FEDERATION``): its token client in the
     hub realm, the peers it pulls (a tenant: the hub; the hub: every tenant that publishes),
     every instance's keys URL (the same values the reconciler registers on the
-    ``federation-<code>`` clients), the hub portal's URL (where xAPI statements go), and the
-    tenant's subscription."""
+    ``federation-<code>`` clients) and display name, the hub portal's URL (where xAPI
+    statements go), and the tenant's subscription."""
     endpoints = local_endpoints(specs, home)
     hub = next((s for s in specs if s.is_hub), None)
     if hub is None:
@@ -226,6 +226,7 @@ def federation_config(
         "publish": spec.is_hub or spec.spec.federation.publish,
         "peers": [{"code": p.code, "url": endpoints[p.code].url} for p in peers],
         "keys": {s.code: f"{endpoints[s.code].url}/federation/v1/keys" for s in specs},
+        "names": {s.code: s.spec.branding.display_name for s in specs},
         "subscribe": None
         if spec.is_hub
         else {

@@ -106,7 +106,8 @@ AUTHENTICATION_BACKENDS = ["tenant_portal.accounts.backends.KeycloakBackend"]
 # --- federation (tenant_portal.federation; rendered by the kit) ------------------------------
 # {"code", "isHub", "hub", "hubIssuer", "hubUrl" (where xAPI statements go), "clientId",
 #  "clientSecret", "publish" (its own courses are in the federation), "peers": [{"code", "url"}],
-#  "keys": {code: keys URL}, "subscribe": {"languages", "competencyAreas"} | null}
+#  "keys": {code: keys URL}, "names": {code: display name},
+#  "subscribe": {"languages", "competencyAreas"} | null}
 FEDERATION = json.loads(env.str("KARMAYOGI_FEDERATION", default="{}"))
 
 # --- departments (the spec's identity.departments; rendered by the kit) ----------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.conf.locale import LANG_INFO
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -34,6 +35,14 @@ def duration(minutes: int) -> str:
 @register.filter
 def language_names(codes: list[str]) -> str:
     return ", ".join(LANG_INFO.get(code, {}).get("name_local", code) for code in codes or [])
+
+
+@register.filter
+def origin_label(entry: Any) -> str:
+    """The instance a course comes from, by its name in the federation's settings (the
+    tenant's display name), else by the name its record carried."""
+    names = settings.FEDERATION.get("names") or {}
+    return str(names.get(entry.origin) or entry.origin_name)
 
 
 @register.filter
