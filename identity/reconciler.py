@@ -501,9 +501,7 @@ class Reconciler:
             live = self.live.client(r.realm, r.name)
             if live is None:
                 raise IdentityError(f"{what}: Keycloak made no {r.name} client in {r.realm}")
-            body = {**live, **r.body}
-            body.pop("protocolMappers", None)
-            api.put(f"{realm}/clients/{live['id']}", body, what)
+            self._put_client(realm, live, r.body, what)
         elif r.kind == "idp":
             if change.action == "create":
                 api.post(f"{realm}/identity-provider/instances", dict(r.body), what)
@@ -536,6 +534,18 @@ class Reconciler:
             live = self.live.departments(r.realm)[r.name]
             self.api.put(f"{realm}/groups/{live['id']}", {**live, **r.body}, what)
 
+    def _put_client(
+        self, realm: str, live: Mapping[str, Any], body: Mapping[str, Any], what: str
+    ) -> None:
+        """Write the kit's fields (and attributes) over the live client; mappers apart."""
+        merged = {
+            **live,
+            **body,
+            "attributes": {**live.get("attributes", {}), **body.get("attributes", {})},
+        }
+        merged.pop("protocolMappers", None)
+        self.api.put(f"{realm}/clients/{live['id']}", merged, what)
+
     def _apply_client(self, change: Change, realm: str, what: str) -> None:
         r = change.resource
         if change.action == "create":
@@ -545,13 +555,7 @@ class Reconciler:
         body = {k: v for k, v in r.body.items() if k != "protocolMappers"}
         plain_fields = [f for f in change.fields if not f.path.startswith("protocolMappers[")]
         if plain_fields:
-            merged = {
-                **live,
-                **body,
-                "attributes": {**live.get("attributes", {}), **body.get("attributes", {})},
-            }
-            merged.pop("protocolMappers", None)
-            self.api.put(f"{realm}/clients/{live['id']}", merged, what)
+            self._put_client(realm, live, body, what)
         live_mappers = {m["name"]: m for m in live.get("protocolMappers", [])}
         for mapper in r.body.get("protocolMappers", []):
             current = live_mappers.get(mapper["name"])

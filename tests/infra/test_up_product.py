@@ -101,6 +101,16 @@ def federation(
         _kill_leftovers(root)
 
 
+def _row(status: dict[str, Any], code: str) -> dict[str, Any]:
+    """The tenant ``code``'s row of a `status --json`."""
+    return next(t for t in status["tenants"] if t["code"] == code)
+
+
+def _pids(status: dict[str, Any]) -> dict[str, int | None]:
+    """Each tenant's portal PID in a `status --json`."""
+    return {t["code"]: t["pid"] for t in status["tenants"]}
+
+
 def _kill_leftovers(root: Path) -> None:
     """Whatever `down` missed (a failed test's state): the kit home's processes."""
     for pid in _processes_under(root):
@@ -203,14 +213,14 @@ def test_a_dead_portal_and_a_dead_keycloak_are_reported_then_restarted(
 ) -> None:
     _, before = federation.status()
     bihar = federation.codes["bihar"]
-    portal_pid = next(t["pid"] for t in before["tenants"] if t["code"] == bihar)
+    portal_pid = _row(before, bihar)["pid"]
     os.killpg(portal_pid, signal.SIGKILL)
     os.killpg(before["keycloak"]["pid"], signal.SIGKILL)
     _wait_gone(portal_pid)
     code, status = federation.status()
     assert code == 1 and status["healthy"] is False
     assert status["keycloak"]["healthy"] is False
-    assert next(t for t in status["tenants"] if t["code"] == bihar)["healthy"] is False
+    assert _row(status, bihar)["healthy"] is False
     text = federation.karmayogi("status")
     assert "Keycloak 26" in text.stdout and "DOWN" in text.stdout and text.returncode == 1
 
@@ -218,7 +228,7 @@ def test_a_dead_portal_and_a_dead_keycloak_are_reported_then_restarted(
     assert done.returncode == 0, done.stderr
     code, status = federation.status()
     assert code == 0, status
-    assert next(t for t in status["tenants"] if t["code"] == bihar)["pid"] != portal_pid
+    assert _row(status, bihar)["pid"] != portal_pid
     assert status["keycloak"]["pid"] != before["keycloak"]["pid"]
 
 
@@ -227,7 +237,7 @@ def test_a_portal_no_state_file_names_is_replaced_not_left_holding_its_port(
 ) -> None:
     _, before = federation.status()
     mauritius = federation.codes["mauritius"]
-    orphan = next(t["pid"] for t in before["tenants"] if t["code"] == mauritius)
+    orphan = _row(before, mauritius)["pid"]
     update_portal_state(mauritius, federation.home, pid=None)  # as if its `up` were killed
 
     done = federation.karmayogi("up")
@@ -235,7 +245,7 @@ def test_a_portal_no_state_file_names_is_replaced_not_left_holding_its_port(
     _wait_gone(orphan)
     code, status = federation.status()
     assert code == 0, status
-    assert next(t for t in status["tenants"] if t["code"] == mauritius)["pid"] != orphan
+    assert _row(status, mauritius)["pid"] != orphan
 
 
 def test_a_portal_that_cannot_start_is_reported_while_the_others_run(
@@ -243,7 +253,7 @@ def test_a_portal_that_cannot_start_is_reported_while_the_others_run(
 ) -> None:
     _, before = federation.status()
     rajasthan = federation.codes["rajasthan"]
-    row = next(t for t in before["tenants"] if t["code"] == rajasthan)
+    row = _row(before, rajasthan)
     url = httpx.URL(row["portal_url"])
     os.killpg(row["pid"], signal.SIGTERM)
     _wait_gone(row["pid"])
@@ -258,12 +268,9 @@ def test_a_portal_that_cannot_start_is_reported_while_the_others_run(
     assert code == 1
     healthy = {t["code"]: t["healthy"] for t in status["tenants"]}
     assert healthy.pop(rajasthan) is False and all(healthy.values())
-    for tenant in before["tenants"]:
-        if tenant["code"] != rajasthan:  # the others were not restarted
-            assert (
-                next(t for t in status["tenants"] if t["code"] == tenant["code"])["pid"]
-                == (tenant["pid"])
-            )
+    # The others were not restarted.
+    others = {c: pid for c, pid in _pids(before).items() if c != rajasthan}
+    assert {c: pid for c, pid in _pids(status).items() if c != rajasthan} == others
     assert federation.karmayogi("up").returncode == 0
     assert federation.status()[0] == 0
 
@@ -337,11 +344,7 @@ def test_a_new_tenant_comes_online_and_is_offboarded_with_an_archive(
     code_, status = federation.status()
     assert code_ == 0, status
     assert {t["code"] for t in status["tenants"]} == set(federation.codes.values())
-    for tenant in before["tenants"]:
-        assert (
-            next(t for t in status["tenants"] if t["code"] == tenant["code"])["pid"]
-            == (tenant["pid"])
-        )
+    assert _pids(status) == _pids(before)
 
 
 def test_an_interrupted_up_is_finished_by_the_next(federation: Federation) -> None:
