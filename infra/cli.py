@@ -78,7 +78,7 @@ def validate(
     paths: list[Path] = typer.Argument(None, help="Spec files or folders (default: tenants/)."),
 ) -> None:
     """Check tenant specs, alone and together (codes, hub, domains, languages, logos)."""
-    from infra.colors import accessible_palette
+    from infra.render.colors import accessible_palette
 
     specs = load_specs(paths or [Path("tenants")])
     for spec in specs:
@@ -95,7 +95,7 @@ def validate(
 @friendly_errors
 def keycloak_install() -> None:
     """Obtain the pinned Keycloak release, verify it and unpack it under the kit's home."""
-    from infra.local import local_keycloak
+    from infra.targets.local.runtime import local_keycloak
 
     kc = local_keycloak(_env())
     with err.status(f"Installing Keycloak {kc.paths.version}"):
@@ -107,7 +107,7 @@ def keycloak_install() -> None:
 @friendly_errors
 def keycloak_start() -> None:
     """Start Keycloak in dev mode and wait until it is ready."""
-    from infra.local import local_keycloak
+    from infra.targets.local.runtime import local_keycloak
 
     kc = local_keycloak(_env())
     with err.status("Starting Keycloak (dev mode; the first start takes about a minute)"):
@@ -119,7 +119,7 @@ def keycloak_start() -> None:
 @friendly_errors
 def keycloak_stop() -> None:
     """Stop Keycloak by its PID; its data is kept."""
-    from infra.local import local_keycloak
+    from infra.targets.local.runtime import local_keycloak
 
     stopped = local_keycloak(_env()).stop()
     typer.echo("Keycloak stopped" if stopped else "Keycloak was not running")
@@ -129,7 +129,7 @@ def keycloak_stop() -> None:
 @friendly_errors
 def keycloak_status(as_json: bool = JSON_OPTION) -> None:
     """Show Keycloak's URLs, PID and health; exit 1 when it is not healthy."""
-    from infra.local import local_keycloak
+    from infra.targets.local.runtime import local_keycloak
 
     status = local_keycloak(_env()).status()
     if as_json:
@@ -166,7 +166,7 @@ def identity_plan(
     codes: list[str] = CODES_ARGUMENT, tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """Show what `apply` would change, without changing anything."""
-    from infra.local import local_reconciler
+    from infra.targets.local.runtime import local_reconciler
 
     reconciler = local_reconciler(_specs(tenants), _env())
     _print_changes(reconciler.plan(codes or None), as_json)
@@ -178,7 +178,7 @@ def identity_apply(
     codes: list[str] = CODES_ARGUMENT, tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """Create or update realms, clients, flows and themes until they match the specs."""
-    from infra.local import local_reconciler
+    from infra.targets.local.runtime import local_reconciler
 
     reconciler = local_reconciler(_specs(tenants), _env())
     with err.status("Applying realms"):
@@ -194,7 +194,7 @@ def identity_drift(
     codes: list[str] = CODES_ARGUMENT, tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """Report managed settings changed outside the kit; exit 2 when there are any."""
-    from infra.local import local_reconciler
+    from infra.targets.local.runtime import local_reconciler
 
     reconciler = local_reconciler(_specs(tenants), _env())
     changes = reconciler.plan(codes or None)
@@ -210,7 +210,7 @@ def identity_destroy(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete tenants' realms, their clients in the hub realm and their login themes."""
-    from infra.local import local_destroy
+    from infra.targets.local.runtime import local_destroy
 
     if not yes:
         typer.confirm(f"Delete the realm(s) {', '.join(codes)} and all their users?", abort=True)
@@ -246,7 +246,7 @@ def up(
     Keycloak, every realm, every tenant's portal, demo accounts and courses, a first
     federation sync and the syncer. Idempotent: run it again to finish or repair.
     """
-    from infra.local import local_up
+    from infra.targets.local.runtime import local_up
 
     specs = _specs(tenants)  # a spec error stops here, before anything starts
     started = time.monotonic()
@@ -265,7 +265,7 @@ def up(
         # between starting a server and recording its PID, every started server is named by a
         # state file (each written atomically), the lock goes with the process, and the next
         # `up` carries on.
-        from infra.processes import settle_spawns
+        from infra.targets.local.processes import settle_spawns
 
         settle_spawns()
         sys.stderr.flush()
@@ -313,8 +313,8 @@ def federation_sync(
 ) -> None:
     """Pull every peer of a tenant's portal once (a tenant pulls the hub; the hub pulls every
     tenant that publishes)."""
-    from infra.federation import sync_tenant
     from infra.home import KitHome
+    from infra.targets.local.federation import sync_tenant
 
     env = _env()
     typer.echo(sync_tenant(code, KitHome.from_env(env), env))
@@ -325,8 +325,8 @@ def federation_sync(
 def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Per tenant and peer: cursor, lag, last success, last error, quarantined records.
     Exits 1 when a peer's last sync failed or records sit in quarantine."""
-    from infra.federation import federation_status, sync_order
     from infra.home import KitHome
+    from infra.targets.local.federation import federation_status, sync_order
 
     env = _env()
     home = KitHome.from_env(env)
@@ -357,7 +357,7 @@ def seed_command(code: str = typer.Argument(..., help="The tenant's code.")) -> 
     left alone). The portal must have been set up by `up`.
     """
     from infra.home import KitHome
-    from infra.portals import seed_portal
+    from infra.targets.local.portals import seed_portal
 
     env = _env()
     seed_portal(code, KitHome.from_env(env), env, if_empty=False)
@@ -368,7 +368,7 @@ def seed_command(code: str = typer.Argument(..., help="The tenant's code.")) -> 
 @friendly_errors
 def down() -> None:
     """Stop everything `up` started, by PID; data is kept."""
-    from infra.local import local_down
+    from infra.targets.local.runtime import local_down
 
     stopped = local_down(_env())
     typer.echo(f"Stopped {', '.join(stopped)}." if stopped else "Nothing was running.")
@@ -382,8 +382,8 @@ def render(
     tenants: Path = TENANTS_OPTION,
 ) -> None:
     """Write the tenant's rendered configuration for a target and print where it went."""
-    from infra.local import local_keycloak
-    from infra.render import write_portal_env
+    from infra.render.legacy import write_portal_env
+    from infra.targets.local.runtime import local_keycloak
 
     if target != "local":
         raise typer.BadParameter(f"target {target!r} is not built yet; only 'local' is")
@@ -403,7 +403,7 @@ def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
     Exits 0 only when all are healthy: Keycloak, every portal, the syncer, and no peer whose
     last sync failed.
     """
-    from infra.local import local_status
+    from infra.targets.local.runtime import local_status
 
     result = local_status(_specs(tenants), _env())
     if as_json:
@@ -444,8 +444,8 @@ def logs(
 ) -> None:
     """Print the end of a component's log (and follow it with -f, until Ctrl-C)."""
     from infra.home import KitHome
-    from infra.local import local_keycloak
-    from infra.portals import log_path
+    from infra.targets.local.portals import log_path
+    from infra.targets.local.runtime import local_keycloak
 
     env = _env()
     home = KitHome.from_env(env)
@@ -482,7 +482,7 @@ def reset(
     downloaded Keycloak are kept.
     """
     from infra.home import KitHome
-    from infra.local import local_reset
+    from infra.targets.local.runtime import local_reset
 
     home = KitHome.from_env(_env())
     if not yes:
@@ -522,7 +522,7 @@ def tenant_new(
 
     `karmayogi up` then brings the tenant online without restarting the others.
     """
-    from infra.lifecycle import NewTenant, scaffold_tenant
+    from infra.targets.local.lifecycle import NewTenant, scaffold_tenant
 
     def ask(value: str | None, question: str, default: str | None = None) -> str:
         if value:
@@ -570,7 +570,7 @@ def tenant_remove(
     The archive holds its portal's data, its realm and its users' profiles; then its portal
     is stopped, its realm and hub clients deleted, its spec taken out. Others are untouched.
     """
-    from infra.local import local_remove_tenant
+    from infra.targets.local.runtime import local_remove_tenant
 
     if not yes:
         typer.confirm(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.home import KitHome
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tests.postgres import PostgresServer, running_postgres
 
 

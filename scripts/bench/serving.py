@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infra.errors import KitError
-from infra.processes import stop_process_group, wait_for_http
+from infra.targets.local.processes import stop_process_group, wait_for_http
 
 HOST = "127.0.0.1"
 THREADS = 4  # as the kit runs each local portal: gthread workers with 4 threads

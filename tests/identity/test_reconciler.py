@@ -25,7 +25,7 @@ from identity.desired import (
 )
 from identity.errors import IdentityError
 from identity.reconciler import Reconciler, plan_as_json
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tests.identity.browser import Client, sign_in
 
 PASSWORD = "correct-horse-battery-42"

@@ -239,7 +239,7 @@ def test_every_bundle_names_every_tenant_language_in_its_own_script() -> None:
 
 
 def test_language_names_agree_with_the_kits_language_table() -> None:
-    from infra.languages import LANGUAGES
+    from infra.spec.languages import LANGUAGES
 
     names = parse_properties(
         (Path(themes.__file__).parent / "theme" / themes.LANGUAGE_NAMES_FILE).read_text("utf-8")

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app
-from infra.colors import WHITE, accessible_palette, contrast, shade_until, text_pair
+from infra.render.colors import WHITE, accessible_palette, contrast, shade_until, text_pair
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 

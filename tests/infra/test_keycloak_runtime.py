@@ -13,17 +13,16 @@ import httpx
 import pytest
 
 from infra.home import KitHome
-from infra.keycloak_runtime import (
+from infra.keycloak.release import (
     ARTIFACT,
     KEYCLOAK_SHA256,
     KEYCLOAK_VERSION,
-    KeycloakPaths,
     KeycloakRuntimeError,
-    LocalKeycloak,
     fetch_archive,
     find_java,
     java_major,
 )
+from infra.targets.local.keycloak import KeycloakPaths, LocalKeycloak
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +46,21 @@ def maven_repository(
 
 def test_direct_download_is_verified_and_cached(maven_repository: str, tmp_path: Path) -> None:
     paths = KeycloakPaths(KitHome(root=tmp_path / "home", cache=tmp_path / "cache"))
-    archive = fetch_archive(paths, mvn=None, repository_url=maven_repository)
+    archive = fetch_archive(paths.archive, mvn=None, repository_url=maven_repository)
     assert archive == paths.archive and archive.stat().st_size > 100_000_000
     # A second call reuses the verified file without downloading.
     assert (
-        fetch_archive(paths, mvn=None, repository_url="http://127.0.0.1:9/unreachable") == archive
+        fetch_archive(paths.archive, mvn=None, repository_url="http://127.0.0.1:9/unreachable")
+        == archive
     )
 
 
 def test_checksum_mismatch_discards_the_download(maven_repository: str, tmp_path: Path) -> None:
     paths = KeycloakPaths(KitHome(root=tmp_path / "home", cache=tmp_path / "cache"))
     with pytest.raises(KeycloakRuntimeError) as error:
-        fetch_archive(paths, mvn=None, repository_url=maven_repository, expected_sha256="0" * 64)
+        fetch_archive(
+            paths.archive, mvn=None, repository_url=maven_repository, expected_sha256="0" * 64
+        )
     message = str(error.value)
     assert "checksum mismatch" in message and "\n" not in message
     assert not paths.archive.exists()
@@ -68,7 +70,7 @@ def test_checksum_mismatch_discards_the_download(maven_repository: str, tmp_path
 def test_failed_download_says_what_failed(tmp_path: Path) -> None:
     paths = KeycloakPaths(KitHome(root=tmp_path / "home", cache=tmp_path / "cache"))
     with pytest.raises(KeycloakRuntimeError, match=r"download of keycloak-quarkus-dist-.* failed"):
-        fetch_archive(paths, mvn=None, repository_url="http://127.0.0.1:9")
+        fetch_archive(paths.archive, mvn=None, repository_url="http://127.0.0.1:9")
 
 
 def test_without_maven_or_repository_says_what_to_install(tmp_path: Path) -> None:
@@ -76,7 +78,7 @@ def test_without_maven_or_repository_says_what_to_install(tmp_path: Path) -> Non
     with pytest.raises(
         KeycloakRuntimeError, match=r"apt-get install maven.*KARMAYOGI_MAVEN_REPOSITORY"
     ):
-        fetch_archive(paths, mvn=None, repository_url=None)
+        fetch_archive(paths.archive, mvn=None, repository_url=None)
 
 
 def test_maven_fetch_is_verified(tmp_path: Path) -> None:
@@ -84,7 +86,7 @@ def test_maven_fetch_is_verified(tmp_path: Path) -> None:
     if mvn is None:
         pytest.skip("Maven is not installed (the direct-download tests cover this path)")
     paths = KeycloakPaths(KitHome(root=tmp_path / "home", cache=tmp_path / "cache"))
-    assert fetch_archive(paths, mvn=mvn, repository_url=None).exists()
+    assert fetch_archive(paths.archive, mvn=mvn, repository_url=None).exists()
 
 
 def test_java_is_chosen_from_the_supported_versions(tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_the_release_is_pinned() -> None:
 
 def test_stop_and_start_keep_the_realms(keycloak: LocalKeycloak) -> None:
     """`down` then `up`: the same PID file, ports and data; realms survive a restart."""
-    from infra.local import admin_api
+    from infra.targets.local.runtime import admin_api
 
     api = admin_api(keycloak)
     realm = "restart-check"

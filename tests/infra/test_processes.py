@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import processes
-from infra.processes import (
+from infra.targets.local import processes
+from infra.targets.local.processes import (
     pid_alive,
     session_leaders_naming,
     settle_spawns,

@@ -14,7 +14,6 @@ from typer.testing import CliRunner, Result
 
 from infra.cli import app
 from infra.errors import KitError
-from infra.languages import LANGUAGES, SCHEDULED_LANGUAGES
 from infra.spec import (
     Problem,
     SpecError,
@@ -23,6 +22,7 @@ from infra.spec import (
     load_spec,
     load_specs,
 )
+from infra.spec.languages import LANGUAGES, SCHEDULED_LANGUAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = ROOT / "tenants"

@@ -31,9 +31,9 @@ import pytest
 from playwright.sync_api import Page
 
 from infra.home import KitHome, read_json
-from infra.keycloak_runtime import LocalKeycloak
-from infra.local import admin_api, up_lock
-from infra.portals import update_portal_state
+from infra.targets.local.keycloak import LocalKeycloak
+from infra.targets.local.portals import update_portal_state
+from infra.targets.local.runtime import admin_api, up_lock
 from tests.infra.examples import example_folder
 from tests.tenant_portal.browser import (
     chromium_fixture,  # noqa: F401 (fixture)

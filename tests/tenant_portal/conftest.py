@@ -14,8 +14,8 @@ from pytest_django.live_server_helper import LiveServer
 from identity.admin import AdminAPI
 from identity.desired import Department, Federation, PortalClient, TenantRealm
 from identity.reconciler import Reconciler
-from infra.keycloak_runtime import LocalKeycloak
-from infra.local import admin_api
+from infra.targets.local.keycloak import LocalKeycloak
+from infra.targets.local.runtime import admin_api
 
 PASSWORD = "correct-horse-battery-42"
 

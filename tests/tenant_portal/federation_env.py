@@ -19,11 +19,11 @@ import httpx
 
 from identity.desired import Federation
 from identity.reconciler import Reconciler
-from infra.keycloak_runtime import LocalKeycloak
-from infra.local import admin_api
 from infra.net import free_port
-from infra.portals import PortalError
-from infra.processes import wait_for_http
+from infra.targets.local.keycloak import LocalKeycloak
+from infra.targets.local.portals import PortalError
+from infra.targets.local.processes import wait_for_http
+from infra.targets.local.runtime import admin_api
 from tests.postgres import PostgresServer
 from tests.tenant_portal.conftest import realm_for_portal
 

@@ -15,7 +15,7 @@ from django.test import Client
 from joserfc import jws
 from joserfc.jwk import KeySet
 
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueIndexPage
 from tenant_portal.federation.changes import append
 from tenant_portal.federation.models import Change, SigningKey

@@ -21,7 +21,7 @@ from django.test import Client
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.federation import sync as sync_module
 from tenant_portal.federation.models import PeerState, Quarantined

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from joserfc import jws
 
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.federation.models import PeerState, Quarantined
 from tenant_portal.federation.signing import verify

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.core.management import call_command
 from django.test import Client
 
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.accounts.backends import KeycloakBackend
 from tenant_portal.accounts.roles import MANAGED_GROUPS, department_from_groups
 from tenant_portal.home.models import HomePage

@@ -159,7 +159,7 @@ def test_every_language_a_spec_accepts_can_be_a_portals_language(compiled_locale
     each language the kit accepts has one (empty where the interface is not translated)."""
     from django.utils.translation import trans_real
 
-    from infra.languages import LANGUAGES
+    from infra.spec.languages import LANGUAGES
 
     cached = trans_real.translation_catalog_exists  # Django caches the lookup per code
     with override_settings(LOCALE_PATHS=[compiled_locale]):

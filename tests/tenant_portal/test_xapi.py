@@ -28,7 +28,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from infra.keycloak_runtime import LocalKeycloak
+from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage, CoursePage
 from tenant_portal.learning.models import Certificate
 from tenant_portal.learning.progress import lessons_of

@@ -20,9 +20,20 @@ from identity.admin import AdminAPI, Credentials
 from identity.desired import TenantRealm
 from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
-from infra.demo import accounts_path, ensure_demo_accounts
 from infra.errors import KitError
-from infra.federation import (
+from infra.home import KitHome
+from infra.render.legacy import (
+    local_endpoints,
+    local_federation,
+    login_theme,
+    portal_data_dir,
+    portal_env_path,
+    tenant_secrets,
+    write_portal_env,
+)
+from infra.spec import TenantSpec, load_specs
+from infra.targets.local.demo import accounts_path, ensure_demo_accounts
+from infra.targets.local.federation import (
     FederationError,
     federation_status,
     start_syncer,
@@ -30,16 +41,15 @@ from infra.federation import (
     sync_round,
     syncer_pid,
 )
-from infra.home import KitHome
-from infra.keycloak_runtime import LocalKeycloak
-from infra.lifecycle import (
+from infra.targets.local.keycloak import LocalKeycloak
+from infra.targets.local.lifecycle import (
     Archive,
     LifecycleError,
     forget_local_tenant,
     take_spec_out,
     write_archive,
 )
-from infra.portals import (
+from infra.targets.local.portals import (
     PortalError,
     known_portals,
     log_path,
@@ -51,16 +61,6 @@ from infra.portals import (
     start_portal,
     stop_portal,
 )
-from infra.render import (
-    local_endpoints,
-    local_federation,
-    login_theme,
-    portal_data_dir,
-    portal_env_path,
-    tenant_secrets,
-    write_portal_env,
-)
-from infra.spec import TenantSpec, load_specs
 
 Progress = Callable[[str], None]
 

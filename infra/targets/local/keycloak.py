@@ -9,25 +9,33 @@ the temporary bootstrap admin Keycloak made.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import re
-import shutil
 import subprocess
-import tarfile
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
+from infra.keycloak.accounts import (
+    ADMIN_USERNAME,
+    RECONCILER_CLIENT_ID,
+    ServiceAccount,
+    admin_session,
+    check,
+    ensure_reconciler_client,
+    ensure_user,
+    get,
+)
+from infra.keycloak.release import (
+    KEYCLOAK_VERSION,
+    KeycloakRuntimeError,
+    archive_path,
+    find_java,
+    install,
+)
 from infra.net import free_port, port_is_free
-from infra.processes import (
+from infra.targets.local.processes import (
     pid_alive,
     session_leaders_naming,
     spawn,
@@ -35,22 +43,9 @@ from infra.processes import (
     wait_for_http,
 )
 
-KEYCLOAK_VERSION = "26.4.7"
-# SHA-256 of org.keycloak:keycloak-quarkus-dist:26.4.7:tar.gz, taken from the Maven Central
-# artifact and cross-checked against its published .sha1 when it was pinned.
-KEYCLOAK_SHA256 = "aca60ab72ae4d67adc6b8fe7fca5e08d16a6bb5e4a4f2ebb54050e3f5503fd2b"
-# Keycloak 26.4 runs on Java 17 and 21; 25 only from 26.6. Newest first: preferred order.
-SUPPORTED_JAVA = (21, 17)
-ARTIFACT = "org.keycloak:keycloak-quarkus-dist"
 DEFAULT_HEAP = "768m"
 
-ADMIN_USERNAME = "karmayogi-admin"
-RECONCILER_CLIENT_ID = "karmayogi-reconciler"
 START_TIMEOUT = 240.0
-
-
-class KeycloakRuntimeError(KitError):
-    """The local Keycloak could not be installed, started or stopped."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +57,7 @@ class KeycloakPaths:
 
     @property
     def archive(self) -> Path:
-        return self.home.cache / f"keycloak-quarkus-dist-{self.version}.tar.gz"
+        return archive_path(self.home.cache, self.version)
 
     @property
     def dist(self) -> Path:
@@ -107,167 +102,6 @@ class KeycloakStatus:
             "healthy": self.healthy,
             "admin_credentials_file": self.admin_credentials_file,
         }
-
-
-@dataclass(frozen=True)
-class ServiceAccount:
-    """Client credentials of the reconciler's service account in the master realm."""
-
-    server_url: str
-    client_id: str
-    client_secret: str
-
-
-# --- obtaining the release -------------------------------------------------------------
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_archive(
-    paths: KeycloakPaths,
-    *,
-    expected_sha256: str = KEYCLOAK_SHA256,
-    mvn: str | None = None,
-    repository_url: str | None = None,
-) -> Path:
-    """Put the verified release archive in the cache and return its path.
-
-    Maven's own client is used where it is installed (it honours the operator's mirrors,
-    proxies and local repository); otherwise the archive is downloaded from
-    ``repository_url``, the base URL of a Maven repository.
-    """
-    archive = paths.archive
-    if archive.exists() and sha256_of(archive) == expected_sha256:
-        return archive
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".download-") as tmp:
-        if mvn:
-            fetched = _fetch_with_maven(mvn, paths.version, Path(tmp))
-        elif repository_url:
-            fetched = _fetch_direct(repository_url, paths.version, Path(tmp))
-        else:
-            raise KeycloakRuntimeError(
-                "cannot obtain Keycloak: Maven is not installed (apt-get install maven) and "
-                "KARMAYOGI_MAVEN_REPOSITORY is not set to a Maven repository URL"
-            )
-        actual = sha256_of(fetched)
-        if actual != expected_sha256:
-            raise KeycloakRuntimeError(
-                f"checksum mismatch for {ARTIFACT}:{paths.version}: expected sha256 "
-                f"{expected_sha256}, got {actual}; the download was discarded"
-            )
-        os.replace(fetched, archive)
-    return archive
-
-
-def _fetch_with_maven(mvn: str, version: str, dest: Path) -> Path:
-    coordinates = f"{ARTIFACT}:{version}:tar.gz"
-    result = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "dependency:copy",
-            f"-Dartifact={coordinates}",
-            f"-DoutputDirectory={dest}",
-            "-Dmdep.useBaseVersion=true",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    files = list(dest.glob("*.tar.gz"))
-    if result.returncode != 0 or not files:
-        last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise KeycloakRuntimeError(
-            f"Maven could not fetch {coordinates} (exit {result.returncode}): {last[0]}"
-        )
-    return files[0]
-
-
-def _fetch_direct(repository_url: str, version: str, dest: Path) -> Path:
-    group, artifact = ARTIFACT.split(":")
-    name = f"{artifact}-{version}.tar.gz"
-    url = f"{repository_url.rstrip('/')}/{group.replace('.', '/')}/{artifact}/{version}/{name}"
-    target = dest / name
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
-            response.raise_for_status()
-            with target.open("wb") as handle:
-                for chunk in response.iter_bytes(1 << 20):
-                    handle.write(chunk)
-    except httpx.HTTPError as exc:
-        raise KeycloakRuntimeError(f"download of {name} failed: {exc}") from None
-    return target
-
-
-def install(paths: KeycloakPaths, *, env: dict[str, str]) -> Path:
-    """Fetch (or reuse) the archive and unpack it into the kit's home. Idempotent."""
-    if (paths.dist / "bin" / "kc.sh").exists():
-        return paths.dist
-    archive = fetch_archive(
-        paths,
-        mvn=shutil.which("mvn", path=env.get("PATH")),
-        repository_url=env.get("KARMAYOGI_MAVEN_REPOSITORY"),
-    )
-    paths.dist.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=paths.dist.parent, prefix=".unpack-") as tmp:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        unpacked = Path(tmp) / f"keycloak-{paths.version}"
-        if not (unpacked / "bin" / "kc.sh").exists():
-            raise KeycloakRuntimeError(f"{archive.name} does not contain keycloak-{paths.version}")
-        os.replace(unpacked, paths.dist)
-    return paths.dist
-
-
-# --- Java --------------------------------------------------------------------------------
-
-
-def java_major(java: Path) -> int | None:
-    """The major version of a ``java`` binary, or None when it does not run."""
-    try:
-        result = subprocess.run(
-            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
-def find_java(env: dict[str, str], jvm_root: Path = Path("/usr/lib/jvm")) -> Path:
-    """The home of a Java that this Keycloak supports, newest supported first."""
-    candidates: list[Path] = []
-    if env.get("JAVA_HOME"):
-        candidates.append(Path(env["JAVA_HOME"]))
-    if jvm_root.is_dir():
-        candidates.extend(sorted(p for p in jvm_root.iterdir() if not p.is_symlink()))
-    on_path = shutil.which("java", path=env.get("PATH"))
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent.parent)
-    found: dict[int, Path] = {}
-    for home in candidates:
-        major = java_major(home / "bin" / "java")
-        if major in SUPPORTED_JAVA and major not in found:
-            found[major] = home
-    for major in SUPPORTED_JAVA:
-        if major in found:
-            return found[major]
-    wanted = " or ".join(str(v) for v in sorted(SUPPORTED_JAVA))
-    raise KeycloakRuntimeError(
-        f"no Java {wanted} found for Keycloak {KEYCLOAK_VERSION}; "
-        "install one: apt-get install openjdk-17-jre-headless"
-    )
 
 
 # --- the server --------------------------------------------------------------------------
@@ -332,7 +166,9 @@ class LocalKeycloak:
     # lifecycle --------------------------------------------------------------------------
 
     def install(self) -> Path:
-        return install(self.paths, env=self.env)
+        return install(
+            self.paths.home.cache, self.paths.dist, env=self.env, version=self.paths.version
+        )
 
     def start(self, timeout: float = START_TIMEOUT) -> KeycloakStatus:
         """Start Keycloak (installing it first) and wait until it is ready. Idempotent."""
@@ -444,19 +280,19 @@ class LocalKeycloak:
                 f"operator accounts are incomplete and {self.paths.bootstrap_credentials} is "
                 f"gone; stop Keycloak and delete {self.paths.home.keycloak} to start it afresh"
             )
-        with _admin_session(self.url, bootstrap["username"], bootstrap["password"]) as admin:
-            admin_role = _get(admin, "/admin/realms/master/roles/admin")
+        with admin_session(self.url, bootstrap["username"], bootstrap["password"]) as admin:
+            admin_role = get(admin, "/admin/realms/master/roles/admin")
             if not self.paths.admin_credentials.exists():
                 password = new_password()
-                user_id = _ensure_user(admin, ADMIN_USERNAME)
-                _check(
+                user_id = ensure_user(admin, ADMIN_USERNAME)
+                check(
                     admin.put(
                         f"/admin/realms/master/users/{user_id}/reset-password",
                         json={"type": "password", "value": password, "temporary": False},
                     ),
                     "set the operator admin's password",
                 )
-                _check(
+                check(
                     admin.post(
                         f"/admin/realms/master/users/{user_id}/role-mappings/realm",
                         json=[admin_role],
@@ -467,97 +303,18 @@ class LocalKeycloak:
                     self.paths.admin_credentials, {"username": ADMIN_USERNAME, "password": password}
                 )
             if not self.paths.reconciler_credentials.exists():
-                secret = _ensure_reconciler_client(admin, admin_role)
+                secret = ensure_reconciler_client(admin, admin_role)
                 write_private_json(
                     self.paths.reconciler_credentials,
                     {"client_id": RECONCILER_CLIENT_ID, "client_secret": secret},
                 )
         # The temporary admin goes, removed by the permanent one (not by itself).
         operator = read_json(self.paths.admin_credentials) or {}
-        with _admin_session(self.url, operator["username"], operator["password"]) as admin:
+        with admin_session(self.url, operator["username"], operator["password"]) as admin:
             query = {"username": bootstrap["username"], "exact": "true"}
-            for user in _get(admin, "/admin/realms/master/users", **query):
-                _check(
+            for user in get(admin, "/admin/realms/master/users", **query):
+                check(
                     admin.delete(f"/admin/realms/master/users/{user['id']}"),
                     "remove the temporary bootstrap admin",
                 )
         self.paths.bootstrap_credentials.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _admin_session(url: str, username: str, password: str) -> Iterator[httpx.Client]:
-    """An httpx client authenticated as a master-realm user (bootstrap only)."""
-    response = httpx.post(
-        f"{url}/realms/master/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": "admin-cli",
-            "username": username,
-            "password": password,
-        },
-        timeout=30.0,
-    )
-    if response.status_code != 200:
-        raise KeycloakRuntimeError(
-            f"the bootstrap admin could not sign in to Keycloak (HTTP {response.status_code})"
-        )
-    token = response.json()["access_token"]
-    with httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
-    ) as client:
-        yield client
-
-
-def _check(response: httpx.Response, what: str) -> httpx.Response:
-    if response.status_code >= 400:
-        raise KeycloakRuntimeError(f"could not {what}: HTTP {response.status_code}")
-    return response
-
-
-def _get(client: httpx.Client, path: str, **params: str) -> Any:
-    return _check(client.get(path, params=params), f"read {path}").json()
-
-
-def _ensure_user(admin: httpx.Client, username: str) -> str:
-    for user in _get(admin, "/admin/realms/master/users", username=username, exact="true"):
-        return str(user["id"])
-    _check(
-        admin.post("/admin/realms/master/users", json={"username": username, "enabled": True}),
-        f"create the master user {username}",
-    )
-    return str(_get(admin, "/admin/realms/master/users", username=username, exact="true")[0]["id"])
-
-
-def _ensure_reconciler_client(admin: httpx.Client, admin_role: dict[str, Any]) -> str:
-    found = _get(admin, "/admin/realms/master/clients", clientId=RECONCILER_CLIENT_ID)
-    if not found:
-        _check(
-            admin.post(
-                "/admin/realms/master/clients",
-                json={
-                    "clientId": RECONCILER_CLIENT_ID,
-                    "name": "Karmayogi kit reconciler",
-                    "description": "Service account the kit's identity reconciler signs in as",
-                    "protocol": "openid-connect",
-                    "publicClient": False,
-                    "serviceAccountsEnabled": True,
-                    "standardFlowEnabled": False,
-                    "directAccessGrantsEnabled": False,
-                    # An admin token otherwise lists every realm's roles and grows with each
-                    # realm created (keycloak#26883).
-                    "attributes": {"client.use.lightweight.access.token.enabled": "true"},
-                },
-            ),
-            "create the reconciler's client",
-        )
-        found = _get(admin, "/admin/realms/master/clients", clientId=RECONCILER_CLIENT_ID)
-    client_uuid = found[0]["id"]
-    account = _get(admin, f"/admin/realms/master/clients/{client_uuid}/service-account-user")
-    _check(
-        admin.post(
-            f"/admin/realms/master/users/{account['id']}/role-mappings/realm", json=[admin_role]
-        ),
-        "grant the reconciler the admin role",
-    )
-    secret = _get(admin, f"/admin/realms/master/clients/{client_uuid}/client-secret")
-    return str(secret["value"])

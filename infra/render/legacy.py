@@ -18,11 +18,11 @@ from typing import Any
 
 from identity.desired import DEMO_ROLE, Department, Federation, PortalClient, TenantRealm
 from identity.themes import LoginTheme, theme_name
-from infra.colors import accessible_palette
 from infra.home import KitHome, new_password, read_json, write_private_json
-from infra.languages import LANGUAGES
 from infra.net import free_port, port_is_free
+from infra.render.colors import accessible_palette
 from infra.spec import TenantSpec
+from infra.spec.languages import LANGUAGES
 
 FIRST_LOCAL_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
 DEFAULT_PORTAL_PORT = 8000

@@ -24,15 +24,7 @@ import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
-from infra.processes import (
-    pid_alive,
-    session_leaders_naming,
-    spawn,
-    stop_process_group,
-    tail,
-    wait_for_http,
-)
-from infra.render import (
+from infra.render.legacy import (
     local_endpoints,
     portal_data_dir,
     portal_env_path,
@@ -40,6 +32,14 @@ from infra.render import (
     write_portal_env,
 )
 from infra.spec import TenantSpec
+from infra.targets.local.processes import (
+    pid_alive,
+    session_leaders_naming,
+    spawn,
+    stop_process_group,
+    tail,
+    wait_for_http,
+)
 
 START_TIMEOUT = 60.0
 # One worker with threads: measured after `make up`, a portal's worker holds about 125 MB

@@ -30,10 +30,10 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from identity.admin import AdminAPI, q
-from infra.demo import forget_demo_accounts
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
 from infra.spec import TENANT_CODE_PATTERN, SpecError, TenantSpec, load_specs
+from infra.targets.local.demo import forget_demo_accounts
 
 USERS_PAGE = 100
 

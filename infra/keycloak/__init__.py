@@ -1,0 +1,1 @@
+"""Keycloak as every target runs it: the pinned release, Java, and the kit's operator accounts."""

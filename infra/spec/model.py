@@ -1,0 +1,479 @@
+"""The tenant spec's typed, frozen models, the rules between their fields, the JSON Schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal, NoReturn, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from infra.errors import KitError
+from infra.spec.languages import LANGUAGES
+from infra.spec.problems import Loc
+from infra.spec.problems import dotted as _dotted
+
+API_VERSION = "karmayogi.dev/v1"
+SCHEMA_ID = "https://karmayogi.dev/schemas/tenant-v1.json"
+SPEC_SUFFIXES = (".yaml", ".yml")
+LOGO_SUFFIXES = (".svg", ".png")
+
+TENANT_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+COLOUR_PATTERN = r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"
+HOSTNAME_PATTERN = (
+    r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z][a-zA-Z0-9-]*$"
+)
+
+# A tenant code names a Keycloak realm and a Kubernetes namespace: these are taken already.
+RESERVED_CODES = {
+    "master": "it is Keycloak's administration realm",
+    "default": "it is Kubernetes' default namespace",
+}
+
+# --- Field types: each check raises a message a person can act on -------------------------
+
+
+def _fail(message: str) -> NoReturn:
+    # The message travels as context so that braces in it are never read as a template.
+    raise PydanticCustomError("kit", "{message}", {"message": message})
+
+
+def _check_tenant_code(value: str) -> str:
+    if not re.fullmatch(TENANT_CODE_PATTERN, value):
+        _fail(
+            "expected 3-32 characters of a-z, 0-9 and '-', starting with a letter and "
+            f"ending with a letter or digit, got {value!r}"
+        )
+    if value in RESERVED_CODES or value.startswith("kube-"):
+        reason = RESERVED_CODES.get(value, "Kubernetes reserves kube-* namespaces")
+        _fail(f"{value!r} is reserved ({reason}); choose another code")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not re.fullmatch(NAME_PATTERN, value):
+        _fail(
+            "expected 2-32 characters of a-z, 0-9 and '-', starting with a letter and "
+            f"ending with a letter or digit, got {value!r}"
+        )
+    return value
+
+
+def _check_text(value: str) -> str:
+    if not value.strip():
+        _fail("must not be empty")
+    return value.strip()
+
+
+_LANGUAGE_BY_LOWER = {code.lower(): code for code in LANGUAGES}
+
+
+def _check_language(value: str) -> str:
+    code = _LANGUAGE_BY_LOWER.get(value.lower())
+    if code is None:
+        _fail(f"unknown language {value!r}; known: {', '.join(LANGUAGES)}")
+    return code
+
+
+def _check_colour(value: str) -> str:
+    if not re.fullmatch(COLOUR_PATTERN, value):
+        _fail(f"expected a colour as #RRGGBB or #RGB, got {value!r}")
+    digits = value[1:].lower()
+    return "#" + ("".join(c * 2 for c in digits) if len(digits) == 3 else digits)
+
+
+def _is_hostname(value: str) -> bool:
+    return re.fullmatch(HOSTNAME_PATTERN, value) is not None
+
+
+def _check_hostname(value: str) -> str:
+    if not _is_hostname(value):
+        _fail(
+            "expected a hostname such as learn.bihar.example (no scheme, port or path), "
+            f"got {value!r}"
+        )
+    return value.lower()
+
+
+def _check_https_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        ok = (
+            parts.scheme == "https"
+            and parts.hostname is not None
+            and _is_hostname(parts.hostname)
+            and parts.username is None
+            and not parts.query
+            and not parts.fragment
+        )
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        _fail(f"expected an https:// URL such as https://learn.karmayogi.example, got {value!r}")
+    return value.rstrip("/")
+
+
+def _check_logo(value: str) -> str:
+    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
+        _fail(
+            "expected a path relative to this file's folder, such as branding/logo.svg, "
+            f"got {value!r}"
+        )
+    if PurePosixPath(value).suffix.lower() not in LOGO_SUFFIXES:
+        _fail(f"expected an .svg or .png file, got {value!r}")
+    return value
+
+
+TenantCode = Annotated[
+    str,
+    AfterValidator(_check_tenant_code),
+    WithJsonSchema({"type": "string", "pattern": TENANT_CODE_PATTERN}),
+]
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
+]
+Text = Annotated[
+    str, AfterValidator(_check_text), WithJsonSchema({"type": "string", "minLength": 1})
+]
+LanguageTag = Annotated[
+    str,
+    AfterValidator(_check_language),
+    WithJsonSchema({"type": "string", "enum": list(LANGUAGES)}),
+]
+Colour = Annotated[
+    str,
+    AfterValidator(_check_colour),
+    WithJsonSchema({"type": "string", "pattern": COLOUR_PATTERN}),
+]
+Hostname = Annotated[
+    str,
+    AfterValidator(_check_hostname),
+    WithJsonSchema({"type": "string", "pattern": HOSTNAME_PATTERN}),
+]
+HttpsUrl = Annotated[
+    str,
+    AfterValidator(_check_https_url),
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https://"}),
+]
+LogoPath = Annotated[
+    str,
+    AfterValidator(_check_logo),
+    WithJsonSchema({"type": "string", "pattern": r"\.([sS][vV][gG]|[pP][nN][gG])$"}),
+]
+CompetencyArea = Literal["behavioural", "functional", "domain"]
+COMPETENCY_AREAS: tuple[CompetencyArea, ...] = ("behavioural", "functional", "domain")
+
+
+# --- The models ---------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Metadata(_Model):
+    """Who the tenant is."""
+
+    code: TenantCode = Field(description="Slug naming the realm, the stack and the namespace.")
+    name: Text = Field(description="The government's name, e.g. Bihar.")
+    type: Literal["hub", "state", "country"] = Field(
+        description="hub: runs the national catalogue; state or country: a tenant of it."
+    )
+
+
+class Colors(_Model):
+    """Brand colours, normalised to lowercase #rrggbb."""
+
+    primary: Colour = Field(description="Main colour: header, buttons (#RRGGBB or #RGB).")
+    accent: Colour = Field(description="Second colour: links, highlights (#RRGGBB or #RGB).")
+
+
+class Branding(_Model):
+    """How the portal and the login page look."""
+
+    display_name: Text = Field(alias="displayName", description="Shown on pages and login.")
+    logo: LogoPath = Field(description="SVG or PNG file, relative to this spec's folder.")
+    colors: Colors
+
+
+class Provider(_Model):
+    """An extra identity provider offered on the tenant's login page."""
+
+    alias: Name = Field(description="Keycloak alias of the provider, unique in the tenant.")
+    type: Literal["oidc", "saml", "ldap"]
+    display_name: Text = Field(alias="displayName", description="Label on the login button.")
+    config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider settings (e.g. issuer, metadata URL); never secrets.",
+    )
+
+
+class Department(_Model):
+    """A ministry, department or organisation (MDO) whose people learn on the tenant."""
+
+    code: Name = Field(description="Slug naming the department's group.")
+    name: Text
+
+
+class Identity(_Model):
+    """Sign-in: the tenant's Keycloak realm."""
+
+    broker_to_hub: StrictBool = Field(
+        default=False,
+        alias="brokerToHub",
+        description="Offer 'Sign in with <hub>' on the login page; needs federation.hub.",
+    )
+    admin_otp: Literal["required", "optional"] = Field(
+        default="required",
+        alias="adminOtp",
+        description="OTP for tenant_admin, also after a brokered sign-in.",
+    )
+    providers: list[Provider] = Field(default_factory=list)
+    departments: list[Department] = Field(default_factory=list)
+
+
+class HubRef(_Model):
+    """A hub run by someone else, whose spec is not in this folder."""
+
+    code: TenantCode = Field(description="The hub's tenant code.")
+    url: HttpsUrl = Field(description="The hub portal's https:// URL.")
+
+
+def _hub_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "code"
+    if isinstance(value, dict | HubRef):
+        return "ref"
+    return None
+
+
+HUB_FORM_ERROR = "hub_form"
+HubField = Annotated[
+    Annotated[TenantCode, Tag("code")] | Annotated[HubRef, Tag("ref")],
+    Discriminator(_hub_form, custom_error_type=HUB_FORM_ERROR, custom_error_message="bad hub"),
+]
+
+
+class Subscribe(_Model):
+    """What the tenant takes from the hub's catalogue."""
+
+    languages: list[LanguageTag] = Field(
+        default_factory=list,
+        description="Course languages to receive; default: the tenant's languages.",
+    )
+    competency_areas: list[CompetencyArea] = Field(
+        default_factory=lambda: list(COMPETENCY_AREAS),
+        alias="competencyAreas",
+        description="KCM competency areas to receive; default: all three.",
+        json_schema_extra={"default": list(COMPETENCY_AREAS)},
+    )
+
+
+class Federation(_Model):
+    """How the tenant shares courses with the hub."""
+
+    hub: HubField | None = Field(
+        default=None,
+        description="The hub's code when its spec is in this folder, else {code, url}.",
+    )
+    subscribe: Subscribe = Field(default_factory=Subscribe)
+    publish: StrictBool = Field(
+        default=False, description="Let the hub pull this tenant's courses and offer them."
+    )
+
+
+class Deployment(_Model):
+    """Where and how big the tenant runs."""
+
+    target: Literal["local", "vm", "kubernetes", "aws"] = "local"
+    size: Literal["small", "medium", "large"] = "small"
+
+
+class Spec(_Model):
+    """What the tenant runs."""
+
+    domain: Hostname = Field(description="Hostname of the portal, e.g. learn.bihar.example.")
+    languages: Annotated[list[LanguageTag], Field(min_length=1)] = Field(
+        description="BCP 47 tags; the first is the default."
+    )
+    branding: Branding
+    identity: Identity = Field(default_factory=Identity)
+    federation: Federation = Field(default_factory=Federation)
+    deployment: Deployment = Field(default_factory=Deployment)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _subscribe_to_own_languages(cls, data: Any) -> Any:
+        """Default `federation.subscribe.languages` to the tenant's own languages."""
+        if not isinstance(data, dict):
+            return data
+        federation = data.get("federation", {})
+        subscribe = federation.get("subscribe", {}) if isinstance(federation, dict) else None
+        languages = data.get("languages")
+        if (
+            not isinstance(subscribe, dict)
+            or "languages" in subscribe
+            or not isinstance(languages, list)
+            or not all(isinstance(t, str) and t.lower() in _LANGUAGE_BY_LOWER for t in languages)
+        ):
+            return data
+        own = dict.fromkeys(_LANGUAGE_BY_LOWER[t.lower()] for t in languages)
+        subscribe = {**subscribe, "languages": list(own)}
+        return {**data, "federation": {**federation, "subscribe": subscribe}}
+
+
+class TenantSpec(_Model):
+    """One tenant: a hub, a state or a country, as written in its YAML file."""
+
+    model_config = ConfigDict(
+        title="Karmayogi tenant spec",
+        json_schema_extra={"$id": SCHEMA_ID},
+    )
+
+    api_version: Literal["karmayogi.dev/v1"] = Field(alias="apiVersion")
+    kind: Literal["Tenant"]
+    metadata: Metadata
+    spec: Spec
+
+    _source: Path | None = PrivateAttr(default=None)
+    _resolved_hub_url: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_rules(self, info: ValidationInfo) -> Self:
+        """Apply the rules between fields; the loader collects them all, others get the first."""
+        violations = list(_rule_violations(self))
+        collector = info.context.get("rules") if isinstance(info.context, dict) else None
+        if isinstance(collector, list):
+            collector.extend(violations)
+        elif violations:
+            loc, message = violations[0]
+            _fail(f"{_dotted(loc)}: {message}")
+        return self
+
+    @property
+    def source(self) -> Path:
+        """The file this spec was loaded from, as it was named."""
+        if self._source is None:
+            raise KitError(f"tenant spec {self.code!r} was not loaded from a file")
+        return self._source
+
+    @property
+    def code(self) -> str:
+        return self.metadata.code
+
+    @property
+    def is_hub(self) -> bool:
+        return self.metadata.type == "hub"
+
+    @property
+    def logo_path(self) -> Path:
+        """The logo file, absolute, resolved from the spec file's folder."""
+        return (self.source.parent / self.spec.branding.logo).resolve()
+
+    @property
+    def hub_code(self) -> str | None:
+        """The code of the hub this tenant federates with; None for the hub itself."""
+        hub = self.spec.federation.hub
+        return hub.code if isinstance(hub, HubRef) else hub
+
+    @property
+    def hub_url(self) -> str | None:
+        """The hub's https URL: as given, or found from the hub's spec beside this one."""
+        hub = self.spec.federation.hub
+        return hub.url if isinstance(hub, HubRef) else self._resolved_hub_url
+
+
+def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
+    spec = tenant.spec
+    yield from _duplicates(("spec", "languages"), spec.languages, "language")
+    subscribe, wanted = ("spec", "federation", "subscribe"), spec.federation.subscribe
+    yield from _duplicates((*subscribe, "languages"), wanted.languages, "language")
+    yield from _duplicates((*subscribe, "competencyAreas"), wanted.competency_areas, "area")
+    departments = ("spec", "identity", "departments")
+    yield from _duplicates(
+        departments, [d.code for d in spec.identity.departments], "department code", "code"
+    )
+    providers = ("spec", "identity", "providers")
+    yield from _duplicates(providers, [p.alias for p in spec.identity.providers], "alias", "alias")
+    for index, provider in enumerate(spec.identity.providers):
+        for key in provider.config:
+            if re.search("secret|password|credential|token", key, re.IGNORECASE):
+                yield (
+                    (*providers, index, "config", key),
+                    "looks like a secret; secrets are kept outside the spec, never in it",
+                )
+
+    broker = ("spec", "identity", "brokerToHub")
+    publish = ("spec", "federation", "publish")
+    if tenant.is_hub:
+        if spec.federation.hub is not None:
+            yield (
+                ("spec", "federation", "hub"),
+                "a hub does not federate with another hub; remove federation.hub",
+            )
+        if spec.identity.broker_to_hub:
+            yield broker, "the hub's own realm is the one tenants broker to; set it to false"
+        if spec.federation.publish:
+            yield publish, "the hub's catalogue goes to every tenant; publish is for tenants"
+    elif spec.federation.hub is None:
+        if spec.identity.broker_to_hub:
+            yield broker, "brokering needs a hub; set spec.federation.hub"
+        if spec.federation.publish:
+            yield publish, "publishing needs a hub; set spec.federation.hub"
+
+
+def _duplicates(
+    loc: Loc, values: Sequence[str], what: str, key: str | None = None
+) -> Iterator[tuple[Loc, str]]:
+    first: dict[str, Loc] = {}
+    for index, value in enumerate(values):
+        where = (*loc, index, key) if key else (*loc, index)
+        if value in first:
+            yield where, f"{what} {value!r} is listed twice (first at {_dotted(first[value])})"
+        else:
+            first[value] = where
+
+
+def json_schema() -> dict[str, Any]:
+    """The spec's JSON Schema (keys as written in YAML), for editors and other tools."""
+    schema = TenantSpec.model_json_schema(by_alias=True)
+    _drop_property_titles(schema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **{k: v for k, v in schema.items() if k != "$id"},
+        "description": "One tenant of a Karmayogi federation: a hub, a state or a country.",
+    }
+
+
+def _drop_property_titles(schema: Any) -> None:
+    # Pydantic titles every property after its Python name ("Display Name"); editors show
+    # the YAML key and the description instead, so the titles only add noise.
+    if isinstance(schema, dict):
+        for value in schema.get("properties", {}).values():
+            if isinstance(value, dict):
+                value.pop("title", None)
+        for value in schema.values():
+            _drop_property_titles(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _drop_property_titles(value)
