@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # PostgreSQL serves the test suite, Pango (with HarfBuzz) and the Noto fonts let WeasyPrint
 # shape certificates in every Indian script; each is installed only when missing.
 system-deps:
-	@scripts/ensure-system-packages.sh gettext postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core
+	@scripts/ensure-system-packages.sh gettext postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core nginx libnss3-tools
 
 translations: system-deps
 	@scripts/compile-translations.sh
