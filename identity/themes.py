@@ -16,11 +16,14 @@ own bundle and from nothing else the theme provides.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -35,6 +38,13 @@ LOGO_SUFFIXES = (".svg", ".png")
 LOGO_DIR = "login/resources/img"
 MESSAGES_DIR = "login/messages"
 LANGUAGE_NAMES_FILE = "language-names.properties"
+
+# Inside a theme JAR: each theme under theme/<name>/, and the list Keycloak reads at build.
+JAR_THEMES_DIR = "theme"
+JAR_THEME_LIST = "META-INF/keycloak-themes.json"
+# Every JAR entry carries this time (the earliest a zip can hold): the same themes give the
+# same bytes, so a changed logo, and nothing else, changes the JAR's checksum.
+_JAR_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
 _TEMPLATE_SUFFIX = ".j2"
 _CODE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -169,6 +179,42 @@ def theme_drift(theme: LoginTheme, themes_dir: Path) -> list[str]:
         if rel not in present or target.is_symlink() or target.read_bytes() != content:
             drift.add(rel)
     return sorted(drift)
+
+
+def theme_jar(themes: Sequence[LoginTheme]) -> bytes:
+    """One JAR holding every theme, for a production Keycloak's ``providers/`` folder.
+
+    Each theme sits under ``theme/<name>/`` and ``META-INF/keycloak-themes.json`` lists them;
+    ``kc.sh build`` registers them. The bytes depend only on the themes: entries are sorted,
+    timestamps and permissions fixed.
+    """
+    names = [theme.name for theme in themes]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise IdentityError(f"theme JAR: {', '.join(repeated)} given more than once")
+    listing = {"themes": [{"name": name, "types": ["login"]} for name in sorted(names)]}
+    files = {JAR_THEME_LIST: (json.dumps(listing, indent=2) + "\n").encode("utf-8")}
+    for theme in themes:
+        for rel, content in render_theme(theme).items():
+            files[f"{JAR_THEMES_DIR}/{theme.name}/{rel}"] = content
+    folders = {
+        "/".join(path.split("/")[:depth]) + "/"
+        for path in files
+        for depth in range(1, path.count("/") + 1)
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as jar:
+        for path in sorted(folders | set(files)):
+            info = zipfile.ZipInfo(path, date_time=_JAR_TIMESTAMP)
+            info.create_system = 3  # unix, so the permissions below are read as such
+            if path.endswith("/"):
+                info.external_attr = (0o40755 << 16) | 0x10
+                jar.writestr(info, b"")
+            else:
+                info.external_attr = 0o100644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                jar.writestr(info, files[path], compresslevel=9)
+    return buffer.getvalue()
 
 
 def remove_theme(name: str, themes_dir: Path) -> bool:

@@ -13,6 +13,9 @@ from infra.home import KitHome
 from infra.targets.local.keycloak import LocalKeycloak
 from tests.postgres import PostgresServer, running_postgres
 
+# The CA, names and Chromium trust of the production and cross-deployment tests (tests/rig).
+pytest_plugins = ["tests.rig.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def kit_home(tmp_path_factory: pytest.TempPathFactory) -> KitHome:

@@ -8,7 +8,7 @@ naming the file, the line and the field (as written in YAML) and saying what was
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -381,6 +381,7 @@ def _cross_file_problems(group: _Group) -> Iterator[Problem]:
                 message = f"a second hub; {hub.spec.source} is already the hub here"
                 yield problem(member, ("metadata", "type"), message)
 
+    yield from _deployment_problems(group, problem)
     hub_loc: Loc = ("spec", "federation", "hub")
     siblings: dict[tuple[Path, str], _Loaded | None] = {}
     for member in group.members:
@@ -423,6 +424,39 @@ def _cross_file_problems(group: _Group) -> Iterator[Problem]:
                 f"write {{code: {given}, url: https://…}}"
             )
             yield problem(member, hub_loc, message)
+
+
+def _deployment_problems(
+    group: _Group, problem: Callable[[_Loaded, Loc, str], Problem]
+) -> Iterator[Problem]:
+    """One Keycloak per deployment has one hostname; no portal may sit on that hostname."""
+    portals = {m.spec.spec.domain: m for m in group.members}
+    first: dict[str, _Loaded] = {}
+    for member in group.members:
+        spec = member.spec
+        login: Loc = ("spec", "identity", "loginDomain")
+        holder = portals.get(spec.login_domain)
+        if holder is not None and holder is not member:
+            message = f"{spec.login_domain!r} is the portal domain of {holder.spec.source}"
+            yield problem(member, login, message)
+        if spec.spec.deployment.target == "local":
+            continue  # one loopback Keycloak serves every local realm, whatever the names
+        other = first.setdefault(spec.deployment_name, member)
+        if other is member:
+            continue
+        shared = f"shares deployment {spec.deployment_name!r} with {other.spec.source}"
+        if spec.spec.deployment.target != other.spec.spec.deployment.target:
+            message = (
+                f"{shared}, which deploys to {other.spec.spec.deployment.target!r}; "
+                "one deployment has one target"
+            )
+            yield problem(member, ("spec", "deployment", "target"), message)
+        elif spec.login_domain != other.spec.login_domain:
+            message = (
+                f"{spec.login_domain!r} differs from {other.spec.login_domain!r}: this tenant "
+                f"{shared}, whose Keycloak has one hostname; give both the same loginDomain"
+            )
+            yield problem(member, login, message)
 
 
 def _sibling_hub(folder: Path, code: str) -> _Loaded | None:

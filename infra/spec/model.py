@@ -247,6 +247,15 @@ class Identity(_Model):
         alias="adminOtp",
         description="OTP for tenant_admin, also after a brokered sign-in.",
     )
+    login_domain: Hostname | None = Field(
+        default=None,
+        alias="loginDomain",
+        description=(
+            "Hostname of the Keycloak serving this tenant's realm (default auth.<domain>). "
+            "Tenants sharing a deployment share its Keycloak, so they name the same one. "
+            "The local target ignores it: every realm is on the loopback Keycloak."
+        ),
+    )
     providers: list[Provider] = Field(default_factory=list)
     departments: list[Department] = Field(default_factory=list)
 
@@ -305,7 +314,16 @@ class Deployment(_Model):
     """Where and how big the tenant runs."""
 
     target: Literal["local", "vm", "kubernetes", "aws"] = "local"
-    size: Literal["small", "medium", "large"] = "small"
+    size: Literal["small", "medium", "large"] = Field(
+        default="small", description="Resources, from one table every target reads."
+    )
+    name: Name | None = Field(
+        default=None,
+        description=(
+            "The deployment this tenant runs in (default: its own code). Tenants with the "
+            "same target and name share one Keycloak, e.g. the hub hosting small UTs."
+        ),
+    )
 
 
 class Spec(_Model):
@@ -390,6 +408,16 @@ class TenantSpec(_Model):
         return (self.source.parent / self.spec.branding.logo).resolve()
 
     @property
+    def login_domain(self) -> str:
+        """The hostname of the Keycloak serving this tenant's realm outside the local target."""
+        return self.spec.identity.login_domain or f"auth.{self.spec.domain}"
+
+    @property
+    def deployment_name(self) -> str:
+        """The deployment this tenant runs in; tenants of one deployment share a Keycloak."""
+        return self.spec.deployment.name or self.code
+
+    @property
     def hub_code(self) -> str | None:
         """The code of the hub this tenant federates with; None for the hub itself."""
         hub = self.spec.federation.hub
@@ -422,6 +450,12 @@ def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
                     "looks like a secret; secrets are kept outside the spec, never in it",
                 )
 
+    if tenant.login_domain == spec.domain:
+        yield (
+            ("spec", "identity", "loginDomain"),
+            "the portal is already at this hostname; Keycloak needs a name of its own "
+            "(cookies are per host)",
+        )
     broker = ("spec", "identity", "brokerToHub")
     publish = ("spec", "federation", "publish")
     if tenant.is_hub:

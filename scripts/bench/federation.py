@@ -148,6 +148,8 @@ def instance(
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DATABASE_URL": database_url,
             "KARMAYOGI_OIDC_CLIENT_SECRET": "bench-unused",  # nobody signs in
+            "KARMAYOGI_OIDC_ISSUER": f"http://{HOST}:9/realms/{code}",  # nor is it reached
+            "KARMAYOGI_MEDIA_ROOT": str(data_dir / "media"),
             "DJANGO_ALLOWED_HOSTS": HOST,
             "KARMAYOGI_SSL_REDIRECT": "false",
             "KARMAYOGI_TENANT": code,

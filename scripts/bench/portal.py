@@ -115,6 +115,8 @@ def portal_env(data_dir: Path, database_url: str, port: int) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DATABASE_URL": database_url,
         "KARMAYOGI_OIDC_CLIENT_SECRET": "bench-unused",  # nobody signs in through Keycloak
+        "KARMAYOGI_OIDC_ISSUER": f"http://{HOST}:9/realms/bihar",  # nor is the realm reached
+        "KARMAYOGI_MEDIA_ROOT": str(data_dir / "media"),
         "DJANGO_ALLOWED_HOSTS": HOST,
         "KARMAYOGI_SSL_REDIRECT": "false",
         "KARMAYOGI_PORTAL_URL": f"http://{HOST}:{port}",

@@ -38,8 +38,8 @@ class AuthenticateView(OIDCAuthenticationRequestView):
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
         params = {"ui_locales": get_language() or settings.LANGUAGE_CODE}
-        if request.GET.get("idp") == "hub" and settings.OIDC_HUB_IDP:
-            params["kc_idp_hint"] = settings.OIDC_HUB_IDP
+        if request.GET.get("idp") == "hub" and settings.PORTAL.oidc.hub_idp:
+            params["kc_idp_hint"] = settings.PORTAL.oidc.hub_idp
         return params
 
 
@@ -66,7 +66,7 @@ def keycloak_logout_url(request: HttpRequest) -> str:
     """Keycloak's end-session URL, so signing out of the portal ends the realm session too."""
     params = {
         "client_id": settings.OIDC_RP_CLIENT_ID,
-        "post_logout_redirect_uri": f"{settings.PORTAL_URL}/",
+        "post_logout_redirect_uri": f"{settings.PORTAL.portal_url}/",
     }
     id_token = request.session.get("oidc_id_token")
     if id_token:
@@ -85,7 +85,7 @@ def backchannel_logout(request: HttpRequest) -> HttpResponse:
     try:
         ended = validate_logout_token(
             token,
-            issuer=settings.OIDC_ISSUER,
+            issuer=settings.PORTAL.oidc.issuer,
             client_id=settings.OIDC_RP_CLIENT_ID,
             jwks_url=settings.OIDC_OP_JWKS_ENDPOINT,
         )

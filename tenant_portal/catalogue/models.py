@@ -271,7 +271,7 @@ class CatalogueEntry(models.Model):
 
     @property
     def is_local(self) -> bool:
-        return bool(self.origin == settings.TENANT_CODE)
+        return bool(self.origin == settings.PORTAL.tenant)
 
 
 class EntryLanguage(models.Model):

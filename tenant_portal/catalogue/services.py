@@ -38,7 +38,7 @@ entry_changed = Signal()
 
 
 def course_iri(course: uuid.UUID) -> str:
-    return f"https://{settings.TENANT_DOMAIN}/courses/{course}"
+    return f"https://{settings.PORTAL.domain}/courses/{course}"
 
 
 def plain_text(html: str) -> str:
@@ -103,12 +103,12 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
     languages = [p.locale.language_code for p in live]
     name = {p.locale.language_code: p.title for p in live}
     description = {p.locale.language_code: p.summary for p in live}
-    provider = lead.provider or settings.SITE_NAME
+    provider = lead.provider or settings.PORTAL.site_name
     competencies = competency_snapshot(tags)
     fields: dict[str, Any] = {
         "iri": course_iri(translation_key),
-        "origin": settings.TENANT_CODE,
-        "origin_name": settings.SITE_NAME,
+        "origin": settings.PORTAL.tenant,
+        "origin_name": settings.PORTAL.site_name,
         "provider": provider,
         "name": name,
         "description": description,

@@ -19,7 +19,7 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "portal_languages": settings.LANGUAGES,
         "current_language": get_language(),
         "language_bidi": get_language_bidi(),
-        "hub_sign_in": settings.OIDC_HUB_NAME if settings.OIDC_HUB_IDP else "",
+        "hub_sign_in": settings.PORTAL.oidc.hub_name if settings.PORTAL.oidc.hub_idp else "",
         "shows_reports": bool(
             hasattr(request, "session") and request.session.get(REPORTS_SESSION_KEY)
         ),

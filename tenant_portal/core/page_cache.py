@@ -69,7 +69,7 @@ class AnonymousPageCacheMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.timeout = getattr(settings, "KARMAYOGI_PAGE_CACHE_SECONDS", 300)
+        self.timeout = settings.PORTAL.page_cache_seconds
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not self.timeout or not _anonymous(request):

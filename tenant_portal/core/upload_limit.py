@@ -21,7 +21,7 @@ class UploadLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = int(settings.KARMAYOGI_MAX_UPLOAD_MB) * 1024 * 1024
+        limit = settings.PORTAL.max_upload_mb * 1024 * 1024
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -30,7 +30,7 @@ class UploadLimitMiddleware:
             message = _(
                 "The upload is %(size)d MB, more than this portal's limit of %(limit)d MB. "
                 "Nothing was saved."
-            ) % {"size": -(-length // (1024 * 1024)), "limit": settings.KARMAYOGI_MAX_UPLOAD_MB}
+            ) % {"size": -(-length // (1024 * 1024)), "limit": settings.PORTAL.max_upload_mb}
             response = TemplateResponse(request, "413.html", {"message": message}, status=413)
             response["Connection"] = "close"
             return response.render()

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up and answering."""
-    return JsonResponse({"status": "ok", "tenant": settings.TENANT_CODE})
+    return JsonResponse({"status": "ok", "tenant": settings.PORTAL.tenant})
 
 
 @never_cache
@@ -27,7 +27,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
         response = httpx.get(
-            f"{settings.OIDC_ISSUER}/.well-known/openid-configuration", timeout=2.0
+            f"{settings.PORTAL.oidc.issuer}/.well-known/openid-configuration", timeout=2.0
         )
         checks["keycloak"] = (
             "ok" if response.status_code == 200 else f"error: HTTP {response.status_code}"

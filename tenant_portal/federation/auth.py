@@ -28,7 +28,7 @@ class Unauthorized(Exception):
 
 
 def hub_issuer() -> str:
-    issuer = str(settings.FEDERATION.get("hubIssuer", ""))
+    issuer = settings.PORTAL.federation.hub_issuer
     if not issuer:
         raise Unauthorized("this instance has no hub realm configured")
     return issuer

@@ -65,9 +65,9 @@ def minutes(iso: str) -> int:
 def record_of(entry: CatalogueEntry) -> dict[str, Any]:
     """The record of a course this instance originates."""
     withdrawn = entry.retired or entry.internal
-    url = entry.url if entry.url.startswith("http") else f"{settings.PORTAL_URL}{entry.url}"
+    url = entry.url if entry.url.startswith("http") else f"{settings.PORTAL.portal_url}{entry.url}"
     # A course from elsewhere (shown on its record page here) is provided by its origin.
-    provider_url = settings.PORTAL_URL if entry.is_local else origin_url(url)
+    provider_url = settings.PORTAL.portal_url if entry.is_local else origin_url(url)
     return {
         "@context": CONTEXT,
         "@type": "Course",

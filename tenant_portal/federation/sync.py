@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +32,7 @@ from tenant_portal.federation.changes import append
 from tenant_portal.federation.models import Change, PeerState, Quarantined
 from tenant_portal.federation.records import RecordError, course_uuid, entry_fields, validate
 from tenant_portal.federation.signing import SignatureError, verify
+from tenant_portal.settings.contract import Federation
 
 PAGE_LIMIT = 200
 MAX_PAGES = 100_000
@@ -66,12 +66,12 @@ class SyncResult:
     last: int = 0
 
 
-def federation() -> dict[str, Any]:
-    return dict(settings.FEDERATION)
+def federation() -> Federation:
+    return settings.PORTAL.federation
 
 
 def peers() -> list[Peer]:
-    return [Peer(p["code"], p["url"].rstrip("/")) for p in federation().get("peers", [])]
+    return [Peer(p.code, p.url) for p in federation().peers]
 
 
 def peer(code: str) -> Peer:
@@ -85,15 +85,17 @@ def peer(code: str) -> Peer:
 def access_token() -> str:
     """A client-credentials token of the hub realm for this instance's federation client."""
     config = federation()
-    key = f"federation:token:{config.get('clientId')}"
+    key = f"federation:token:{config.client_id}"
     token = cache.get(key)
     if token:
         return str(token)
+    if not (config.hub_issuer and config.client_id):
+        raise SyncError("no token: KARMAYOGI_FEDERATION names no hubIssuer or clientId")
     try:
         response = httpx.post(
-            f"{config['hubIssuer']}/protocol/openid-connect/token",
+            f"{config.hub_issuer}/protocol/openid-connect/token",
             data={"grant_type": "client_credentials"},
-            auth=(config["clientId"], config["clientSecret"]),
+            auth=(config.client_id, config.client_secret),
             timeout=TIMEOUT,
         )
         response.raise_for_status()
@@ -125,7 +127,7 @@ def exclusive(code: str) -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         return
-    path = Path(settings.DATA_DIR) / f"federation-sync-{code}.lock"
+    path = settings.PORTAL.data_dir / f"federation-sync-{code}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         try:
@@ -234,17 +236,17 @@ def check(
     """The verified record of one change; None when it needs no action; :class:`Refused`
     with the reason when it must be quarantined."""
     config = federation()
-    me = config.get("code", settings.TENANT_CODE)
+    me = settings.PORTAL.federation_code
     origin = change["origin"]
     if len(change["record"].encode()) > MAX_RECORD_BYTES:
         raise Refused(f"the record is over {MAX_RECORD_BYTES // 1024} KB")
     if origin == me:
         return None  # our own course, coming back from the hub: ours is the original
-    if not config.get("isHub") and source.code != config.get("hub"):
+    if not config.is_hub and source.code != config.hub:
         raise Refused("this instance pulls only the hub")
-    if config.get("isHub") and origin != source.code:
+    if config.is_hub and origin != source.code:
         raise Refused(f"{source.code} may publish only its own courses, not {origin}'s")
-    keys_url = config.get("keys", {}).get(origin)
+    keys_url = config.keys.get(origin)
     if not keys_url:
         raise Refused(f"unknown origin {origin[:64]!r}")
     try:
@@ -281,11 +283,11 @@ def _held_versions(changes: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _subscribed(record: dict[str, Any], known: dict[str, Any]) -> bool:
-    subscribe = federation().get("subscribe")
-    if not subscribe:
+    subscribe = federation().subscribe
+    if subscribe is None:
         return True
-    languages = set(subscribe.get("languages") or [])
-    areas = set(subscribe.get("competencyAreas") or [])
+    languages = set(subscribe.languages)
+    areas = set(subscribe.competency_areas)
     if languages and not languages & set(record["inLanguage"]):
         return False
     course_areas = {known[t["@id"]]["area"] for t in record["teaches"] if t["@id"] in known}
@@ -336,7 +338,7 @@ def apply_page(
 
 
 def _apply_records(source: Peer, accepted: list[Accepted], known: dict[str, Any]) -> int:
-    me = federation().get("code", settings.TENANT_CODE)
+    me = settings.PORTAL.federation_code
     ids = [uuid.UUID(a.change["id"]) for a in accepted]
     held = {e.uuid: e for e in CatalogueEntry.objects.filter(uuid__in=ids)}
     fresh: list[CatalogueEntry] = []
@@ -354,7 +356,7 @@ def _apply_records(source: Peer, accepted: list[Accepted], known: dict[str, Any]
             for name, value in fields.items():
                 setattr(entry, name, value)
             updated.append(entry)
-        if federation().get("isHub"):
+        if federation().is_hub:
             append(
                 course=course,
                 origin=item.change["origin"],

@@ -66,7 +66,7 @@ def certificate_pdf(certificate: Certificate, *, verify_url: str) -> bytes:
 
 def certificate_context(certificate: Certificate, *, verify_url: str) -> dict[str, Any]:
     """What the template shows, with every language map resolved to the active language."""
-    branding = settings.BRANDING
+    branding = settings.PORTAL.branding
     return {
         "certificate": certificate,
         "course_title": certificate.course_title,
@@ -82,7 +82,7 @@ def certificate_context(certificate: Certificate, *, verify_url: str) -> dict[st
         ),
         "verify_url": verify_url,
         "qr": mark_safe(qr_svg(verify_url)),  # segno's own markup; the URL is only encoded
-        "logo": _logo_svg(branding.get("logo") or ""),
+        "logo": _logo_svg(branding.logo),
         "brand": branding,
     }
 

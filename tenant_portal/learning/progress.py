@@ -210,6 +210,6 @@ def complete_if_finished(enrolment: Enrolment, page: CoursePage) -> Certificate 
             }
             for c in locked.entry.competencies
         ],
-        issuer=settings.SITE_NAME,
+        issuer=settings.PORTAL.site_name,
         issued=now,
     )

@@ -164,7 +164,8 @@ def verify_certificate(request: HttpRequest, certificate: str) -> HttpResponse:
 def verify_url(certificate: Certificate) -> str:
     """The address printed on the certificate: the portal's configured URL, never the Host
     header of whoever asked for the PDF."""
-    return f"{settings.PORTAL_URL}{reverse('verify_certificate', args=[str(certificate.id)])}"
+    path = reverse("verify_certificate", args=[str(certificate.id)])
+    return f"{settings.PORTAL.portal_url}{path}"
 
 
 @login_required
@@ -244,7 +245,7 @@ def department_report(request: HttpRequest, department: str | None = None) -> Ht
         "learning/report.html",
         {
             "department": own,
-            "department_name": settings.KARMAYOGI_DEPARTMENTS.get(own, own),
+            "department_name": settings.PORTAL.departments.get(own, own),
             "results": page,
             "enrolled": rows.count(),
             "completed": rows.filter(completed__isnull=False).count(),

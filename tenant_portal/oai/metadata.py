@@ -69,7 +69,7 @@ def titles(entry: CatalogueEntry) -> list[tuple[str, str]]:
 
 
 def absolute_url(entry: CatalogueEntry) -> str:
-    return entry.url if entry.url.startswith("http") else f"{settings.PORTAL_URL}{entry.url}"
+    return entry.url if entry.url.startswith("http") else f"{settings.PORTAL.portal_url}{entry.url}"
 
 
 def utc(moment: datetime) -> datetime:

@@ -83,7 +83,7 @@ def course_of(identifier: str) -> uuid.UUID | None:
 
 
 def base_url() -> str:
-    return f"{settings.PORTAL_URL}/oai"
+    return f"{settings.PORTAL.portal_url}/oai"
 
 
 def respond(arguments: dict[str, list[str]]) -> etree._Element:
@@ -182,10 +182,10 @@ def selection_of(arguments: dict[str, str]) -> Selection:
 
 def identify(root: etree._Element, arguments: dict[str, str]) -> None:
     body = e("Identify", root)
-    e("repositoryName", body, settings.SITE_NAME)
+    e("repositoryName", body, settings.PORTAL.site_name)
     e("baseURL", body, base_url())
     e("protocolVersion", body, "2.0")
-    e("adminEmail", body, settings.KARMAYOGI_ADMIN_EMAIL)
+    e("adminEmail", body, settings.PORTAL.admin_email)
     first = selectors.earliest()
     e("earliestDatestamp", body, stamp(first or timezone.now()))
     e("deletedRecord", body, "persistent")
@@ -284,7 +284,7 @@ def list_items(root: etree._Element, arguments: dict[str, str], verb: str) -> No
         )
         prefix = token.prefix
         selection = selection_of(arguments)
-    size = max(1, int(settings.KARMAYOGI_OAI_PAGE_SIZE))
+    size = settings.PORTAL.oai_page_size
     items, more = selectors.page(selection, token.after, size)
     if not items:
         raise OaiError("noRecordsMatch", "No item matches the request.")

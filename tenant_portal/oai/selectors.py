@@ -72,7 +72,7 @@ class Selection:
 
 def items() -> QuerySet[CatalogueEntry]:
     offered = Exists(Change.objects.filter(uuid=OuterRef("uuid")))
-    return CatalogueEntry.objects.filter(PUBLIC | ~Q(origin=settings.TENANT_CODE) | Q(offered))
+    return CatalogueEntry.objects.filter(PUBLIC | ~Q(origin=settings.PORTAL.tenant) | Q(offered))
 
 
 def selected(selection: Selection) -> QuerySet[CatalogueEntry]:

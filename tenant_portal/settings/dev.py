@@ -7,25 +7,25 @@ restarts; production refuses to start without its secrets instead.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 from tenant_portal.settings.base import *  # noqa: F403
-from tenant_portal.settings.base import DATA_DIR, PORTAL_URL, env
+from tenant_portal.settings.base import PORTAL
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = PORTAL.debug
 
 
-def _secret_key() -> str:
-    if env.str("DJANGO_SECRET_KEY", default=""):
-        return str(env.str("DJANGO_SECRET_KEY"))
-    path = DATA_DIR / "secret-key"
+def _secret_key(data_dir: Path) -> str:
+    if PORTAL.secret_key:
+        return PORTAL.secret_key
+    path = data_dir / "secret-key"
     if not path.exists():
-        DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.write_text(secrets.token_urlsafe(50), encoding="utf-8")
         path.chmod(0o600)
     return path.read_text(encoding="utf-8").strip()
 
 
-SECRET_KEY = _secret_key()
-_host = PORTAL_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[_host, "localhost", "127.0.0.1"])
-CSRF_TRUSTED_ORIGINS = [PORTAL_URL]
+SECRET_KEY = _secret_key(PORTAL.data_dir)
+ALLOWED_HOSTS = list(PORTAL.allowed_hosts)
+CSRF_TRUSTED_ORIGINS = [PORTAL.portal_url]

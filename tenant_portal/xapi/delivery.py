@@ -66,14 +66,14 @@ class DeliveryResult:
 def hub_url() -> str:
     """The hub portal's base URL: ``hubUrl`` in the federation settings; the hub itself uses
     its own URL, and an older rendering may still name the hub among the peers."""
-    config = settings.FEDERATION
-    if config.get("hubUrl"):
-        return str(config["hubUrl"]).rstrip("/")
-    if config.get("isHub"):
-        return str(settings.PORTAL_URL).rstrip("/")
-    for peer in config.get("peers", []):
-        if peer.get("code") == config.get("hub") and peer.get("url"):
-            return str(peer["url"]).rstrip("/")
+    config = settings.PORTAL.federation
+    if config.hub_url:
+        return config.hub_url
+    if config.is_hub:
+        return settings.PORTAL.portal_url
+    for peer in config.peers:
+        if peer.code == config.hub:
+            return peer.url
     raise NoHub("no hub to deliver to: the federation settings name no hubUrl")
 
 
@@ -133,7 +133,7 @@ def deliver(*, now: bool = False, client: httpx.Client | None = None) -> Deliver
 
 def _deliver_due(http: httpx.Client, url: str, now: bool) -> DeliveryResult:
     result = DeliveryResult()
-    secret = str(settings.FEDERATION.get("clientSecret", ""))
+    secret = settings.PORTAL.federation.client_secret
     seen: set[int] = set()
     reachable = now
     while batch := _candidates(reachable, seen):
@@ -182,7 +182,7 @@ def _deliver_one(
             return row.state, error
         if response.status_code == 401:
             # The cached token may have been revoked or expired early: ask for a new one.
-            cache.delete(f"federation:token:{settings.FEDERATION.get('clientId')}")
+            cache.delete(f"federation:token:{settings.PORTAL.federation.client_id}")
     row.last_error = error
     row.next_attempt_at = timezone.now() + backoff(row.attempts)
     row.save(update_fields=["attempts", "last_error", "next_attempt_at"])

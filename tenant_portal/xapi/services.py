@@ -22,7 +22,7 @@ def outbox_completion(*, certificate: Certificate) -> OutboxStatement | None:
     records at home, say): they are not in the federation."""
     enrolment = certificate.enrolment
     entry = enrolment.entry
-    if entry.internal or (entry.is_local and not settings.FEDERATION.get("publish", True)):
+    if entry.internal or (entry.is_local and not settings.PORTAL.federation.publish):
         return None
     statement = statements.completion(
         certificate=certificate.id,
@@ -93,7 +93,7 @@ def authority(caller: str) -> dict[str, Any]:
     return {
         "objectType": "Agent",
         "account": {
-            "homePage": str(settings.FEDERATION.get("hubIssuer", "")),
+            "homePage": settings.PORTAL.federation.hub_issuer,
             "name": f"federation-{caller}",
         },
     }

@@ -29,7 +29,7 @@ PSEUDONYM_HEX = 32
 
 
 def tenant_code() -> str:
-    return str(settings.FEDERATION.get("code") or settings.TENANT_CODE)
+    return settings.PORTAL.federation_code
 
 
 def pseudonym(user_pk: int | str) -> str:
@@ -38,7 +38,7 @@ def pseudonym(user_pk: int | str) -> str:
     The key is ``KARMAYOGI_XAPI_PSEUDONYM_KEY`` when set, else ``SECRET_KEY``: rotating the
     key gives every learner a new pseudonym, and the hub would count them twice.
     """
-    secret = getattr(settings, "KARMAYOGI_XAPI_PSEUDONYM_KEY", "") or settings.SECRET_KEY
+    secret = settings.PORTAL.xapi_pseudonym_key or settings.SECRET_KEY
     digest = salted_hmac(PSEUDONYM_SALT, str(user_pk), secret=secret, algorithm="sha256")
     return digest.hexdigest()[:PSEUDONYM_HEX]
 
@@ -60,7 +60,7 @@ def area_iris(competencies: list[dict[str, Any]]) -> list[str]:
 def actor(user_pk: int | str) -> dict[str, Any]:
     return {
         "objectType": "Agent",
-        "account": {"homePage": settings.PORTAL_URL, "name": pseudonym(user_pk)},
+        "account": {"homePage": settings.PORTAL.portal_url, "name": pseudonym(user_pk)},
     }
 
 

@@ -34,7 +34,7 @@ DASHBOARD_SECONDS = 60
 
 
 def _is_hub() -> bool:
-    return bool(settings.FEDERATION.get("isHub"))
+    return settings.PORTAL.federation.is_hub
 
 
 def _xapi(response: HttpResponse) -> HttpResponse:
@@ -142,7 +142,7 @@ def _post(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def _get(request: HttpRequest, code: str) -> HttpResponse:
-    hub = str(settings.FEDERATION.get("code") or settings.TENANT_CODE)
+    hub = settings.PORTAL.federation_code
     statement_id = _statement_id(request.GET.get("statementId"), "statementId")
     voided_id = _statement_id(request.GET.get("voidedStatementId"), "voidedStatementId")
     if statement_id and voided_id:

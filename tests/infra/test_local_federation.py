@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from identity.themes import theme_name
 from infra.cli import app
 from infra.home import KitHome, read_json
-from infra.render.legacy import portal_env_path
 from infra.targets.local.federation import stop_syncer, syncer_pid
 from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.portals import stop_portal
+from infra.targets.local.render import portal_env_path
 from infra.targets.local.runtime import admin_api
 from tests.identity.browser import Client, browser_session, form_action, login_page, visible_text
 from tests.infra.examples import example_folder

@@ -180,8 +180,8 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(demo / "bihar.yaml", "brokerToHub: true", "broker_to_hub: true")
     unknown = (
-        "unknown field 'broker_to_hub'; expected one of brokerToHub, adminOtp, providers, "
-        "departments (did you mean 'brokerToHub'?)"
+        "unknown field 'broker_to_hub'; expected one of brokerToHub, adminOtp, loginDomain, "
+        "providers, departments (did you mean 'brokerToHub'?)"
     )
     return [demo], [f"{f}:{line(f, 'broker_to_hub')}: spec.identity.broker_to_hub: {unknown}"]
 
@@ -700,9 +700,11 @@ def test_json_schema_describes_the_yaml_keys() -> None:
     assert set(defs["Identity"]["properties"]) == {
         "brokerToHub",
         "adminOtp",
+        "loginDomain",
         "providers",
         "departments",
     }
+    assert set(defs["Deployment"]["properties"]) == {"target", "size", "name"}
     assert defs["Metadata"]["properties"]["type"]["enum"] == ["hub", "state", "country"]
     for python_name in ("api_version", "display_name", "broker_to_hub", "competency_areas"):
         assert python_name not in text

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, is_dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,8 +16,25 @@ from identity.desired import Department, Federation, PortalClient, TenantRealm
 from identity.reconciler import Reconciler
 from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.runtime import admin_api
+from tenant_portal.settings.contract import parse_federation
 
 PASSWORD = "correct-horse-battery-42"
+
+
+def set_portal(settings: Any, **changes: Any) -> None:
+    """Swap parts of the frozen ``settings.PORTAL`` for one test (pytest-django puts it back).
+
+    A nested part may be given as a dict of its changes (``oidc={"issuer": ...}``), and the
+    federation as a ``KARMAYOGI_FEDERATION`` object, which the contract validates.
+    """
+    portal = settings.PORTAL
+    for name, value in changes.items():
+        current = getattr(portal, name)
+        if name == "federation" and isinstance(value, Mapping):
+            changes[name] = parse_federation(value, tenant=changes.get("tenant", portal.tenant))
+        elif is_dataclass(current) and isinstance(value, dict):
+            changes[name] = replace(current, **value)
+    settings.PORTAL = replace(portal, **changes)
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +123,6 @@ def oidc_tenant(
     Reconciler(api, Federation(keycloak.url, (hub, tenant), hub)).apply()
     issuer = f"{keycloak.url}/realms/{tenant.code}"
     endpoints = f"{issuer}/protocol/openid-connect"
-    settings.OIDC_ISSUER = issuer
     settings.OIDC_RP_CLIENT_ID = "portal"
     settings.OIDC_RP_CLIENT_SECRET = tenant.portal.secret
     settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{endpoints}/auth"
@@ -114,9 +130,17 @@ def oidc_tenant(
     settings.OIDC_OP_USER_ENDPOINT = f"{endpoints}/userinfo"
     settings.OIDC_OP_JWKS_ENDPOINT = f"{endpoints}/certs"
     settings.OIDC_OP_END_SESSION_ENDPOINT = f"{endpoints}/logout"
-    settings.OIDC_HUB_IDP = hub.code
-    settings.OIDC_HUB_NAME = hub.display_name
-    settings.PORTAL_URL = portal_url
+    set_portal(
+        settings,
+        portal_url=portal_url,
+        oidc={
+            "issuer": issuer,
+            "client_id": "portal",
+            "client_secret": tenant.portal.secret,
+            "hub_idp": hub.code,
+            "hub_name": hub.display_name,
+        },
+    )
     call_command("sync_site", verbosity=0)
     yield OidcTenant(tenant, hub, api, portal_url, keycloak.url)
     for code in (tenant.code, hub.code):

@@ -27,6 +27,7 @@ from tenant_portal.learning.certificates import (
     qr_svg,
 )
 from tenant_portal.learning.models import Certificate
+from tests.tenant_portal.conftest import set_portal
 
 CERTIFICATE_ID = uuid.UUID("3f2a8c1e-5b7d-4e9a-8c6f-1d2e3f4a5b6c")
 VERIFY_URL = f"https://up.karmayogi.example/certificates/{CERTIFICATE_ID}/"
@@ -198,7 +199,7 @@ def test_links_in_the_logo_are_refused(
         '<image href="file:///etc/hostname" width="9" height="9"/></svg>',
         encoding="utf-8",
     )
-    settings.BRANDING = {**settings.BRANDING, "logo": str(logo)}
+    set_portal(settings, branding={"logo": str(logo)})
     refused = spy_on_refusals(monkeypatch)
     fetched = spy_on_fetching(monkeypatch)
     text = text_of(render(make_certificate(), "en"))

@@ -21,6 +21,7 @@ from tenant_portal.federation.changes import append
 from tenant_portal.federation.models import Change, SigningKey
 from tenant_portal.federation.records import validate
 from tenant_portal.federation.signing import published_keys, rotate_key
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import Realms, hub_realms, master_token
 from tests.tenant_portal.learning import add_course, prepare_site
 
@@ -40,14 +41,17 @@ def realms(keycloak: LocalKeycloak) -> Iterator[Realms]:
 
 @pytest.fixture
 def federated(settings: Any, realms: Realms) -> Realms:
-    settings.FEDERATION = {
-        "code": "dev",
-        "isHub": True,
-        "hub": realms.hub,
-        "hubIssuer": realms.issuer,
-        "peers": [],
-        "keys": {},
-    }
+    set_portal(
+        settings,
+        federation={
+            "code": "dev",
+            "isHub": True,
+            "hub": realms.hub,
+            "hubIssuer": realms.issuer,
+            "peers": [],
+            "keys": {},
+        },
+    )
     return realms
 
 

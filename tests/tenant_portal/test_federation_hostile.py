@@ -27,6 +27,7 @@ from tenant_portal.federation import sync as sync_module
 from tenant_portal.federation.models import PeerState, Quarantined
 from tenant_portal.federation.records import SCHEMA_ID
 from tenant_portal.federation.sync import SyncError, sync
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import Realms, hub_realms
 from tests.tenant_portal.learning import prepare_site
 
@@ -97,18 +98,21 @@ def realms(keycloak: LocalKeycloak) -> Iterator[Realms]:
 def peer(realms: Realms, settings: Any) -> Iterator[Peer]:
     prepare_site()
     hostile = Peer()
-    settings.TENANT_CODE = realms.realm("rajasthan")
-    settings.FEDERATION = {
-        "code": realms.realm("rajasthan"),
-        "isHub": False,
-        "hub": "hub",
-        "hubIssuer": realms.issuer,
-        "clientId": f"federation-{realms.realm('rajasthan')}",
-        "clientSecret": f"federation-{realms.realm('rajasthan')}",
-        "peers": [{"code": "hub", "url": hostile.url}],
-        "keys": {"hub": f"{hostile.url}/hub-keys", "bihar": f"{hostile.url}/bihar-keys"},
-        "subscribe": {"languages": [], "competencyAreas": []},
-    }
+    set_portal(
+        settings,
+        tenant=realms.realm("rajasthan"),
+        federation={
+            "code": realms.realm("rajasthan"),
+            "isHub": False,
+            "hub": "hub",
+            "hubIssuer": realms.issuer,
+            "clientId": f"federation-{realms.realm('rajasthan')}",
+            "clientSecret": f"federation-{realms.realm('rajasthan')}",
+            "peers": [{"code": "hub", "url": hostile.url}],
+            "keys": {"hub": f"{hostile.url}/hub-keys", "bihar": f"{hostile.url}/bihar-keys"},
+            "subscribe": {"languages": [], "competencyAreas": []},
+        },
+    )
     yield hostile
     hostile.server.shutdown()
 

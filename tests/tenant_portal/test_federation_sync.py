@@ -28,6 +28,7 @@ from tenant_portal.federation.models import PeerState, Quarantined
 from tenant_portal.federation.signing import verify
 from tenant_portal.federation.sync import SyncError, sync
 from tests.postgres import PostgresServer
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import Instance, Realms, hub_realms, new_instance
 from tests.tenant_portal.learning import prepare_site
 
@@ -108,8 +109,7 @@ def trio(
 @pytest.fixture
 def rajasthan(trio: Trio, settings: Any) -> Trio:
     prepare_site()
-    settings.TENANT_CODE = trio.rajasthan
-    settings.FEDERATION = trio.rajasthan_settings()
+    set_portal(settings, tenant=trio.rajasthan, federation=trio.rajasthan_settings())
     return trio
 
 

@@ -25,6 +25,7 @@ from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage, C
 from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
 from tenant_portal.learning.progress import lessons_of
 from tenant_portal.learning.seed import SeedError, read_seed, seed
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.learning import add_course, make_user, prepare_site
 
 pytestmark = pytest.mark.django_db
@@ -169,14 +170,14 @@ def test_a_federated_card_names_the_instance_it_comes_from_once(
         )
     reader = signed_in("reader")
     # The federation's settings name every instance: the origin follows its provider...
-    settings.FEDERATION = {**settings.FEDERATION, "names": {"bihar": "Bihar Karmayogi"}}
+    set_portal(settings, federation={"names": {"bihar": "Bihar Karmayogi"}})
     html = reader.get("/courses/").content.decode()
     assert "Bihar Institute of Public Administration (Bihar Karmayogi)" in html
     # ... unless the instance is the provider; and a local course names no origin.
     assert "Bihar Karmayogi (Bihar Karmayogi)" not in html
     assert "<dd>Bihar Karmayogi</dd>" in html
     # Without the names, the provider is not repeated in brackets.
-    settings.FEDERATION = {k: v for k, v in settings.FEDERATION.items() if k != "names"}
+    set_portal(settings, federation={})
     cache.clear()  # the listing is kept rendered until the catalogue changes
     html = reader.get("/courses/").content.decode()
     assert "(Bihar Institute of Public Administration)" not in html
@@ -320,7 +321,7 @@ def test_lessons_need_an_enrolment_and_a_real_lesson(course: CoursePage) -> None
 def test_a_department_admin_sees_and_exports_only_their_department(
     course: CoursePage, settings: Any
 ) -> None:
-    settings.KARMAYOGI_DEPARTMENTS = {"health": "Health Department"}
+    set_portal(settings, departments={"health": "Health Department"})
     finish(signed_in("health-learner", department="health"), course)
     finish(signed_in("finance-learner", department="finance"), course)
     admin = signed_in("health-admin", department="health", roles=("mdo_admin",))
@@ -372,7 +373,7 @@ def test_malformed_course_content_from_the_editor_is_a_form_error(data: dict[str
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(settings: Any) -> None:
-    settings.KARMAYOGI_MAX_UPLOAD_MB = 1
+    set_portal(settings, max_upload_mb=1)
     editor = Client()
     editor.force_login(get_user_model().objects.create_superuser("chief", "chief@example.org"))
     body = b"%PDF-1.4 " + b"0" * (2 * 1024 * 1024)

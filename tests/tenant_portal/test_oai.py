@@ -28,6 +28,7 @@ from tenant_portal.catalogue.models import (
 from tenant_portal.catalogue.services import term_snapshot
 from tenant_portal.competencies.models import SubTheme
 from tenant_portal.federation.models import Change
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.learning import add_course, prepare_site
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tenant_portal" / "oai" / "schemas"
@@ -146,8 +147,7 @@ def oai_id(entry: CatalogueEntry) -> str:
 
 @pytest.mark.django_db
 def test_identify_describes_the_repository(settings: Any) -> None:
-    settings.PORTAL_URL = "https://learn.bihar.example"
-    settings.KARMAYOGI_ADMIN_EMAIL = "oai@bihar.example"
+    set_portal(settings, portal_url="https://learn.bihar.example", admin_email="oai@bihar.example")
     body = oai(verb="Identify").find("o:Identify", NS)
     assert body is not None
     assert body.findtext("o:baseURL", namespaces=NS) == "https://learn.bihar.example/oai"
@@ -391,7 +391,7 @@ def test_every_error_is_answered_with_its_code(
 def test_a_tampered_or_foreign_token_is_refused(
     catalogue: CatalogueIndexPage, settings: Any
 ) -> None:
-    settings.KARMAYOGI_OAI_PAGE_SIZE = 1
+    set_portal(settings, oai_page_size=1)
     arrival(), arrival()
     first = oai(verb="ListRecords", metadataPrefix="oai_dc")
     token = str(first.findtext(".//o:resumptionToken", namespaces=NS))
@@ -408,7 +408,7 @@ def test_a_tampered_or_foreign_token_is_refused(
 def test_a_page_costs_the_same_queries_whatever_its_size(
     catalogue: CatalogueIndexPage, settings: Any
 ) -> None:
-    settings.KARMAYOGI_OAI_PAGE_SIZE = 100
+    set_portal(settings, oai_page_size=100)
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -440,7 +440,7 @@ def test_sickle_harvests_everything_once_while_records_are_added(
     live_server: Any, settings: Any
 ) -> None:
     prepare_site()
-    settings.KARMAYOGI_OAI_PAGE_SIZE = 3
+    set_portal(settings, oai_page_size=3)
     present = [arrival(origin=("bihar", "rajasthan")[n % 2]) for n in range(10)]
     withdrawn = present[4]
     withdrawn.retired = True
@@ -469,7 +469,7 @@ def test_sickle_harvests_everything_once_while_records_are_added(
 @pytest.mark.django_db(transaction=True)
 def test_sickle_selective_harvests(live_server: Any, settings: Any) -> None:
     prepare_site()
-    settings.KARMAYOGI_OAI_PAGE_SIZE = 2
+    set_portal(settings, oai_page_size=2)
     bihar = [arrival(origin="bihar", languages=("hi",), area="domain") for _ in range(3)]
     mauritius = arrival(origin="mauritius", languages=("fr",), area="behavioural")
     CatalogueEntry.objects.filter(pk=mauritius.pk).update(

@@ -15,21 +15,25 @@ from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.accounts.backends import KeycloakBackend
 from tenant_portal.accounts.roles import MANAGED_GROUPS, department_from_groups
 from tenant_portal.home.models import HomePage
+from tests.tenant_portal.conftest import set_portal
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def site(settings: Any) -> None:
-    settings.BRANDING = {
-        **settings.BRANDING,
-        "site_name": "Bihar Karmayogi",
-        "primary": "#8b1e3f",
-        "on_primary": "#ffffff",
-        "logo": str(Path(__file__).resolve().parents[2] / "tenants" / "branding" / "bihar.svg"),
-    }
     # As the rendered env sets them for Bihar.
-    settings.SITE_NAME = settings.WAGTAIL_SITE_NAME = "Bihar Karmayogi"
+    logo = Path(__file__).resolve().parents[2] / "tenants" / "branding" / "bihar.svg"
+    set_portal(
+        settings,
+        branding={
+            "site_name": "Bihar Karmayogi",
+            "primary": "#8b1e3f",
+            "on_primary": "#ffffff",
+            "logo": str(logo),
+        },
+    )
+    settings.WAGTAIL_SITE_NAME = "Bihar Karmayogi"
     call_command("sync_site", verbosity=0)
 
 
@@ -53,7 +57,7 @@ def test_healthz_answers() -> None:
 
 
 def test_readyz_names_an_unreachable_realm(settings: Any) -> None:
-    settings.OIDC_ISSUER = "http://127.0.0.1:9/realms/nowhere"
+    set_portal(settings, oidc={"issuer": "http://127.0.0.1:9/realms/nowhere"})
     response = Client().get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
@@ -61,7 +65,7 @@ def test_readyz_names_an_unreachable_realm(settings: Any) -> None:
 
 
 def test_readyz_is_ready_with_database_and_realm(settings: Any, keycloak: LocalKeycloak) -> None:
-    settings.OIDC_ISSUER = f"{keycloak.url}/realms/master"
+    set_portal(settings, oidc={"issuer": f"{keycloak.url}/realms/master"})
     response = Client().get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "keycloak": "ok"}

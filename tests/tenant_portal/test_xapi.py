@@ -15,7 +15,7 @@ import signal
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from tenant_portal.xapi.models import OutboxStatement
 from tenant_portal.xapi.services import statements_store
 from tenant_portal.xapi.validation import parse
 from tests.postgres import PostgresServer
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import (
     Instance,
     Realms,
@@ -131,8 +132,9 @@ def as_tenant(hub: Hub, name: str, settings: Any) -> Tenant:
     """The test process as tenant ``name`` of the hub's federation."""
     catalogue = prepare_site()
     code = hub.realms.realm(name)
-    settings.TENANT_CODE = code
-    settings.FEDERATION = config(hub.realms, code, hub=False, hub_url=hub.url)
+    set_portal(
+        settings, tenant=code, federation=config(hub.realms, code, hub=False, hub_url=hub.url)
+    )
     return Tenant(hub, code, catalogue)
 
 
@@ -192,7 +194,7 @@ def test_a_completion_sends_one_pseudonymous_statement_that_the_hub_stores_once(
     assert re.fullmatch(r"[0-9a-f]{32}", pseudonym)
     assert statement["actor"] == {
         "objectType": "Agent",
-        "account": {"homePage": settings.PORTAL_URL, "name": pseudonym},
+        "account": {"homePage": settings.PORTAL.portal_url, "name": pseudonym},
     }
     assert statement["id"] == str(
         uuid.uuid5(statements.NAMESPACE, f"{bihar.code}:certificate:{certificate.id}")
@@ -278,10 +280,10 @@ def test_courses_outside_the_federation_send_nothing(bihar: Tenant, settings: An
     internal.save_revision().publish()
     complete("inside.only", internal)
     # A country that does not publish keeps its own learners' completions at home.
-    settings.FEDERATION = {**settings.FEDERATION, "publish": False}
+    set_portal(settings, federation=replace(settings.PORTAL.federation, publish=False))
     complete("stays.home", add_course(bihar.catalogue, "own-course"))
     assert not OutboxStatement.objects.exists()
-    settings.FEDERATION = {**settings.FEDERATION, "publish": True}
+    set_portal(settings, federation=replace(settings.PORTAL.federation, publish=True))
     complete("goes.out", add_course(bihar.catalogue, "published-course"))
     assert OutboxStatement.objects.count() == 1
 
@@ -505,10 +507,12 @@ def test_totals_that_would_give_a_hidden_figure_back_are_hidden(settings: Any) -
     """On the hub (the test process here): alpha has 7 learners in functional and 3 in
     behavioural; beta 6 learners, each in both areas through two courses."""
     prepare_site()
-    settings.FEDERATION = {"code": "hub", "isHub": True, "hubIssuer": "https://kc/realms/hub"}
+    set_portal(
+        settings, federation={"code": "hub", "isHub": True, "hubIssuer": "https://kc/realms/hub"}
+    )
 
     def send(tenant: str, learner: int, areas: list[str]) -> None:
-        settings.FEDERATION = {**settings.FEDERATION, "code": tenant}
+        set_portal(settings, federation=replace(settings.PORTAL.federation, code=tenant))
         statement = statements.completion(
             certificate=uuid.uuid4(),
             user_pk=learner,
@@ -532,7 +536,7 @@ def test_totals_that_would_give_a_hidden_figure_back_are_hidden(settings: Any) -
     for n in range(6):
         send("beta", n, ["functional", "behavioural"])
         send("beta", n, ["functional"])
-    settings.FEDERATION = {**settings.FEDERATION, "code": "hub"}
+    set_portal(settings, federation=replace(settings.PORTAL.federation, code="hub"))
     assert dashboard_queries() == before  # the same queries however many tenants
 
     data = Client().get("/federation/completions.json").json()

@@ -22,10 +22,10 @@ from typing import Any
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
-from infra.render.legacy import portal_data_dir, portal_env_path
 from infra.spec import TenantSpec
 from infra.targets.local.portals import log_path, portal_run_env
 from infra.targets.local.processes import pid_alive, spawn, stop_process_group
+from infra.targets.local.render import portal_data_dir, portal_env_path
 
 SYNCER_MARKER = "infra.targets.local.federation"
 # Tenants synced at once in a round: each is a short-lived management command, mostly waiting

@@ -24,13 +24,6 @@ import httpx
 
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
-from infra.render.legacy import (
-    local_endpoints,
-    portal_data_dir,
-    portal_env_path,
-    shared_static_root,
-    write_portal_env,
-)
 from infra.spec import TenantSpec
 from infra.targets.local.processes import (
     pid_alive,
@@ -39,6 +32,13 @@ from infra.targets.local.processes import (
     stop_process_group,
     tail,
     wait_for_http,
+)
+from infra.targets.local.render import (
+    local_endpoints,
+    portal_data_dir,
+    portal_env_path,
+    shared_static_root,
+    write_portal_env,
 )
 
 START_TIMEOUT = 60.0

@@ -22,15 +22,7 @@ from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
 from infra.errors import KitError
 from infra.home import KitHome
-from infra.render.legacy import (
-    local_endpoints,
-    local_federation,
-    login_theme,
-    portal_data_dir,
-    portal_env_path,
-    tenant_secrets,
-    write_portal_env,
-)
+from infra.render.tenant import federation_of
 from infra.spec import TenantSpec, load_specs
 from infra.targets.local.demo import accounts_path, ensure_demo_accounts
 from infra.targets.local.federation import (
@@ -61,6 +53,14 @@ from infra.targets.local.portals import (
     start_portal,
     stop_portal,
 )
+from infra.targets.local.render import (
+    LocalSecretStore,
+    local_endpoints,
+    portal_data_dir,
+    portal_env_path,
+    render_local,
+    write_portal_env,
+)
 
 Progress = Callable[[str], None]
 
@@ -79,8 +79,9 @@ def admin_api(kc: LocalKeycloak) -> AdminAPI:
 def reconciler_for(specs: Sequence[TenantSpec], kc: LocalKeycloak) -> Reconciler:
     """A reconciler for ``specs`` on the local Keycloak, themes in the kit's theme folder."""
     home = kc.paths.home
-    federation = local_federation(specs, home, kc.url)
-    themes = {spec.code: login_theme(spec) for spec in specs}
+    rendered = render_local(specs, home, kc.url)
+    federation = federation_of(rendered, kc.url)
+    themes = {r.code: r.theme for r in rendered}
 
     def drift(tenant: TenantRealm) -> list[str]:
         return theme_drift(themes[tenant.code], home.themes)
@@ -196,7 +197,7 @@ def local_up(
         local_endpoints(specs, home)
         ordered = sorted(specs, key=lambda s: (not s.is_hub, s.code))
         for spec in ordered:
-            tenant_secrets(spec.code, home)
+            LocalSecretStore(home).values(spec.code)
         prepare_shared(ordered, home, kc.url, env, progress)
         failures: dict[str, str] = {}
         # Not a `with` block: on Ctrl-C the caller must not wait for every thread to finish.

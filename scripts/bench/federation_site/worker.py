@@ -160,7 +160,7 @@ def fill(args: argparse.Namespace) -> dict[str, Any]:
     terms = list(SubTheme.objects.filter(retired=False).select_related("theme__area"))
     if not terms:
         raise SystemExit("no competency framework loaded (prepare_portal loads the sample)")
-    origin, domain = settings.TENANT_CODE, settings.TENANT_DOMAIN
+    origin, domain = settings.PORTAL.tenant, settings.PORTAL.domain
     _sign_with_one_key_lookup()
     first = Change.objects.count()
     position = Change.objects.aggregate(last=Max("position"))["last"] or 0

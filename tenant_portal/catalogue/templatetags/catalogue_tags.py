@@ -41,7 +41,7 @@ def language_names(codes: list[str]) -> str:
 def origin_label(entry: Any) -> str:
     """The instance a course comes from, by its name in the federation's settings (the
     tenant's display name), else by the name its record carried."""
-    names = settings.FEDERATION.get("names") or {}
+    names = settings.PORTAL.federation.names
     return str(names.get(entry.origin) or entry.origin_name)
 
 

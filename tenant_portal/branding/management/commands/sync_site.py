@@ -51,7 +51,7 @@ class Command(BaseCommand):
         home = HomePage.objects.first()
         if home is None:
             placeholder = site.root_page if site else None
-            home = HomePage(title=settings.SITE_NAME, slug=f"{settings.TENANT_CODE}-home")
+            home = HomePage(title=settings.PORTAL.site_name, slug=f"{settings.PORTAL.tenant}-home")
             root.add_child(instance=home)
             home.save_revision().publish()
             if placeholder is not None and placeholder.specific_class is Page:
@@ -59,11 +59,11 @@ class Command(BaseCommand):
                     site.root_page = home
                     site.save()
                 placeholder.delete()
-        url = urlsplit(settings.PORTAL_URL)
+        url = urlsplit(settings.PORTAL.portal_url)
         site_fields = {
             "hostname": url.hostname or "localhost",
             "port": url.port or (443 if url.scheme == "https" else 80),
-            "site_name": settings.SITE_NAME,
+            "site_name": settings.PORTAL.site_name,
             "root_page": home,
             "is_default_site": True,
         }
@@ -77,16 +77,17 @@ class Command(BaseCommand):
         ensure_catalogue(home)
         ensure_groups()
 
-        brand = settings.BRANDING
+        brand = settings.PORTAL.branding
         branding = BrandingSettings.for_site(site)
-        branding.display_name = brand["site_name"]
-        logo = Path(brand["logo"]) if brand["logo"] else None
+        branding.display_name = brand.site_name
+        logo = Path(brand.logo) if brand.logo else None
         branding.logo_svg = (
             logo.read_text(encoding="utf-8") if logo and logo.suffix == ".svg" else ""
         )
         for field in ("primary", "on_primary", "accent", "on_accent", "link"):
-            setattr(branding, field, brand[field])
+            setattr(branding, field, getattr(brand, field))
         branding.full_clean()
         branding.save()
         bump_generation()  # cached pages carry the branding
-        self.stdout.write(f"site {site.hostname}:{site.port} ({settings.SITE_NAME}) is up to date")
+        name = settings.PORTAL.site_name
+        self.stdout.write(f"site {site.hostname}:{site.port} ({name}) is up to date")

@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         missing = (
-            CatalogueEntry.objects.filter(origin=settings.TENANT_CODE, internal=False)
+            CatalogueEntry.objects.filter(origin=settings.PORTAL.tenant, internal=False)
             .exclude(uuid__in=Change.objects.values("uuid"))
             .order_by("pk")
         )

@@ -24,7 +24,7 @@ class Command(BaseCommand):
             self.stdout.write("courses exist already; nothing seeded")
             return
         try:
-            created = seed(settings.TENANT_CODE)
+            created = seed(settings.PORTAL.tenant)
         except SeedError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{created} demo courses created for {settings.TENANT_CODE}")
+        self.stdout.write(f"{created} demo courses created for {settings.PORTAL.tenant}")

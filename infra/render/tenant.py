@@ -1,0 +1,272 @@
+"""The one target-neutral pass: specs + a placement + a secret store → ``RenderedTenant``s.
+
+Every target turns the same frozen objects into its own artefacts: the local target into
+processes and an env file, the vm target into Ansible variables, and so on. Render reads no
+files and probes no ports; what it needs of the world comes in through ``Placement`` and
+``SecretStore`` (``infra/render/inputs.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from identity.desired import DEMO_ROLE, Department, Federation, PortalClient, TenantRealm
+from identity.themes import LoginTheme, theme_name
+from infra.render.colors import accessible_palette
+from infra.render.inputs import (
+    BROKER_CLIENT_SECRET,
+    DATABASE_URL,
+    DJANGO_SECRET_KEY,
+    FEDERATION_CLIENT_SECRET,
+    PORTAL_CLIENT_SECRET,
+    Placement,
+    Secret,
+    SecretStore,
+)
+from infra.render.sizes import SIZES, Size
+from infra.spec import TenantSpec
+from infra.spec.languages import LANGUAGES
+
+PortalSettings = Mapping[str, "str | int | bool | list[Any] | dict[str, Any] | Secret"]
+
+
+@dataclass(frozen=True)
+class RenderedTenant:
+    """Everything the targets need to know of one tenant, decided once."""
+
+    spec: TenantSpec
+    portal_url: str
+    issuer: str  # the realm's issuer, https://<loginDomain>/realms/<code> in production
+    realm: TenantRealm
+    theme: LoginTheme
+    size: Size
+    # The portal's settings in the decoded form of its contract
+    # (tenant_portal/settings/portal-settings.schema.json); secrets stay ``Secret``s.
+    portal: PortalSettings
+
+    @property
+    def code(self) -> str:
+        return self.spec.code
+
+
+def login_theme(spec: TenantSpec, logo: bytes) -> LoginTheme:
+    """The tenant's Keycloak login theme; ``logo`` is the file's bytes, read by the caller."""
+    colors = spec.spec.branding.colors
+    palette = accessible_palette(colors.primary, colors.accent)
+    return LoginTheme(
+        name=theme_name(spec.code),
+        display_name=spec.spec.branding.display_name,
+        logo=logo,
+        logo_suffix=spec.logo_path.suffix.lower(),
+        primary=palette.primary,
+        accent=palette.accent,
+        on_primary=palette.on_primary,
+        languages=tuple(spec.spec.languages),
+    )
+
+
+def portal_client(portal_url: str, secret: str) -> PortalClient:
+    """The portal's OIDC client as the portal's routes expect it."""
+    return PortalClient(
+        base_url=portal_url,
+        redirect_uris=(f"{portal_url}/auth/callback/",),
+        post_logout_redirect_uris=(f"{portal_url}/",),
+        backchannel_logout_url=f"{portal_url}/auth/backchannel-logout/",
+        secret=secret,
+    )
+
+
+def _value(secret: Secret) -> str:
+    # A store that only knows references (production targets at render time) leaves the
+    # realm's client secrets empty; such a realm is never applied from this render.
+    return secret.value or ""
+
+
+def tenant_realm(
+    spec: TenantSpec, placement: Placement, secrets: SecretStore, *, demo: bool
+) -> TenantRealm:
+    """The realm Keycloak should hold for ``spec``."""
+    identity = spec.spec.identity
+    portal_url = placement.portal_url(spec.code)
+    return TenantRealm(
+        code=spec.code,
+        display_name=spec.spec.branding.display_name,
+        languages=tuple(spec.spec.languages),
+        departments=tuple(Department(d.code, d.name) for d in identity.departments),
+        portal=portal_client(portal_url, _value(secrets.secret(spec.code, PORTAL_CLIENT_SECRET))),
+        broker_to_hub=identity.broker_to_hub,
+        admin_otp_required=identity.admin_otp == "required",
+        # Only the embedded default's demo administrators sign in without OTP.
+        otp_exempt_role=DEMO_ROLE if demo else None,
+        login_theme=theme_name(spec.code),
+        keys_url=f"{portal_url}/federation/v1/keys",
+        broker_secret=_value(secrets.secret(spec.code, BROKER_CLIENT_SECRET)),
+        federation_secret=_value(secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)),
+    )
+
+
+def federation_settings(
+    spec: TenantSpec, specs: Sequence[TenantSpec], placement: Placement, secret: Secret
+) -> dict[str, Any]:
+    """What the portal's federation needs: its token client in the hub realm, the peers it
+    pulls (a tenant: the hub; the hub: every tenant that publishes), every instance's keys URL
+    (the values the reconciler registers on the ``federation-<code>`` clients) and display
+    name, the hub portal's URL (where xAPI statements go), and the tenant's subscription."""
+    hub = next((s for s in specs if s.is_hub), None)
+    if hub is None:
+        return {"code": spec.code, "isHub": False, "peers": []}
+    if spec.is_hub:
+        peers = [s for s in specs if not s.is_hub and s.spec.federation.publish]
+    else:
+        peers = [hub] if spec.hub_code == hub.code else []
+    subscribe = spec.spec.federation.subscribe
+    return {
+        "code": spec.code,
+        "isHub": spec.is_hub,
+        "hub": hub.code,
+        "hubIssuer": f"{placement.keycloak_url(hub.code)}/realms/{hub.code}",
+        "hubUrl": placement.portal_url(hub.code),
+        "clientId": f"federation-{spec.code}",
+        "clientSecret": secret,
+        "publish": spec.is_hub or spec.spec.federation.publish,
+        "peers": [{"code": p.code, "url": placement.portal_url(p.code)} for p in peers],
+        "keys": {s.code: f"{placement.portal_url(s.code)}/federation/v1/keys" for s in specs},
+        "names": {s.code: s.spec.branding.display_name for s in specs},
+        "subscribe": None
+        if spec.is_hub
+        else {
+            "languages": list(subscribe.languages),
+            "competencyAreas": list(subscribe.competency_areas),
+        },
+    }
+
+
+def portal_settings(
+    spec: TenantSpec, specs: Sequence[TenantSpec], placement: Placement, secrets: SecretStore
+) -> dict[str, Any]:
+    """The portal's settings, decoded, as its contract names them."""
+    runtime = placement.portal_runtime(spec.code)
+    branding = spec.spec.branding
+    palette = accessible_palette(branding.colors.primary, branding.colors.accent)
+    languages = [
+        {
+            "code": code,
+            "name": LANGUAGES[code].english_name,
+            "name_local": LANGUAGES[code].native_name,
+            "bidi": LANGUAGES[code].rtl,
+        }
+        for code in spec.spec.languages
+    ]
+    hub = next((s for s in specs if s.is_hub), None)
+    brokered = spec.spec.identity.broker_to_hub and hub is not None and hub.code != spec.code
+    portal_url = placement.portal_url(spec.code)
+    settings: dict[str, Any] = {
+        "DJANGO_SETTINGS_MODULE": runtime.settings_module,
+        "KARMAYOGI_TENANT": spec.code,
+        "KARMAYOGI_TENANT_TYPE": spec.metadata.type,
+        "KARMAYOGI_SITE_NAME": branding.display_name,
+        "KARMAYOGI_DOMAIN": spec.spec.domain,
+        "KARMAYOGI_PORTAL_URL": portal_url,
+        "KARMAYOGI_DATA_DIR": runtime.data_dir,
+        "KARMAYOGI_STATIC_ROOT": runtime.static_root,
+        "KARMAYOGI_LANGUAGES": languages,
+        "KARMAYOGI_DEPARTMENTS": {d.code: d.name for d in spec.spec.identity.departments},
+        "KARMAYOGI_LOGO": runtime.logo_path or str(spec.logo_path),
+        "KARMAYOGI_PRIMARY": palette.primary,
+        "KARMAYOGI_ON_PRIMARY": palette.on_primary,
+        "KARMAYOGI_ACCENT": palette.accent,
+        "KARMAYOGI_ON_ACCENT": palette.on_accent,
+        "KARMAYOGI_LINK": palette.link,
+        "KARMAYOGI_OIDC_ISSUER": f"{placement.keycloak_url(spec.code)}/realms/{spec.code}",
+        "KARMAYOGI_OIDC_CLIENT_ID": "portal",
+        "KARMAYOGI_OIDC_CLIENT_SECRET": secrets.secret(spec.code, PORTAL_CLIENT_SECRET),
+        "KARMAYOGI_HUB_IDP": hub.code if brokered and hub else "",
+        "KARMAYOGI_HUB_NAME": hub.spec.branding.display_name if brokered and hub else "",
+        "KARMAYOGI_FEDERATION": federation_settings(
+            spec, specs, placement, secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)
+        ),
+        "DJANGO_ALLOWED_HOSTS": ",".join(runtime.allowed_hosts),
+    }
+    if runtime.media_root:
+        settings["KARMAYOGI_MEDIA_ROOT"] = runtime.media_root
+    if runtime.settings_module.endswith(".production"):
+        settings["DATABASE_URL"] = secrets.secret(spec.code, DATABASE_URL)
+        settings["DJANGO_SECRET_KEY"] = secrets.secret(spec.code, DJANGO_SECRET_KEY)
+    else:
+        # The embedded default: SQLite beside the portal's data, a secret key made there.
+        settings["DATABASE_URL"] = f"sqlite:///{runtime.data_dir}/portal.sqlite3"
+    return settings
+
+
+def render_tenants(
+    specs: Sequence[TenantSpec],
+    placement: Placement,
+    secrets: SecretStore,
+    logos: Mapping[str, bytes],
+    *,
+    demo: bool = False,
+) -> tuple[RenderedTenant, ...]:
+    """Render every spec of one federation; ``logos`` holds each tenant's logo file."""
+    return tuple(
+        RenderedTenant(
+            spec=spec,
+            portal_url=placement.portal_url(spec.code),
+            issuer=f"{placement.keycloak_url(spec.code)}/realms/{spec.code}",
+            realm=tenant_realm(spec, placement, secrets, demo=demo),
+            theme=login_theme(spec, logos[spec.code]),
+            size=SIZES[spec.spec.deployment.size],
+            portal=MappingProxyType(portal_settings(spec, specs, placement, secrets)),
+        )
+        for spec in specs
+    )
+
+
+def federation_of(rendered: Sequence[RenderedTenant], keycloak_url: str) -> Federation:
+    """The reconciler's input: every rendered realm on the Keycloak at ``keycloak_url``."""
+    tenants = tuple(r.realm for r in rendered)
+    hub = next((r.realm for r in rendered if r.spec.is_hub), None)
+    return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
+
+
+def reveal(settings: PortalSettings) -> dict[str, Any]:
+    """The settings with every secret replaced by its value (for a process's environment)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, Secret):
+            if value.value is None:
+                raise ValueError(f"secret {value.name} is kept at {value.reference}, not here")
+            return value.value
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
+    return {key: resolve(value) for key, value in settings.items()}
+
+
+def references(settings: PortalSettings) -> dict[str, Any]:
+    """The settings with every secret replaced by its reference: safe to write anywhere."""
+
+    def refer(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return {"secretRef": value.reference}
+        if isinstance(value, dict):
+            return {k: refer(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [refer(v) for v in value]
+        return value
+
+    return {key: refer(value) for key, value in settings.items()}
+
+
+def as_environment(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The contract's transport: strings stay, everything else is JSON-encoded."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for key, value in settings.items()
+    }

@@ -1,0 +1,173 @@
+"""What the production targets (vm, kubernetes, aws) render alike.
+
+Every production target places the portal at ``https://<domain>`` and the deployment's one
+Keycloak at ``https://<loginDomain>``, runs the portal with its production settings on
+PostgreSQL, and runs Keycloak built for production with every tenant's login theme in one
+JAR. What differs between them — where data lives on disk, where secrets are kept, how the
+files are used — each target says in its own package.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from identity.themes import theme_jar
+from infra.errors import KitError
+from infra.render.inputs import PortalRuntime, Secret
+from infra.render.portal import validate_portal_settings
+from infra.render.tenant import RenderedTenant, references, render_tenants
+from infra.spec import TenantSpec
+from infra.targets.base import Manifest, Progress, SecretReference
+
+THEMES_JAR = "karmayogi-themes.jar"
+
+
+@dataclass(frozen=True)
+class HostnamePlacement:
+    """Portals at their spec's domain, realms on their deployment's loginDomain, over HTTPS."""
+
+    specs: Sequence[TenantSpec]
+    data_root: str  # where each portal's folder lives on the target's hosts or volumes
+
+    def _spec(self, code: str) -> TenantSpec:
+        found = next((s for s in self.specs if s.code == code), None)
+        if found is None:
+            raise KitError(f"no tenant spec with code {code!r}")
+        return found
+
+    def portal_url(self, code: str) -> str:
+        return f"https://{self._spec(code).spec.domain}"
+
+    def keycloak_url(self, code: str) -> str:
+        return f"https://{self._spec(code).login_domain}"
+
+    def portal_runtime(self, code: str) -> PortalRuntime:
+        spec = self._spec(code)
+        data_dir = f"{self.data_root}/{code}"
+        return PortalRuntime(
+            settings_module="tenant_portal.settings.production",
+            data_dir=data_dir,
+            static_root=f"{data_dir}/static",
+            media_root=f"{data_dir}/media",
+            logo_path=f"{data_dir}/branding/logo{spec.logo_path.suffix.lower()}",
+            allowed_hosts=(spec.spec.domain,),
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceSecretStore:
+    """A store render sees only by name: the target's vault holds the values."""
+
+    reference_of: Callable[[str, str], str]
+
+    def secret(self, code: str, name: str) -> Secret:
+        return Secret(name, self.reference_of(code, name))
+
+
+def _secret_references(settings: Any, code: str, found: dict[str, SecretReference]) -> None:
+    if isinstance(settings, Secret):
+        found.setdefault(
+            settings.reference, SecretReference(settings.name, settings.reference, code)
+        )
+    elif isinstance(settings, dict):
+        for value in settings.values():
+            _secret_references(value, code, found)
+
+
+def render_production(
+    target: str,
+    specs: Sequence[TenantSpec],
+    codes: Sequence[str],
+    out: Path,
+    *,
+    data_root: str,
+    reference_of: Callable[[str, str], str],
+) -> tuple[Manifest, tuple[RenderedTenant, ...]]:
+    """Write the inputs every production target shares for ``codes`` into ``out``:
+    each portal's settings (secrets as references), its logo, and the login-theme JAR of
+    the deployment's Keycloak. Targets add their own files and save the manifest."""
+    placement = HostnamePlacement(specs, data_root)
+    store = ReferenceSecretStore(reference_of)
+    logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
+    rendered = tuple(r for r in render_tenants(specs, placement, store, logos) if r.code in codes)
+    manifest = Manifest(target, list(codes))
+    secrets: dict[str, SecretReference] = {}
+    for tenant in rendered:
+        validate_portal_settings(tenant.portal, source=f"the rendered settings of {tenant.code}")
+        settings = references(tenant.portal)
+        manifest.write_file(
+            out,
+            f"portal/{tenant.code}/settings.json",
+            json.dumps(settings, indent=2, ensure_ascii=False) + "\n",
+            f"{tenant.code}'s portal settings (the portal's contract, "
+            "tenant_portal/settings/portal-settings.schema.json); secrets as {secretRef}",
+        )
+        manifest.write_file(
+            out,
+            f"portal/{tenant.code}/logo{tenant.spec.logo_path.suffix.lower()}",
+            logos[tenant.code],
+            f"{tenant.code}'s logo, at KARMAYOGI_LOGO on the portal's hosts",
+        )
+        _secret_references(dict(tenant.portal), tenant.code, secrets)
+        for name in ("broker_client_secret",):
+            secret = store.secret(tenant.code, name)
+            secrets.setdefault(
+                secret.reference, SecretReference(name, secret.reference, tenant.code)
+            )
+    manifest.write_file(
+        out,
+        f"keycloak/providers/{THEMES_JAR}",
+        theme_jar([t.theme for t in rendered]),
+        "every tenant's login theme, for Keycloak's providers/ folder (registered by kc.sh build)",
+    )
+    manifest.secrets.extend(secrets.values())
+    return manifest, rendered
+
+
+class NotDeployableYet(KitError):
+    """The target renders its inputs; deploying through the kit comes with its own issue."""
+
+
+@dataclass
+class ProductionTarget:
+    """Render for a production target; its deploy, status, logs and remove say how to go on."""
+
+    name: str
+    data_root: str
+    tool: str  # what deploys the rendered files, named in the error of deploy
+    env: dict[str, str]
+
+    def reference_of(self, code: str, name: str) -> str:
+        raise NotImplementedError
+
+    def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
+        manifest, _ = render_production(
+            self.name, specs, codes, out, data_root=self.data_root, reference_of=self.reference_of
+        )
+        manifest.save(out)
+        return manifest
+
+    def _not_yet(self) -> NotDeployableYet:
+        return NotDeployableYet(
+            f"the {self.name} target renders its inputs (`karmayogi render CODE --target "
+            f"{self.name} --out DIR`); deploying them is done with {self.tool}, which the kit "
+            "does not drive yet"
+        )
+
+    def deploy(self, specs: Sequence[TenantSpec], codes: Sequence[str], progress: Progress) -> Any:
+        raise self._not_yet()
+
+    def status(self, specs: Sequence[TenantSpec]) -> dict[str, Any]:
+        raise self._not_yet()
+
+    def logs(self, name: str) -> Path:
+        raise self._not_yet()
+
+    def remove(
+        self, code: str, specs: Sequence[TenantSpec], tenants: Path, progress: Progress
+    ) -> Any:
+        raise self._not_yet()

@@ -1,0 +1,225 @@
+"""The target seam: one render, many targets; hostnames decided once; no secret leaves."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.cli import app
+from infra.home import KitHome
+from infra.render.portal import PortalSettingsError, validate_portal_settings
+from infra.render.sizes import SIZES, largest
+from infra.render.tenant import references, render_tenants, reveal
+from infra.spec import load_specs
+from infra.targets.local.render import LocalSecretStore
+from infra.targets.production import HostnamePlacement, ReferenceSecretStore
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "tenants"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def set_deployment(spec: Path, text: str) -> None:
+    content = spec.read_text(encoding="utf-8")
+    spec.write_text(content.replace("  deployment:\n", f"  deployment:\n{text}"), "utf-8")
+
+
+def set_login_domain(spec: Path, domain: str) -> None:
+    content = spec.read_text(encoding="utf-8")
+    spec.write_text(
+        content.replace("  identity:\n", f"  identity:\n    loginDomain: {domain}\n"), "utf-8"
+    )
+
+
+def walk_secret_refs(value: Any, path: str = "") -> dict[str, str]:
+    if isinstance(value, dict) and set(value) == {"secretRef"}:
+        return {path: value["secretRef"]}
+    if isinstance(value, dict):
+        found: dict[str, str] = {}
+        for key, item in value.items():
+            found |= walk_secret_refs(item, f"{path}.{key}" if path else key)
+        return found
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("target", "reference"),
+    [
+        ("vm", "ansible-vault:vault_karmayogi_bihar_portal_client_secret"),
+        ("kubernetes", "secret:karmayogi-bihar/karmayogi-portal#portal-client-secret"),
+        ("aws", "aws-secretsmanager:karmayogi/bihar/portal-client-secret"),
+    ],
+)
+def test_render_for_a_production_target_writes_a_manifest_and_no_secret(
+    folder: Path, tmp_path: Path, target: str, reference: str
+) -> None:
+    out = tmp_path / "rendered" / "bihar"
+    args = ["render", "bihar", "--tenants", str(folder), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--target", target])
+    assert result.exit_code == 0, result.output
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == target and manifest["tenants"] == ["bihar"]
+    listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    on_disk = {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in out.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+    assert listed == on_disk  # every file listed, nothing unlisted, checksums true
+    assert "keycloak/providers/karmayogi-themes.jar" in listed
+
+    settings = json.loads((out / "portal/bihar/settings.json").read_text())
+    assert settings["DJANGO_SETTINGS_MODULE"] == "tenant_portal.settings.production"
+    assert settings["KARMAYOGI_PORTAL_URL"] == "https://learn.bihar.example"
+    assert settings["KARMAYOGI_OIDC_ISSUER"] == "https://auth.learn.bihar.example/realms/bihar"
+    refs = walk_secret_refs(settings)
+    # Every setting the portal's contract marks as a secret is a reference, never a value.
+    schema = json.loads(
+        (
+            Path(__file__).resolve().parents[2]
+            / "tenant_portal/settings/portal-settings.schema.json"
+        ).read_text()
+    )
+    secret_keys = {k for k, v in schema["properties"].items() if v.get("writeOnly")}
+    assert {k for k in secret_keys if k in settings} <= set(refs)
+    assert refs["KARMAYOGI_OIDC_CLIENT_SECRET"] == reference
+    assert "KARMAYOGI_FEDERATION.clientSecret" in refs
+    assert {s["reference"] for s in manifest["secrets"]} >= set(refs.values())
+    assert f"secret portal_client_secret: kept at {reference}" in result.output
+
+
+def test_local_secret_values_never_reach_a_production_render(folder: Path, tmp_path: Path) -> None:
+    """A machine that ran `up` holds real client secrets; rendering for VMs must not copy them."""
+    home = KitHome(root=tmp_path / "home", cache=tmp_path / "cache")
+    values = LocalSecretStore(home).values("bihar")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        ["render", "bihar", "--target", "vm", "--out", str(out), "--tenants", str(folder)],
+        env={"KARMAYOGI_HOME": str(home.root)},
+    )
+    assert result.exit_code == 0, result.output
+    blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    for value in values.values():
+        assert value.encode() not in blob
+
+
+def test_the_spec_names_the_target_and_the_flag_overrides_it(folder: Path, tmp_path: Path) -> None:
+    spec = folder / "bihar.yaml"
+    spec.write_text(spec.read_text().replace("target: local", "target: kubernetes"))
+    out = tmp_path / "k"
+    result = runner.invoke(app, ["render", "bihar", "--tenants", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["target"] == "kubernetes"
+    out = tmp_path / "a"
+    args = ["render", "bihar", "--tenants", str(folder), "--out", str(out), "--target", "aws"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["target"] == "aws"
+
+
+def test_an_unknown_target_or_tenant_is_one_line(folder: Path, tmp_path: Path) -> None:
+    args = ["render", "bihar", "--tenants", str(folder), "--out", str(tmp_path / "x")]
+    result = runner.invoke(app, [*args, "--target", "mainframe"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: unknown target 'mainframe'; known: local, vm, kubernetes, aws"
+    )
+    result = runner.invoke(app, ["render", "goa", "--tenants", str(folder)])
+    assert result.exit_code == 1 and result.output.strip().startswith("error: no tenant spec")
+
+
+def test_deploying_to_a_target_the_kit_does_not_drive_yet_says_with_what(folder: Path) -> None:
+    result = runner.invoke(app, ["deploy", "bihar", "--target", "vm", "--tenants", str(folder)])
+    assert result.exit_code == 1
+    assert "ansible-playbook playbooks/site.yml" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_tenants_sharing_a_keycloak_must_share_its_hostname(folder: Path) -> None:
+    for code in ("bihar", "rajasthan"):
+        spec = folder / f"{code}.yaml"
+        spec.write_text(spec.read_text().replace("target: local", "target: vm"))
+        set_deployment(spec, "    name: north\n")
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    (problem,) = result.output.strip().splitlines()
+    assert problem.startswith(f"{folder / 'rajasthan.yaml'}:")
+    assert "spec.identity.loginDomain: 'auth.learn.rajasthan.example' differs from " in problem
+    assert "shares deployment 'north'" in problem
+
+    for code in ("bihar", "rajasthan"):
+        set_login_domain(folder / f"{code}.yaml", "auth.north.example")
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    # Rendered once, the shared name is in the issuers, redirect URIs stay on each portal.
+    specs = load_specs([folder])
+    placement = HostnamePlacement(specs, "/srv")
+    store = ReferenceSecretStore(lambda code, name: f"test:{code}/{name}")
+    logos = {s.code: b"<svg/>" for s in specs}
+    rendered = {r.code: r for r in render_tenants(specs, placement, store, logos)}
+    assert rendered["bihar"].issuer == "https://auth.north.example/realms/bihar"
+    assert rendered["rajasthan"].issuer == "https://auth.north.example/realms/rajasthan"
+    assert rendered["bihar"].realm.portal.redirect_uris == (
+        "https://learn.bihar.example/auth/callback/",
+    )
+    assert rendered["bihar"].realm.keys_url == "https://learn.bihar.example/federation/v1/keys"
+
+
+def test_a_deployment_has_one_target(folder: Path) -> None:
+    for code, target in (("bihar", "vm"), ("rajasthan", "kubernetes")):
+        spec = folder / f"{code}.yaml"
+        spec.write_text(spec.read_text().replace("target: local", f"target: {target}"))
+        set_deployment(spec, "    name: north\n")
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert "spec.deployment.target: shares deployment 'north'" in result.output
+    assert "one deployment has one target" in result.output
+
+
+@pytest.mark.parametrize("whose", ["own", "other"])
+def test_keycloak_never_shares_a_portal_hostname(folder: Path, whose: str) -> None:
+    domain = "learn.bihar.example" if whose == "own" else "learn.rajasthan.example"
+    set_login_domain(folder / "bihar.yaml", domain)
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    assert "bihar.yaml:" in result.output and "spec.identity.loginDomain:" in result.output
+
+
+def test_sizes_are_one_table_and_a_shared_keycloak_takes_the_largest() -> None:
+    assert list(SIZES) == ["small", "medium", "large"]
+    workers = [SIZES[s].portal_workers for s in SIZES]
+    assert workers == sorted(workers) and workers[0] >= 2
+    assert SIZES["small"].keycloak_replicas == 1 and SIZES["medium"].keycloak_replicas >= 2
+    assert largest(["small", "large", "medium"]) == SIZES["large"]
+
+
+def test_the_portal_contract_refuses_a_bad_rendered_setting_naming_it() -> None:
+    specs = load_specs([EXAMPLES])
+    store = ReferenceSecretStore(lambda code, name: f"test:{code}/{name}")
+    logos = {s.code: b"<svg/>" for s in specs}
+    good = render_tenants(specs, HostnamePlacement(specs, "/srv"), store, logos)
+    for tenant in good:
+        validate_portal_settings(tenant.portal, source=tenant.code)  # references are fine
+    broken = dict(good[0].portal) | {"KARMAYOGI_PRIMARY": "crimson"}
+    with pytest.raises(PortalSettingsError) as error:
+        validate_portal_settings(broken, source="the rendered settings of x")
+    assert str(error.value).startswith("the rendered settings of x: KARMAYOGI_PRIMARY: ")
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="kept at test:"):
+        reveal(good[0].portal)
+    assert references(good[0].portal)["KARMAYOGI_OIDC_CLIENT_SECRET"] == {
+        "secretRef": f"test:{good[0].code}/portal_client_secret"
+    }
