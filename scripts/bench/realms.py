@@ -31,9 +31,9 @@ from identity.admin import AdminAPI  # noqa: E402
 from identity.desired import Federation, TenantRealm  # noqa: E402
 from identity.reconciler import Reconciler  # noqa: E402
 from infra.home import KitHome  # noqa: E402
-from infra.render.legacy import local_federation  # noqa: E402
 from infra.spec import load_specs  # noqa: E402
 from infra.targets.local.keycloak import LocalKeycloak  # noqa: E402
+from infra.targets.local.render import local_federation  # noqa: E402
 from infra.targets.local.runtime import admin_api, reconciler_for  # noqa: E402
 
 
