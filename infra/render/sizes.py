@@ -22,7 +22,7 @@ class Size:
     portal_replicas: int
     portal_cpu: str  # Kubernetes request per replica
     portal_memory: str
-    keycloak_replicas: int  # 2+ run clustered (Infinispan, the kubernetes stack)
+    keycloak_replicas: int  # 2+ run clustered (Infinispan; peers found through the database)
     keycloak_heap: str  # -Xmx; Keycloak 24+ would take half the machine otherwise
     keycloak_cpu: str
     keycloak_memory: str
@@ -74,6 +74,6 @@ SIZES: dict[SizeName, Size] = {
 ORDER: tuple[SizeName, ...] = ("small", "medium", "large")
 
 
-def largest(names: list[SizeName]) -> Size:
+def largest(names: list[SizeName]) -> SizeName:
     """The size of a part several tenants share (one Keycloak per deployment)."""
-    return SIZES[max(names, key=ORDER.index, default="small")]
+    return max(names, key=ORDER.index, default="small")

@@ -17,13 +17,31 @@ from typing import Any
 
 from identity.themes import theme_jar
 from infra.errors import KitError
+from infra.keycloak import production as keycloak
 from infra.render.inputs import PortalRuntime, Secret
 from infra.render.portal import validate_portal_settings
+from infra.render.sizes import SIZES, largest
 from infra.render.tenant import RenderedTenant, references, render_tenants
 from infra.spec import TenantSpec
 from infra.targets.base import Manifest, Progress, SecretReference
 
 THEMES_JAR = "karmayogi-themes.jar"
+# Secrets of a deployment's Keycloak, named in the manifest like a tenant's.
+KEYCLOAK_DB_PASSWORD = "keycloak_db_password"
+KEYCLOAK_BOOTSTRAP_SECRET = "keycloak_bootstrap_client_secret"
+
+
+@dataclass(frozen=True)
+class KeycloakSite:
+    """Where a target runs a deployment's Keycloak: its database and how it is reached."""
+
+    database_host: str
+    database_name: str = "keycloak"
+    database_user: str = "keycloak"
+    # The address the TLS proxy (nginx, an ingress) connects from; X-Forwarded-* from any
+    # other address is ignored.
+    proxy_addresses: tuple[str, ...] = ("127.0.0.1",)
+    http_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,36 @@ def _secret_references(settings: Any, code: str, found: dict[str, SecretReferenc
             _secret_references(value, code, found)
 
 
+def keycloak_for(
+    deployment: Sequence[RenderedTenant], site: KeycloakSite, store: ReferenceSecretStore
+) -> keycloak.ProductionKeycloak:
+    """The production Keycloak the tenants of one deployment share."""
+    first = deployment[0]
+    name = first.spec.deployment_name
+    size_name = largest([t.spec.spec.deployment.size for t in deployment])
+    size = SIZES[size_name]
+    return keycloak.ProductionKeycloak(
+        hostname=f"https://{first.spec.login_domain}",
+        database=keycloak.Database(
+            host=site.database_host,
+            name=site.database_name,
+            username=site.database_user,
+            password=keycloak.SecretRef(store.secret(name, KEYCLOAK_DB_PASSWORD).reference),
+        ),
+        bootstrap_secret=keycloak.SecretRef(
+            store.secret(name, KEYCLOAK_BOOTSTRAP_SECRET).reference
+        ),
+        replicas=size.keycloak_replicas,
+        heap=size.keycloak_heap,
+        http_host=site.http_host,
+        proxy_trusted_addresses=site.proxy_addresses,
+        origins={
+            "hostname": f"spec identity.loginDomain of deployment {name!r}",
+            "replicas": f"deployment.size {size_name}: the largest in deployment {name!r}",
+        },
+    )
+
+
 def render_production(
     target: str,
     specs: Sequence[TenantSpec],
@@ -86,14 +134,26 @@ def render_production(
     *,
     data_root: str,
     reference_of: Callable[[str, str], str],
+    site: KeycloakSite,
 ) -> tuple[Manifest, tuple[RenderedTenant, ...]]:
     """Write the inputs every production target shares for ``codes`` into ``out``:
-    each portal's settings (secrets as references), its logo, and the login-theme JAR of
-    the deployment's Keycloak. Targets add their own files and save the manifest."""
+    each portal's settings (secrets as references) and logo, and the deployment's Keycloak:
+    its ``keycloak.conf`` and the login-theme JAR of every tenant it serves. Targets add
+    their own files and save the manifest."""
     placement = HostnamePlacement(specs, data_root)
     store = ReferenceSecretStore(reference_of)
     logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
-    rendered = tuple(r for r in render_tenants(specs, placement, store, logos) if r.code in codes)
+    everyone = render_tenants(specs, placement, store, logos)
+    rendered = tuple(r for r in everyone if r.code in codes)
+    deployments = {r.spec.deployment_name for r in rendered}
+    if len(deployments) != 1:
+        raise KitError(
+            f"{', '.join(codes)} belong to deployments {', '.join(sorted(deployments))}: "
+            "render one deployment at a time"
+        )
+    # One Keycloak serves the whole deployment: its themes are every member's, not only
+    # the tenants rendered now.
+    deployment = [r for r in everyone if r.spec.deployment_name in deployments]
     manifest = Manifest(target, list(codes))
     secrets: dict[str, SecretReference] = {}
     for tenant in rendered:
@@ -121,9 +181,19 @@ def render_production(
     manifest.write_file(
         out,
         f"keycloak/providers/{THEMES_JAR}",
-        theme_jar([t.theme for t in rendered]),
+        theme_jar([t.theme for t in deployment]),
         "every tenant's login theme, for Keycloak's providers/ folder (registered by kc.sh build)",
     )
+    kc = keycloak_for(deployment, site, store)
+    manifest.write_file(
+        out,
+        "keycloak/conf/keycloak.conf",
+        keycloak.render_conf(keycloak.options(kc), keycloak.source_notes(kc)),
+        "Keycloak's build and run-time options (kc.sh build, then start --optimized)",
+    )
+    for variable, ref in keycloak.secret_env(kc).items():
+        reference = SecretReference(variable, ref.name, "keycloak")
+        secrets.setdefault(ref.name, reference)
     manifest.secrets.extend(secrets.values())
     return manifest, rendered
 
@@ -140,13 +210,20 @@ class ProductionTarget:
     data_root: str
     tool: str  # what deploys the rendered files, named in the error of deploy
     env: dict[str, str]
+    site: KeycloakSite
 
     def reference_of(self, code: str, name: str) -> str:
         raise NotImplementedError
 
     def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
         manifest, _ = render_production(
-            self.name, specs, codes, out, data_root=self.data_root, reference_of=self.reference_of
+            self.name,
+            specs,
+            codes,
+            out,
+            data_root=self.data_root,
+            reference_of=self.reference_of,
+            site=self.site,
         )
         manifest.save(out)
         return manifest

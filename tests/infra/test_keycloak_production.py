@@ -95,8 +95,13 @@ def test_an_internal_url_turns_on_dynamic_backchannel_urls() -> None:
 
 
 def test_heap_follows_the_deployment_size() -> None:
+    from infra.render.sizes import SIZES
+
     assert production.plain_env(keycloak())["JAVA_OPTS_KC_HEAP"] == "-Xms64m -Xmx768m"
-    assert production.plain_env(keycloak(size="large"))["JAVA_OPTS_KC_HEAP"] == "-Xms1g -Xmx3g"
+    large = keycloak(heap=SIZES["large"].keycloak_heap, replicas=SIZES["large"].keycloak_replicas)
+    assert production.plain_env(large)["JAVA_OPTS_KC_HEAP"] == "-Xms64m -Xmx3g"
+    with pytest.raises(KeycloakRuntimeError, match="JVM size"):
+        keycloak(heap="3 GB")
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,13 @@ def test_render_for_a_production_target_writes_a_manifest_and_no_secret(
     }
     assert listed == on_disk  # every file listed, nothing unlisted, checksums true
     assert "keycloak/providers/karmayogi-themes.jar" in listed
+    conf = (out / "keycloak/conf/keycloak.conf").read_text()
+    assert "\nhostname=https://auth.learn.bihar.example\n" in conf
+    assert "\ndb=postgres\n" in conf
+    assert not any(line.startswith(("db-password", "password")) for line in conf.splitlines())
+    assert {"KC_DB_PASSWORD", "KC_BOOTSTRAP_ADMIN_CLIENT_SECRET"} <= {
+        s["name"] for s in manifest["secrets"]
+    }
 
     settings = json.loads((out / "portal/bihar/settings.json").read_text())
     assert settings["DJANGO_SETTINGS_MODULE"] == "tenant_portal.settings.production"
@@ -203,7 +210,7 @@ def test_sizes_are_one_table_and_a_shared_keycloak_takes_the_largest() -> None:
     workers = [SIZES[s].portal_workers for s in SIZES]
     assert workers == sorted(workers) and workers[0] >= 2
     assert SIZES["small"].keycloak_replicas == 1 and SIZES["medium"].keycloak_replicas >= 2
-    assert largest(["small", "large", "medium"]) == SIZES["large"]
+    assert largest(["small", "large", "medium"]) == "large"
 
 
 def test_the_portal_contract_refuses_a_bad_rendered_setting_naming_it() -> None:

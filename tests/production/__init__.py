@@ -1,0 +1,1 @@
+"""Production-mode Keycloak: rendered options, the theme JAR, bootstrap and reconciling."""
