@@ -109,6 +109,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before host checks and HTTPS redirects: probes call the process at its own address.
+    "tenant_portal.core.probes.LivenessProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tenant_portal.core.upload_limit.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
