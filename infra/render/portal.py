@@ -69,5 +69,10 @@ def validate_portal_settings(settings: Mapping[str, Any], *, source: str) -> Non
         if error.instance == _UNRESOLVED:
             continue
         secret = isinstance(error.schema, dict) and error.schema.get("writeOnly") is True
-        message = "is not valid (the value is a secret and not shown)" if secret else error.message
+        message = (
+            f"breaks the contract's {error.validator} rule ({error.validator_value!r}); "
+            "the value is a secret and not shown"
+            if secret
+            else error.message
+        )
         raise PortalSettingsError(f"{source}: {_where(error)}: {message}")
