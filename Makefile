@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: up down status test lint format bench clean system-deps translations
+.PHONY: up down status test test-deps lint format bench clean system-deps translations
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # PostgreSQL serves the test suite, Pango (with HarfBuzz) and the Noto fonts let WeasyPrint
 # shape certificates in every Indian script; each is installed only when missing.
 system-deps:
-	@scripts/ensure-system-packages.sh gettext postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core nginx libnss3-tools
+	@scripts/ensure-system-packages.sh gettext postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core
 
 translations: system-deps
 	@scripts/compile-translations.sh
@@ -39,7 +39,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint translations
+# The production tests terminate TLS with nginx and make Chromium trust their CA with certutil.
+test-deps:
+	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools
+
+test: lint translations test-deps
 	@scripts/browser-deps.sh >/dev/null
 	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
 
