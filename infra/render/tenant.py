@@ -9,7 +9,7 @@ files and probes no ports; what it needs of the world comes in through ``Placeme
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -80,7 +80,7 @@ def portal_client(portal_url: str, secret: str) -> PortalClient:
     )
 
 
-def _value(secret: Secret) -> str:
+def _value_or_empty(secret: Secret) -> str:
     # A store that only knows references (production targets at render time) leaves the
     # realm's client secrets empty; such a realm is never applied from this render.
     return secret.value or ""
@@ -97,15 +97,17 @@ def tenant_realm(
         display_name=spec.spec.branding.display_name,
         languages=tuple(spec.spec.languages),
         departments=tuple(Department(d.code, d.name) for d in identity.departments),
-        portal=portal_client(portal_url, _value(secrets.secret(spec.code, PORTAL_CLIENT_SECRET))),
+        portal=portal_client(
+            portal_url, _value_or_empty(secrets.secret(spec.code, PORTAL_CLIENT_SECRET))
+        ),
         broker_to_hub=identity.broker_to_hub,
         admin_otp_required=identity.admin_otp == "required",
         # Only the embedded default's demo administrators sign in without OTP.
         otp_exempt_role=DEMO_ROLE if demo else None,
         login_theme=theme_name(spec.code),
         keys_url=f"{portal_url}/federation/v1/keys",
-        broker_secret=_value(secrets.secret(spec.code, BROKER_CLIENT_SECRET)),
-        federation_secret=_value(secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)),
+        broker_secret=_value_or_empty(secrets.secret(spec.code, BROKER_CLIENT_SECRET)),
+        federation_secret=_value_or_empty(secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)),
     )
 
 
@@ -232,36 +234,33 @@ def federation_of(rendered: Sequence[RenderedTenant], keycloak_url: str) -> Fede
     return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
 
 
+def _map_secrets(value: Any, secret: Callable[[Secret], Any]) -> Any:
+    if isinstance(value, Secret):
+        return secret(value)
+    if isinstance(value, dict):
+        return {k: _map_secrets(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_secrets(v, secret) for v in value]
+    return value
+
+
+def _value_of(secret: Secret) -> str:
+    if secret.value is None:
+        raise ValueError(f"secret {secret.name} is kept at {secret.reference}, not here")
+    return secret.value
+
+
 def reveal(settings: PortalSettings) -> dict[str, Any]:
     """The settings with every secret replaced by its value (for a process's environment)."""
-
-    def resolve(value: Any) -> Any:
-        if isinstance(value, Secret):
-            if value.value is None:
-                raise ValueError(f"secret {value.name} is kept at {value.reference}, not here")
-            return value.value
-        if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [resolve(v) for v in value]
-        return value
-
-    return {key: resolve(value) for key, value in settings.items()}
+    return {key: _map_secrets(value, _value_of) for key, value in settings.items()}
 
 
 def references(settings: PortalSettings) -> dict[str, Any]:
     """The settings with every secret replaced by its reference: safe to write anywhere."""
-
-    def refer(value: Any) -> Any:
-        if isinstance(value, Secret):
-            return {"secretRef": value.reference}
-        if isinstance(value, dict):
-            return {k: refer(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [refer(v) for v in value]
-        return value
-
-    return {key: refer(value) for key, value in settings.items()}
+    return {
+        key: _map_secrets(value, lambda s: {"secretRef": s.reference})
+        for key, value in settings.items()
+    }
 
 
 def as_environment(settings: Mapping[str, Any]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from tests.rig.errors import RigError
 from tests.rig.names import NameMap
 
 CHROMIUM = "/usr/bin/chromium"
-# As tests/tenant_portal/browser.py, for the reasons DESIGN §9 gives.
+# Every Chromium the suite launches runs with these, for the reasons DESIGN §9 gives.
 CHROMIUM_ARGS = (
     "--no-sandbox",
     "--disable-gpu",
