@@ -1,12 +1,14 @@
 """Sign-in through the tenant's realm: mozilla-django-oidc, plus what Keycloak's tokens carry.
 
 At each sign-in the user's names come from the ID token and userinfo, their Wagtail groups
-from their realm roles, and their department from the ``groups`` claim. Users are found by
-the token's ``sub``, never by e-mail: two realms may hold the same address.
+from their realm roles, and their department from the ``groups`` claim; the session re-check
+(``middleware.py``) applies them again from userinfo. Users are found by the token's ``sub``,
+never by e-mail: two realms may hold the same address.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,6 +17,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from tenant_portal.accounts import realm_session
 from tenant_portal.accounts.models import Profile
 from tenant_portal.accounts.roles import department_from_groups, sync_groups
 from tenant_portal.accounts.signals import SID_SESSION_KEY
@@ -26,6 +29,16 @@ class KeycloakBackend(OIDCAuthenticationBackend):
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[AbstractUser]:
         return get_user_model().objects.filter(profile__subject=claims.get("sub", ""))
+
+    def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The code exchange's tokens; the refresh token is what later re-checks use."""
+        requested_at = time.time()
+        token_info: dict[str, Any] = super().get_token(payload)
+        if payload.get("grant_type") == "authorization_code" and self.request is not None:
+            # Without a refresh token the session could never be re-checked: no sign-in.
+            tokens = realm_session.tokens_from_response(token_info, requested_at=requested_at)
+            setattr(self.request, realm_session.TOKENS_ATTRIBUTE, tokens)
+        return token_info
 
     def get_userinfo(
         self, access_token: str, id_token: str, payload: dict[str, Any]

@@ -11,15 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from django.core.cache import cache
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from tenant_portal.core import jwks
+
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 MAX_AGE_SECONDS = 300
-JWKS_CACHE_SECONDS = 300
 
 
 class LogoutTokenError(ValueError):
@@ -33,14 +32,8 @@ class LogoutRequest:
 
 
 def _keys(jwks_url: str, refresh: bool = False) -> KeySet:
-    cache_key = f"karmayogi:jwks:{jwks_url}"
-    data = None if refresh else cache.get(cache_key)
-    if data is None:
-        response = httpx.get(jwks_url, timeout=5.0)
-        response.raise_for_status()
-        data = response.json()
-        cache.set(cache_key, data, JWKS_CACHE_SECONDS)
-    return KeySet.import_key_set(data)
+    # Fetched again at most once a minute however many tokens fail to verify (core.jwks).
+    return jwks.key_set(jwks_url, refresh=refresh, timeout=5.0)
 
 
 def validate_logout_token(
@@ -59,7 +52,7 @@ def validate_logout_token(
         raise LogoutTokenError(
             f"logout token signature or format is invalid ({exc.__class__.__name__})"
         ) from None
-    except httpx.HTTPError:
+    except jwks.KeysUnavailable:
         raise LogoutTokenError("the realm's keys could not be fetched") from None
     claims: dict[str, Any] = dict(decoded.claims)
     if claims.get("iss") != issuer:

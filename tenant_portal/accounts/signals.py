@@ -1,7 +1,8 @@
-"""Signal handlers: groups after migrate; Keycloak session ids on sign-in."""
+"""Signal handlers: groups after migrate; the Keycloak session behind a sign-in."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.apps import apps
@@ -11,6 +12,7 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from tenant_portal.accounts import realm_session
 from tenant_portal.accounts.models import KeycloakSession
 from tenant_portal.accounts.roles import ensure_groups
 
@@ -32,8 +34,12 @@ def create_managed_groups(sender: Any, **kwargs: Any) -> None:
 
 @receiver(user_logged_in)
 def remember_keycloak_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
-    """Tie this portal session to the Keycloak session that opened it (back-channel logout)."""
+    """Tie this portal session to the Keycloak session that opened it (back-channel logout),
+    keep what the session re-check needs and end it no later than the realm session."""
     request.session[REPORTS_SESSION_KEY] = user.has_perm("accounts.view_department_reports")
+    tokens = realm_session.tokens_of(request)
+    if tokens is not None:
+        realm_session.remember(request.session, tokens, now=time.time())
     sid = request.session.get(SID_SESSION_KEY)
     if not sid:
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
+import requests
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import SuspiciousOperation
@@ -18,6 +19,7 @@ from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthen
 
 from tenant_portal.accounts.logout_token import LogoutTokenError, validate_logout_token
 from tenant_portal.accounts.models import KeycloakSession
+from tenant_portal.accounts.realm_session import RealmSessionError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,15 @@ class CallbackView(OIDCAuthenticationCallbackView):
         try:
             response: HttpResponse = super().get(request)
         except SuspiciousOperation as exc:  # state or nonce not ours: forged or replayed
+            logger.warning("sign-in refused at the OIDC callback: %s", exc)
+            return render(request, "accounts/sign_in_failed.html", status=400)
+        except requests.RequestException as exc:
+            # Keycloak refused the code (forged, expired, used, another flow's) or could not
+            # be reached: the state was ours, the sign-in is not. No trace for the visitor.
+            status = exc.response.status_code if exc.response is not None else "no answer"
+            logger.warning("sign-in failed at the OIDC callback: Keycloak answered %s", status)
+            return render(request, "accounts/sign_in_failed.html", status=400)
+        except (RealmSessionError, PermissionError) as exc:
             logger.warning("sign-in refused at the OIDC callback: %s", exc)
             return render(request, "accounts/sign_in_failed.html", status=400)
         return response

@@ -163,6 +163,8 @@ class PortalSettings:
     max_upload_mb: int
     log_level: str
     ssl_redirect: bool
+    # Seconds between re-checks of the realm session behind a portal session (at most 300).
+    session_recheck_seconds: int = 300
 
     @property
     def site_name(self) -> str:
@@ -499,6 +501,7 @@ def build(values: Mapping[str, Any]) -> PortalSettings:
         max_upload_mb=values["KARMAYOGI_MAX_UPLOAD_MB"],
         log_level=values["KARMAYOGI_LOG_LEVEL"],
         ssl_redirect=values["KARMAYOGI_SSL_REDIRECT"],
+        session_recheck_seconds=values["KARMAYOGI_SESSION_RECHECK_SECONDS"],
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -145,6 +146,51 @@ def test_tampered_state_lands_on_a_clear_error_and_creates_nobody(
     assert response.status_code == 400
     assert "Sign-in failed" in response.text and "Nothing was changed" in response.text
     assert not get_user_model().objects.exists()
+
+
+def start_flow(session: httpx.Client, tenant: OidcTenant) -> httpx.Response:
+    """Click "Sign in" without following: the portal's redirect to Keycloak, with its state."""
+    response = session.get(f"{tenant.portal_url}/auth/authenticate/")
+    assert response.status_code == 302
+    return response
+
+
+def state_of(redirect: httpx.Response) -> str:
+    return parse_qs(urlparse(redirect.headers["location"]).query)["state"][0]
+
+
+def test_forged_or_foreign_code_with_a_valid_state_lands_on_the_failure_page(
+    oidc_tenant: OidcTenant,
+) -> None:
+    """The state is ours, the code is not one Keycloak redeems for this flow: no 500."""
+    oidc_tenant.create_user("gita.learner")
+    callback = f"{oidc_tenant.portal_url}/auth/callback/"
+    with browser_session() as session:
+        forged = session.get(
+            callback,
+            params={"code": "forged", "state": state_of(start_flow(session, oidc_tenant))},
+            follow_redirects=True,
+        )
+        # A real code from one flow presented with another flow's state (and PKCE verifier),
+        # as a code stolen from another browser would be: Keycloak refuses to redeem it.
+        first, second = start_flow(session, oidc_tenant), start_flow(session, oidc_tenant)
+        login_page = session.get(first.headers["location"], follow_redirects=True)
+        to_portal = session.post(
+            form_action(login_page.text),
+            data={"username": "gita.learner", "password": PASSWORD},
+        )
+        while not to_portal.headers["location"].startswith(callback):
+            to_portal = session.get(to_portal.headers["location"])
+        code = parse_qs(urlparse(to_portal.headers["location"]).query)["code"][0]
+        foreign = session.get(
+            callback, params={"code": code, "state": state_of(second)}, follow_redirects=True
+        )
+    for response in (forged, foreign):
+        assert response.status_code == 400
+        assert "Sign-in failed" in response.text and "Nothing was changed" in response.text
+        assert "Traceback" not in response.text
+    assert not get_user_model().objects.exists()
+    assert not any("_auth_user_id" in s.get_decoded() for s in Session.objects.all())
 
 
 def test_login_page_follows_the_portal_language_and_offers_the_hub(
