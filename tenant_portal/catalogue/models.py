@@ -54,7 +54,9 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
 
     @path("")
     def catalogue(self, request: HttpRequest) -> HttpResponse:
-        cache_for_anonymous(request)
+        # The parameters the listing reads (search.CatalogueQuery, and the page number).
+        keyed_on = ("q", "area", "theme", "language", "provider", "duration", "page")
+        cache_for_anonymous(request, keyed_on=keyed_on)
         return TemplateResponse(
             request,
             "catalogue/catalogue_index_page.html",
@@ -96,7 +98,7 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
             raise Http404
         if entry.page_id is not None:
             return redirect(entry.url)
-        cache_for_anonymous(request)
+        cache_for_anonymous(request, keyed_on=())
         return TemplateResponse(
             request, "catalogue/course_record.html", {"page": self, "self": self, "entry": entry}
         )

@@ -74,7 +74,7 @@ def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
     else:
         from tenant_portal.core.page_cache import cache_for_anonymous
 
-        cache_for_anonymous(request)
+        cache_for_anonymous(request, keyed_on=())
     states = lesson_states(page, enrolment)
     done = sum(state.done for state in states)
     return {

@@ -112,6 +112,9 @@ MIDDLEWARE = [
     # Before host checks and HTTPS redirects: probes call the process at its own address.
     "tenant_portal.core.probes.LivenessProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outside the page cache and every middleware that answers early, so every response, a
+    # cached page too, gets the same headers (CSP, Permissions-Policy, X-Frame-Options).
+    "tenant_portal.core.security_headers.SecurityHeadersMiddleware",
     "tenant_portal.core.upload_limit.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,10 +123,17 @@ MIDDLEWARE = [
     "tenant_portal.core.page_cache.AnonymousPageCacheMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The session re-check: the realm session and roles behind a signed-in user, at Keycloak.
+    "tenant_portal.accounts.middleware.RealmSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A write that waits out SQLite's lock timeout answers 503 with Retry-After, not 500.
+    "tenant_portal.core.db_busy.DatabaseBusyMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
 ]
+
+# Django's deploy check looks for its own clickjacking middleware by name; SecurityHeaders
+# sets X-Frame-Options instead, on every response (tests/tenant_portal/test_hardening_cache.py).
+SILENCED_SYSTEM_CHECKS = ["security.W002"]
 
 ROOT_URLCONF = "tenant_portal.urls"
 WSGI_APPLICATION = "tenant_portal.wsgi.application"

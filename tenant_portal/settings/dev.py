@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 
 from tenant_portal.settings.base import *  # noqa: F403
-from tenant_portal.settings.base import PORTAL
+from tenant_portal.settings.base import DATABASES, PORTAL
 
 DEBUG = PORTAL.debug
 
@@ -27,5 +27,23 @@ def _secret_key(data_dir: Path) -> str:
 
 
 SECRET_KEY = _secret_key(PORTAL.data_dir)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite has one writer at a time. A transaction that starts as a reader and then writes
+    # (every get_or_create) fails at once with "database is locked" when another writer got
+    # there first; IMMEDIATE takes the write lock at BEGIN, so concurrent writes queue for it
+    # (up to `timeout` seconds) instead. WAL lets readers go on while one writes; NORMAL
+    # sync is safe with WAL. A wait beyond the timeout is a 503 (core.db_busy), never a 500.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
+        }
+    )
 ALLOWED_HOSTS = list(PORTAL.allowed_hosts)
 CSRF_TRUSTED_ORIGINS = [PORTAL.portal_url]
+# Uploads (course images, documents) are the tenant's data: private to the user running the
+# portal, like everything else under the kit's home.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
