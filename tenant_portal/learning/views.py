@@ -144,6 +144,11 @@ def quiz(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
     return _back(page, f"lesson-{lesson}")
 
 
+def printable(text: str) -> str:
+    """``text`` without control characters, lone surrogates or other unprintable ones."""
+    return "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+
+
 @never_cache
 def verify_certificate(request: HttpRequest, certificate: str) -> HttpResponse:
     """Public: confirms a certificate id and shows what the certificate itself shows."""
@@ -154,7 +159,9 @@ def verify_certificate(request: HttpRequest, certificate: str) -> HttpResponse:
     response = TemplateResponse(
         request,
         "learning/verify.html",
-        {"certificate": found, "asked": certificate[:64]},
+        # The page names what was asked; control characters (and anything not printable) are
+        # dropped first, so the echo can neither break the page nor smuggle a byte through.
+        {"certificate": found, "asked": printable(certificate)[:64]},
         status=200 if found else 404,
     )
     response["X-Robots-Tag"] = "noindex"
@@ -182,7 +189,9 @@ def download_certificate(request: HttpRequest, certificate: uuid.UUID) -> HttpRe
 def passbook_view(request: HttpRequest) -> HttpResponse:
     profile = Profile.objects.filter(user=learner(request)).first()
     if request.method == "POST" and profile is not None:
-        profile.name_local = " ".join(request.POST.get("name_local", "").split())[:300]
+        # A name holds no control characters: PostgreSQL refuses NUL, and none belongs on a
+        # certificate.
+        profile.name_local = " ".join(printable(request.POST.get("name_local", "")).split())[:300]
         profile.save(update_fields=["name_local"])
         messages.success(request, _("Your name for certificates is saved."))
         return redirect("passbook")
@@ -258,6 +267,16 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a
+# learner's name would be a live link in the administrator's sheet); OWASP's "CSV injection"
+# advice is to make such a cell text with a leading apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_lines(rows: QuerySet[Enrolment], language: str | None) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(
@@ -265,17 +284,16 @@ def _csv_lines(rows: QuerySet[Enrolment], language: str | None) -> Iterator[str]
     )
     for row in rows.iterator(chunk_size=500):
         certificate = getattr(row, "certificate", None)
-        yield writer.writerow(
-            [
-                row.user.get_full_name() or row.user.get_username(),
-                row.user.email,
-                localized(row.entry.name, language),
-                row.entry.iri,
-                row.enrolled.isoformat(timespec="seconds"),
-                row.completed.isoformat(timespec="seconds") if row.completed else "",
-                str(certificate.id) if certificate else "",
-            ]
-        )
+        cells = [
+            row.user.get_full_name() or row.user.get_username(),
+            row.user.email,
+            localized(row.entry.name, language),
+            row.entry.iri,
+            row.enrolled.isoformat(timespec="seconds"),
+            row.completed.isoformat(timespec="seconds") if row.completed else "",
+            str(certificate.id) if certificate else "",
+        ]
+        yield writer.writerow([_cell(value) for value in cells])
 
 
 @never_cache

@@ -28,6 +28,12 @@ PREFIX = "oai:karmayogi:"
 GRANULARITY = "YYYY-MM-DDThh:mm:ssZ"
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+# What XML 1.0 cannot carry (lxml refuses it in text and attributes): C0 controls but tab, line
+# feed and carriage return; DEL and the C1 controls (legal, but never in a real argument); lone
+# surrogates; U+FFFE and U+FFFF.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Longer than any identifier, prefix, set, date or token this repository issues.
+MAX_ARGUMENT = 2048
 
 # verb: (required arguments, optional arguments); a resumptionToken is exclusive.
 VERBS: dict[str, tuple[set[str], set[str]]] = {
@@ -112,6 +118,12 @@ def error_element(root: etree._Element, error: OaiError) -> None:
     e("error", root, error.message).set("code", error.code)
 
 
+def shown(value: str, limit: int = 64) -> str:
+    """``value`` quoted for an error message and cut short. ``repr`` escapes every character
+    that is not printable, which covers all that XML cannot carry: never echoed raw."""
+    return repr(value[:limit])
+
+
 def parse(arguments: dict[str, list[str]]) -> Request:
     verbs = arguments.get("verb", [])
     if not verbs:
@@ -120,17 +132,23 @@ def parse(arguments: dict[str, list[str]]) -> Request:
         raise OaiError("badVerb", "The verb argument is repeated.")
     verb = verbs[0]
     if verb not in VERBS:
-        raise OaiError("badVerb", f"{verb[:64]!r} is not an OAI-PMH verb.")
+        raise OaiError("badVerb", f"{shown(verb)} is not an OAI-PMH verb.")
     required, optional = VERBS[verb]
     given: dict[str, str] = {}
     for name, values in arguments.items():
         if name == "verb":
             continue
         if name not in required | optional:
-            raise OaiError("badArgument", f"{verb} takes no argument {name[:64]!r}.")
+            raise OaiError("badArgument", f"{verb} takes no argument {shown(name)}.")
         if len(values) > 1:
             raise OaiError("badArgument", f"The argument {name} is repeated.")
         given[name] = values[0]
+    for name, value in given.items():
+        # Checked before anything echoes the argument: the request element carries it.
+        if NOT_XML.search(value) or len(value) > MAX_ARGUMENT:
+            code = "badResumptionToken" if name == "resumptionToken" else "badArgument"
+            what = "is too long" if len(value) > MAX_ARGUMENT else "holds a control character"
+            raise OaiError(code, f"The argument {name} {what}.")
     if "resumptionToken" in given:
         if len(given) > 1:
             raise OaiError("badArgument", "resumptionToken is an exclusive argument.")
@@ -148,17 +166,17 @@ def moment(value: str, *, end: bool) -> tuple[datetime, str]:
         try:
             day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
         except ValueError:
-            raise OaiError("badArgument", f"{value!r} is not a date.") from None
+            raise OaiError("badArgument", f"{shown(value)} is not a date.") from None
         return (day + timedelta(days=1) - timedelta(microseconds=1) if end else day), "day"
     if SECONDS.fullmatch(value):
         try:
             second = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
-            raise OaiError("badArgument", f"{value!r} is not a date and time.") from None
+            raise OaiError("badArgument", f"{shown(value)} is not a date and time.") from None
         return (second + timedelta(seconds=1) - timedelta(microseconds=1) if end else second), (
             "seconds"
         )
-    raise OaiError("badArgument", f"{value[:64]!r} is neither YYYY-MM-DD nor YYYY-MM-DDThh:mm:ssZ.")
+    raise OaiError("badArgument", f"{shown(value)} is neither YYYY-MM-DD nor YYYY-MM-DDThh:mm:ssZ.")
 
 
 def selection_of(arguments: dict[str, str]) -> Selection:
@@ -217,13 +235,15 @@ def find(identifier: str) -> Item:
     course = course_of(identifier)
     item = selectors.item(course) if course is not None else None
     if item is None:
-        raise OaiError("idDoesNotExist", f"{identifier[:200]!r} is not an item of this repository.")
+        raise OaiError(
+            "idDoesNotExist", f"{shown(identifier, 200)} is not an item of this repository."
+        )
     return item
 
 
 def format_of(prefix: str) -> str:
     if prefix not in FORMATS:
-        raise OaiError("cannotDisseminateFormat", f"{prefix[:64]!r} is not a metadata format here.")
+        raise OaiError("cannotDisseminateFormat", f"{shown(prefix)} is not a metadata format here.")
     return prefix
 
 

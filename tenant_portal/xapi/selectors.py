@@ -6,6 +6,12 @@ included. A total is also hidden when subtracting the figures shown beside it wo
 a hidden one: when exactly one hidden item of its line holds learners, or when the hidden
 items together hold fewer than 5. The lines are a tenant's row (its areas), an area's column
 (its tenants), and for the national total both the tenants' and the areas' totals.
+
+The rule holds for everything the public dashboard shows, not only its cells: a tenant's row
+appears only once 5 of its learners have completed (a row of "fewer than 5" would still say
+"more than none"), and it shows no statement counts and no times, which would single out the
+one learner behind a new statement. Those are for operators: :func:`operations`, shown only
+to a signed-in user allowed to view received statements.
 """
 
 from __future__ import annotations
@@ -101,8 +107,8 @@ def _total(value: int, *lines: Iterable[Figure]) -> Figure:
 
 
 def completions() -> dict[str, Any]:
-    """Distinct learners who completed a course, by tenant and competency area, with totals
-    and the operations table; suppressed as the module says. A fixed number of queries."""
+    """Distinct learners who completed a course, by tenant and competency area, with totals;
+    suppressed as the module says. A fixed number of queries."""
     done = live_statements().filter(verb=COMPLETED)
     areas_done = ReceivedArea.objects.filter(
         ~Exists(
@@ -122,39 +128,45 @@ def completions() -> dict[str, Any]:
         areas_done.values_list("area").annotate(n=Count("learner", distinct=True)).order_by()
     )
     everyone = done.aggregate(n=Count("learner", distinct=True))["n"] or 0
-    operations = list(
-        ReceivedStatement.objects.values("platform")
-        .annotate(statements=Count("id"), last=Max("stored"))
-        .order_by("platform")
-    )
     known = list(Area.objects.filter(retired=False).order_by("framework_id", "position"))
     area_iris = [a.iri for a in known]
     area_iris += sorted({area for _, area in cells} - set(area_iris))
     names = {a.iri: localized(a.name) for a in known}
-    tenants = sorted({row["platform"] for row in operations})
+    tenants = sorted(set(by_tenant) | {tenant for tenant, _ in cells})
 
     grid = {t: {a: _cell(cells.get((t, a), 0)) for a in area_iris} for t in tenants}
     tenant_totals = {t: _total(by_tenant.get(t, 0), grid[t].values()) for t in tenants}
     area_totals = {a: _total(by_area.get(a, 0), (grid[t][a] for t in tenants)) for a in area_iris}
     total = _total(everyone, tenant_totals.values(), area_totals.values())
+    # An area outside the framework has a column only once 5 learners are in it.
+    columns = [a for a in area_iris if a in names or by_area.get(a, 0) >= THRESHOLD]
     return {
         "threshold": THRESHOLD,
         "generated": timezone.now(),
         "areas": [
-            {"iri": a, "name": names.get(a) or a.rstrip("/").rsplit("/", 1)[-1]} for a in area_iris
+            {"iri": a, "name": names.get(a) or a.rstrip("/").rsplit("/", 1)[-1]} for a in columns
         ],
         "tenants": [
             {
                 "tenant": t,
-                "areas": {a: grid[t][a].as_json for a in area_iris},
+                "areas": {a: grid[t][a].as_json for a in columns},
                 "total": tenant_totals[t].as_json,
             }
+            # Every figure of a tenant with fewer than 5 learners is hidden; so is its row.
             for t in tenants
+            if by_tenant.get(t, 0) >= THRESHOLD
         ],
-        "areaTotals": {a: area_totals[a].as_json for a in area_iris},
+        "areaTotals": {a: area_totals[a].as_json for a in columns},
         "total": total.as_json,
-        "operations": [
-            {"tenant": r["platform"], "statements": r["statements"], "lastReceived": r["last"]}
-            for r in operations
-        ],
     }
+
+
+def operations() -> list[dict[str, Any]]:
+    """For operators only (never on the public dashboard): statements received per tenant,
+    voided and voiding ones included, and when the last arrived."""
+    return [
+        {"tenant": r["platform"], "statements": r["statements"], "lastReceived": r["last"]}
+        for r in ReceivedStatement.objects.values("platform")
+        .annotate(statements=Count("id"), last=Max("stored"))
+        .order_by("platform")
+    ]

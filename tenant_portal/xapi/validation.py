@@ -12,12 +12,18 @@ A statement that breaks a rule is refused whole with a one-line reason naming th
   object is an Activity or a StatementRef (never an Agent, Group or SubStatement);
 - ``context.platform`` (the sending tenant's code) is required: the view checks it against
   the caller's token.
+
+:func:`loads` reads the request body first, and refuses what would break the hub rather than a
+rule: JSON nested deeper than any statement (Python's parser would recurse until it fails),
+numbers that are not finite or are absurdly long, and text PostgreSQL cannot store (NUL, lone
+surrogates) or no statement needs (other control characters).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -31,6 +37,12 @@ PSEUDONYM = re.compile(r"[0-9a-f]{16,64}")
 MAX_IRI = 400
 MAX_TEXT = 1000
 MAX_AREAS = 50
+# A statement nests 6 levels deep (statement, context, extensions, key, list, IRI); extension
+# values may nest more, never this much.
+MAX_DEPTH = 32
+MAX_DIGITS = 40
+# C0 controls but tab, line feed and carriage return; lone surrogates (JSON can escape them).
+BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 # Properties the LRS sets or that do not make two statements different (xAPI 1.0.3, 2.4.1
 # "Statement comparison"): a retry with another authority is still the same statement.
 NOT_COMPARED = ("id", "authority", "stored", "version")
@@ -58,6 +70,56 @@ class Parsed:
     timestamp: datetime | None
     areas: tuple[str, ...]
     digest: str
+
+
+def _number(text: str) -> float | int:
+    if len(text) > MAX_DIGITS:
+        raise StatementError(f"a number is longer than {MAX_DIGITS} characters")
+    number = float(text) if any(c in text for c in ".eE") else int(text)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise StatementError("a number is too large")
+    return number
+
+
+def _constant(name: str) -> Any:
+    raise StatementError(f"{name} is not a JSON number")
+
+
+def loads(raw: bytes) -> Any:
+    """A request body as JSON, or :class:`StatementError` saying what is wrong with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StatementError("the body is not UTF-8") from None
+    try:
+        value = json.loads(text, parse_int=_number, parse_float=_number, parse_constant=_constant)
+    except StatementError:
+        raise
+    except RecursionError:
+        raise StatementError(f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        raise StatementError("the body is not JSON") from None
+    _sound(value)
+    return value
+
+
+def _sound(value: Any) -> None:
+    """Refuse nesting past :data:`MAX_DEPTH` and text with :data:`BAD_TEXT`, without recursion
+    (the value may be as deep as the parser allowed)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise StatementError(f"the body nests deeper than {MAX_DEPTH} levels")
+        if isinstance(item, str):
+            if BAD_TEXT.search(item):
+                raise StatementError("a text holds a control character or a lone surrogate")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((key, depth))
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
 
 
 def _iri(value: Any, field: str) -> str:

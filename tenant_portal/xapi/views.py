@@ -1,10 +1,10 @@
 """``/xapi/statements`` (the hub's statement resource, for federation clients) and the national
-completions dashboard (``/federation/completions/`` and ``.json``, public). Both exist only on
-the hub: elsewhere they answer 404."""
+completions dashboard (``/federation/completions/`` and ``.json``, public, every figure under
+the small-cell rule of :mod:`~tenant_portal.xapi.selectors`). Both exist only on the hub:
+elsewhere they answer 404."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -15,14 +15,14 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
-from django.utils.cache import patch_cache_control
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from tenant_portal.federation.auth import Unauthorized, caller
 from tenant_portal.xapi import selectors, services
 from tenant_portal.xapi.statements import VERSION
-from tenant_portal.xapi.validation import StatementError, parse
+from tenant_portal.xapi.validation import StatementError, loads, parse
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ def _error(status: int, message: str) -> HttpResponse:
 
 def _body(request: HttpRequest, limit: int) -> Any:
     """The request's JSON body, read no further than ``limit`` bytes."""
+    if request.content_type != "application/json":
+        raise StatementError("Content-Type: application/json is required")
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -60,10 +62,7 @@ def _body(request: HttpRequest, limit: int) -> Any:
     raw = request.read(limit + 1)
     if len(raw) > limit:
         raise _TooLarge(limit)
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise StatementError("the body is not JSON") from None
+    return loads(raw)  # nesting, numbers and text that would break the hub are refused too
 
 
 class _TooLarge(Exception):
@@ -191,9 +190,21 @@ def _whole(value: str | None, name: str, default: int, low: int, high: int) -> i
 # --- the dashboard ---------------------------------------------------------------------------
 
 
-def _dashboard(response: HttpResponse) -> HttpResponse:
-    # Public aggregates: a cache may keep them a minute, never longer.
-    patch_cache_control(response, public=True, max_age=DASHBOARD_SECONDS)
+def _operator(request: HttpRequest) -> bool:
+    """A signed-in user allowed to see received statements (in the admin too) sees the
+    operations table; nobody else, so the public page keeps to the small-cell rule."""
+    return bool(request.user.has_perm("xapi.view_receivedstatement"))
+
+
+def _dashboard(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    if request.user.is_authenticated:
+        # The page carries the visitor's name, a CSRF token in its sign-out form, perhaps the
+        # operations table: for their browser only.
+        patch_cache_control(response, private=True, no_store=True)
+    else:
+        # Public aggregates: a cache may keep them a minute, never longer.
+        patch_cache_control(response, public=True, max_age=DASHBOARD_SECONDS)
+    patch_vary_headers(response, ["Cookie"])
     return response
 
 
@@ -214,8 +225,9 @@ def completions(request: HttpRequest) -> HttpResponse:
         "data": data,
         "rows": rows,
         "area_totals": [data["areaTotals"][area["iri"]] for area in data["areas"]],
+        "operations": selectors.operations() if _operator(request) else None,
     }
-    return _dashboard(TemplateResponse(request, "xapi/completions.html", context))
+    return _dashboard(request, TemplateResponse(request, "xapi/completions.html", context))
 
 
 @require_GET
@@ -223,5 +235,5 @@ def completions_json(request: HttpRequest) -> HttpResponse:
     if not _is_hub():
         raise Http404
     return _dashboard(
-        JsonResponse(selectors.completions(), json_dumps_params={"ensure_ascii": False})
+        request, JsonResponse(selectors.completions(), json_dumps_params={"ensure_ascii": False})
     )

@@ -442,10 +442,10 @@ def test_the_dashboard_shows_five_learners_hides_four_and_voiding_takes_one_away
     page = add_course(rajasthan.catalogue, "counted")
     certificates = [complete(f"learner-{n}", page) for n in range(4)]
     assert deliver().delivered == 4
-    hidden = {"learners": None, "suppressed": True}
-    assert cell(hub.dashboard(), code, "functional") == hidden
+    # Fewer than 5 learners: every figure of the portal is hidden, and so is its row.
+    assert all(row["tenant"] != code for row in hub.dashboard()["tenants"])
     html = httpx.get(f"{hub.url}/federation/completions/", headers={"Accept-Language": "en"})
-    assert html.status_code == 200 and "fewer than 5" in html.text
+    assert html.status_code == 200 and code not in html.text
     assert "max-age=60" in html.headers["Cache-Control"]
 
     certificates.append(complete("learner-4", page))
@@ -468,12 +468,12 @@ def test_the_dashboard_shows_five_learners_hides_four_and_voiding_takes_one_away
     assert void.statement["object"] == {"objectType": "StatementRef", "id": original}
     assert deliver().delivered == 1
     dashboard = hub.dashboard()
-    assert cell(dashboard, code, "functional") == hidden
+    assert all(row["tenant"] != code for row in dashboard["tenants"])
     assert hub.request("GET", "rajasthan", params={"statementId": original}).status_code == 404
     voided = hub.request("GET", "rajasthan", params={"voidedStatementId": original})
     assert voided.status_code == 200 and voided.json()["id"] == original
-    operations = next(r for r in dashboard["operations"] if r["tenant"] == code)
-    assert operations["statements"] == 6 and operations["lastReceived"]
+    # Statement counts and times would single out a learner: operators only.
+    assert "operations" not in dashboard
 
 
 def test_the_hub_counts_its_own_completions_sent_by_the_command(hub: Hub) -> None:
@@ -555,7 +555,4 @@ def test_totals_that_would_give_a_hidden_figure_back_are_hidden(settings: Any) -
     assert data["total"] == hidden  # 16 - 6 would give alpha's hidden total
     html = Client().get("/federation/completions/").content.decode()
     assert html.count("fewer than 5") == 7 and "<td>13</td>" in html
-    assert [(r["tenant"], r["statements"]) for r in data["operations"]] == [
-        ("alpha", 10),
-        ("beta", 12),
-    ]
+    assert "operations" not in data
