@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
-from django.urls import include, path, re_path
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import include, path, re_path, reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.i18n import set_language
 from mozilla_django_oidc.views import OIDCLogoutView
@@ -17,6 +21,15 @@ from tenant_portal.core import routing
 from tenant_portal.core import views as core
 from tenant_portal.federation import views as federation
 from tenant_portal.oai import views as oai
+
+
+def admin_sign_in(request: HttpRequest) -> HttpResponse:
+    """Wagtail's own ``/admin/login/`` shows a password form that can never succeed (passwords
+    live in Keycloak): send every request for it, a posted form too, to the OIDC sign-in,
+    keeping where the visitor was going (the sign-in view checks ``next`` is this site's)."""
+    target = request.GET.get("next") or reverse("wagtailadmin_home")
+    return redirect(f"{reverse('oidc_authentication_init')}?{urlencode({'next': target})}")
+
 
 urlpatterns = [
     path("healthz", core.healthz, name="healthz"),
@@ -35,6 +48,9 @@ urlpatterns = [
     path("federation/v1/changes", federation.changes, name="federation_changes"),
     path("federation/v1/keys", federation.keys, name="federation_keys"),
     path("", include("tenant_portal.xapi.urls")),
+    # Before Wagtail's admin, whose login view it replaces; Django's own admin (installed for
+    # Wagtail's use) is not mounted, so it has no password form to replace.
+    path("admin/login/", admin_sign_in, name="admin_sign_in"),
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("oai", oai.endpoint, name="oai"),

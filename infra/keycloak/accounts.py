@@ -2,16 +2,17 @@
 reconciler's service account, made once on a fresh server, after which the temporary
 bootstrap admin goes.
 
-Locally the bootstrap admin is a user signing in with a password (``start-dev``); in
-production it is a temporary service-account client (``KC_BOOTSTRAP_ADMIN_CLIENT_*``) and
-:func:`bootstrap_operator_accounts` replaces it.
+On every target the bootstrap admin is a temporary service-account client
+(``KC_BOOTSTRAP_ADMIN_CLIENT_*``), never a user signing in with a password, and
+:func:`bootstrap_operator_accounts` replaces it and turns on brute-force protection in the
+master realm. The local target also refuses ``admin-cli``'s password grant there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from infra.keycloak.release import KeycloakRuntimeError
 
 ADMIN_USERNAME = "karmayogi-admin"
 RECONCILER_CLIENT_ID = "karmayogi-reconciler"
+ADMIN_CLI = "admin-cli"
 # The master realm guards its administrators' passwords as the tenant realms guard theirs.
 MASTER_BRUTE_FORCE = {
     "bruteForceProtected": True,
@@ -193,6 +195,32 @@ def ensure_master_brute_force(admin: httpx.Client) -> bool:
     return True
 
 
+def ensure_admin_cli_without_password_grant(admin: httpx.Client) -> bool:
+    """``admin-cli`` in the master realm takes no direct (password) grant; True if it had to
+    be changed.
+
+    A password alone then opens no admin API, whatever brute-force protection lets through
+    between lockouts. The admin console is unaffected: it signs in through the browser flow
+    as ``security-admin-console``. What stops working is a password given to ``admin-cli``
+    (``kcadm.sh config credentials --user``, python-keycloak with a username): give those a
+    client and secret instead.
+    """
+    found = get(admin, "/admin/realms/master/clients", clientId=ADMIN_CLI)
+    changed = False
+    for client in found:
+        if client.get("directAccessGrantsEnabled") is False:
+            continue
+        check(
+            admin.put(
+                f"/admin/realms/master/clients/{client['id']}",
+                json={"clientId": ADMIN_CLI, "directAccessGrantsEnabled": False},
+            ),
+            "refuse admin-cli's password grant in the master realm",
+        )
+        changed = True
+    return changed
+
+
 def remove_client(admin: httpx.Client, client_id: str) -> bool:
     """Delete a master-realm client (and its service-account user); True if there was one."""
     found = get(admin, "/admin/realms/master/clients", clientId=client_id)
@@ -211,13 +239,17 @@ def bootstrap_operator_accounts(
     *,
     verify: Verify = True,
     existing: OperatorAccounts | None = None,
+    store: Callable[[OperatorAccounts], None] | None = None,
 ) -> OperatorAccounts:
-    """Replace a production Keycloak's temporary bootstrap client with the kit's accounts.
+    """Replace a Keycloak's temporary bootstrap client with the kit's accounts.
 
     Signed in as the bootstrap client (client credentials), it makes the operator admin (a
     new random password) and the reconciler's service-account client and turns on
-    brute-force protection in the master realm; then the reconciler, not the bootstrap
-    client itself, deletes the bootstrap client.
+    brute-force protection in the master realm and turns off ``admin-cli``'s password grant
+    there (a password alone opens no admin API; the operator signs in to the console through
+    its browser flow); ``store`` is then given the accounts
+    to keep, before the reconciler, not the bootstrap client itself, deletes the bootstrap
+    client, so an interruption never leaves accounts nobody knows.
 
     Run again with ``existing`` (the accounts the target's secret store kept), it needs no
     bootstrap client: it checks the reconciler can sign in, finishes what an interrupted run
@@ -238,6 +270,7 @@ def bootstrap_operator_accounts(
             )
         with token_session(url, token, verify=verify) as admin:
             ensure_master_brute_force(admin)
+            ensure_admin_cli_without_password_grant(admin)
             remove_client(admin, bootstrap_client_id)
         return existing
 
@@ -255,11 +288,14 @@ def bootstrap_operator_accounts(
         ensure_operator_admin(admin, admin_role, password)
         secret = ensure_reconciler_client(admin, admin_role)
         ensure_master_brute_force(admin)
+        ensure_admin_cli_without_password_grant(admin)
     accounts = OperatorAccounts(
         admin_username=ADMIN_USERNAME,
         admin_password=password,
         reconciler=ServiceAccount(url, RECONCILER_CLIENT_ID, secret),
     )
+    if store is not None:
+        store(accounts)
     # The temporary client goes, removed by the permanent account (not by itself).
     reconciler_token = client_token(url, RECONCILER_CLIENT_ID, secret, verify=verify)
     if reconciler_token is None:

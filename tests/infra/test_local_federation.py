@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from identity.themes import theme_name
 from infra.cli import app
 from infra.home import KitHome, read_json
+from infra.keycloak.production import DEFAULT_BOOTSTRAP_CLIENT_ID
 from infra.targets.local.federation import stop_syncer, syncer_pid
 from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.portals import stop_portal
@@ -72,17 +73,30 @@ def test_keycloak_status_json(keycloak: LocalKeycloak, kit_env: dict[str, str]) 
     assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
     creds = json.loads(creds_file.read_text())
     assert set(creds) == {"username", "password"}
-    # The permanent admin signs in; the temporary bootstrap admin is gone.
-    token = httpx.post(
+    # A password alone opens no admin API in master: admin-cli refuses the password grant
+    # (the operator signs in to the console through its browser flow, test_local_hardening).
+    refused = httpx.post(
         f"{status['url']}/realms/master/protocol/openid-connect/token",
         data={"grant_type": "password", "client_id": "admin-cli", **creds},
     )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "unauthorized_client"
+    # The temporary bootstrap client is gone; the reconciler's service account remains.
+    account = keycloak.service_account()
+    token = httpx.post(
+        f"{status['url']}/realms/master/protocol/openid-connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": account.client_id,
+            "client_secret": account.client_secret,
+        },
+    )
     assert token.status_code == 200
-    users = httpx.get(
-        f"{status['url']}/admin/realms/master/users",
+    clients = httpx.get(
+        f"{status['url']}/admin/realms/master/clients",
         headers={"Authorization": f"Bearer {token.json()['access_token']}"},
     ).json()
-    assert not [u for u in users if u["username"].startswith("bootstrap-")]
+    assert DEFAULT_BOOTSTRAP_CLIENT_ID not in {c["clientId"] for c in clients}
 
 
 def test_plan_apply_drift_destroy_through_the_cli(

@@ -369,7 +369,8 @@ def test_an_interrupted_up_is_finished_by_the_next(federation: Federation) -> No
 
     done = federation.karmayogi("up")
     assert done.returncode == 0, done.stderr
-    assert federation.status()[0] == 0
+    code, status = federation.status()
+    assert code == 0, json.dumps(status, indent=1)
 
 
 def test_down_stops_every_process_it_started(federation: Federation) -> None:

@@ -12,14 +12,15 @@ import pytest
 from identity.admin import AdminAPI, Credentials
 from infra.keycloak.accounts import (
     MASTER_BRUTE_FORCE,
-    admin_session,
     bootstrap_operator_accounts,
     client_token,
     token_session,
 )
 from infra.keycloak.production import SECRET_OPTIONS
 from infra.keycloak.release import KeycloakRuntimeError
+from tests.keycloak_console import console_sign_in
 from tests.production.conftest import ProductionServer
+from tests.rig import CertificateAuthority, NameMap
 
 
 def claims(token: str) -> dict[str, Any]:
@@ -68,13 +69,37 @@ def test_the_reconciler_signs_in_with_client_credentials(
     assert claims(token)["iss"] == f"{server.hostname}/realms/master"
 
 
-def test_the_operator_admin_signs_in(production_keycloak: ProductionServer) -> None:
-    accounts = production_keycloak.accounts
-    with admin_session(
-        production_keycloak.url, accounts.admin_username, accounts.admin_password
-    ) as admin:
-        roles = admin.get("/admin/realms/master/roles/admin/users").json()
-    assert accounts.admin_username in {user["username"] for user in roles}
+def test_the_operator_admin_signs_in_to_the_console_and_nowhere_else(
+    production_keycloak: ProductionServer,
+    production_names: NameMap,
+    rig_ca: CertificateAuthority,
+) -> None:
+    server, accounts = production_keycloak, production_keycloak.accounts
+    # A password alone opens no admin API: admin-cli refuses the password grant.
+    refused = httpx.post(
+        f"{server.url}/realms/master/protocol/openid-connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": "admin-cli",
+            "username": accounts.admin_username,
+            "password": accounts.admin_password,
+        },
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "unauthorized_client"
+    # The operator signs in to the console as a person does, on the public name over TLS.
+    token = console_sign_in(
+        server.hostname,
+        accounts.admin_username,
+        accounts.admin_password,
+        production_names.httpx_client(rig_ca, timeout=30.0),
+    )
+    assert token.status_code == 200, token.text
+    with production_names.httpx_client(rig_ca, timeout=30.0) as console:
+        roles = console.get(
+            f"{server.hostname}/admin/realms/master/roles/admin/users",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        )
+    assert accounts.admin_username in {user["username"] for user in roles.json()}
 
 
 def test_the_master_realm_is_protected_from_brute_force(

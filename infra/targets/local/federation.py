@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import KitError
-from infra.home import KitHome, read_json, write_private_json
+from infra.home import PRIVATE_UMASK, KitHome, read_json, write_private_json
 from infra.spec import TenantSpec
 from infra.targets.local.portals import log_path, portal_run_env
 from infra.targets.local.processes import pid_alive, spawn, stop_process_group
@@ -51,6 +51,8 @@ def _manage(code: str, home: KitHome, env: dict[str, str], *args: str) -> tuple[
         text=True,
         check=False,
         timeout=3600,
+        # SQLite's -wal and -shm files, made by whichever process opens the database first.
+        umask=PRIVATE_UMASK,
     )
     return done.returncode, (done.stdout + done.stderr).strip()
 

@@ -2,9 +2,17 @@
 
 Locally Keycloak runs ``start-dev`` with dev-file storage on loopback, its heap capped
 (since Keycloak 24 the JVM would otherwise take a quarter to half of the machine), and all
-its state under the kit's home. The first start creates a permanent master admin for the
-operator (a 0600 JSON file) and a service-account client for the reconciler, then removes
-the temporary bootstrap admin Keycloak made.
+its state under the kit's home, 0600 in 0700 folders (it runs with umask 077).
+
+The first start bootstraps as production does: Keycloak makes a temporary service-account
+client (``KC_BOOTSTRAP_ADMIN_CLIENT_*``, never a user with a password), with which the kit
+creates a permanent master admin for the operator (a 0600 JSON file) and a service-account
+client for the reconciler, turns on brute-force protection in the master realm and refuses
+``admin-cli``'s password grant there; the reconciler then deletes the bootstrap client.
+Every later start checks the last two, so a home made by an older kit is hardened too.
+
+Without a fixed hostname Keycloak takes its URLs from each request's ``Host`` header; the
+local Keycloak has none, and listens on loopback only, where no other machine can send one.
 """
 
 from __future__ import annotations
@@ -16,17 +24,21 @@ from typing import Any
 
 import httpx
 
-from infra.home import KitHome, new_password, read_json, write_private_json
-from infra.keycloak.accounts import (
-    ADMIN_USERNAME,
-    RECONCILER_CLIENT_ID,
-    ServiceAccount,
-    admin_session,
-    check,
-    ensure_reconciler_client,
-    ensure_user,
-    get,
+from infra.home import (
+    KitHome,
+    make_private,
+    make_private_dir,
+    new_password,
+    read_json,
+    write_private_json,
 )
+from infra.keycloak.accounts import (
+    OperatorAccounts,
+    ServiceAccount,
+    bootstrap_operator_accounts,
+    client_token,
+)
+from infra.keycloak.production import DEFAULT_BOOTSTRAP_CLIENT_ID, bootstrap_env
 from infra.keycloak.release import (
     KEYCLOAK_VERSION,
     KeycloakRuntimeError,
@@ -81,7 +93,13 @@ class KeycloakPaths:
 
     @property
     def bootstrap_credentials(self) -> Path:
+        """The temporary bootstrap client's id and secret, until the first start is done."""
         return self.home.secrets / "keycloak-bootstrap.json"
+
+    @property
+    def store(self) -> Path:
+        """Keycloak's dev-file store (its H2 database), inside the unpacked release."""
+        return self.dist / "data"
 
 
 @dataclass(frozen=True)
@@ -200,18 +218,25 @@ class LocalKeycloak:
             port = free_port(host)
         if not (isinstance(management_port, int) and port_is_free(management_port)):
             management_port = free_port(host)
+        self.paths.home.create()
+        make_private_dir(self.paths.home.keycloak)
+        # A store an older kit's Keycloak made (without umask 077) becomes private too.
+        make_private(self.paths.store)
         self.paths.home.themes.mkdir(parents=True, exist_ok=True)
-        self.paths.log.parent.mkdir(parents=True, exist_ok=True)
 
         env = {k: v for k, v in self.env.items() if not k.startswith(("KC_", "KEYCLOAK_"))}
         env |= {"JAVA_HOME": str(java_home), "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{self.heap}"}
-        if not self.paths.admin_credentials.exists():
+        if not self._accounts_stored():
+            # Keycloak makes this client only when it creates the master realm, on the first
+            # start; on later starts the variables are ignored.
             bootstrap = read_json(self.paths.bootstrap_credentials)
-            if bootstrap is None:
-                bootstrap = {"username": f"bootstrap-{new_password(6)}", "password": new_password()}
+            if bootstrap is None or "client_id" not in bootstrap:
+                bootstrap = {
+                    "client_id": DEFAULT_BOOTSTRAP_CLIENT_ID,
+                    "client_secret": new_password(),
+                }
                 write_private_json(self.paths.bootstrap_credentials, bootstrap)
-            env["KC_BOOTSTRAP_ADMIN_USERNAME"] = bootstrap["username"]
-            env["KC_BOOTSTRAP_ADMIN_PASSWORD"] = bootstrap["password"]
+            env |= bootstrap_env(bootstrap["client_id"], bootstrap["client_secret"])
         command = [
             str(dist / "bin" / "kc.sh"),
             "start-dev",
@@ -270,51 +295,46 @@ class LocalKeycloak:
             )
         return ServiceAccount(self.url, data["client_id"], data["client_secret"])
 
+    def _accounts_stored(self) -> bool:
+        return self.paths.admin_credentials.exists() and self.paths.reconciler_credentials.exists()
+
     def _ensure_operator_accounts(self) -> None:
-        """Create the permanent admin and the reconciler's client once, then drop bootstrap."""
-        if self.paths.admin_credentials.exists() and self.paths.reconciler_credentials.exists():
-            return
-        bootstrap = read_json(self.paths.bootstrap_credentials)
-        if bootstrap is None:
-            raise KeycloakRuntimeError(
-                f"operator accounts are incomplete and {self.paths.bootstrap_credentials} is "
-                f"gone; stop Keycloak and delete {self.paths.home.keycloak} to start it afresh"
+        """Replace the bootstrap client with the kit's accounts once; on every start, check
+        the master realm's brute-force protection and ``admin-cli``'s refused password grant
+        (a home an older kit bootstrapped with a password has neither)."""
+        url = self.url
+        bootstrap = read_json(self.paths.bootstrap_credentials) or {}
+        client_id = str(bootstrap.get("client_id") or DEFAULT_BOOTSTRAP_CLIENT_ID)
+        secret = str(bootstrap.get("client_secret") or "")
+        if self._accounts_stored():
+            # Also removes a bootstrap client a run interrupted after storing the accounts left.
+            admin = read_json(self.paths.admin_credentials) or {}
+            existing = OperatorAccounts(
+                admin_username=admin["username"],
+                admin_password=admin["password"],
+                reconciler=self.service_account(),
             )
-        with admin_session(self.url, bootstrap["username"], bootstrap["password"]) as admin:
-            admin_role = get(admin, "/admin/realms/master/roles/admin")
-            if not self.paths.admin_credentials.exists():
-                password = new_password()
-                user_id = ensure_user(admin, ADMIN_USERNAME)
-                check(
-                    admin.put(
-                        f"/admin/realms/master/users/{user_id}/reset-password",
-                        json={"type": "password", "value": password, "temporary": False},
-                    ),
-                    "set the operator admin's password",
-                )
-                check(
-                    admin.post(
-                        f"/admin/realms/master/users/{user_id}/role-mappings/realm",
-                        json=[admin_role],
-                    ),
-                    "grant the operator admin the admin role",
-                )
-                write_private_json(
-                    self.paths.admin_credentials, {"username": ADMIN_USERNAME, "password": password}
-                )
-            if not self.paths.reconciler_credentials.exists():
-                secret = ensure_reconciler_client(admin, admin_role)
-                write_private_json(
-                    self.paths.reconciler_credentials,
-                    {"client_id": RECONCILER_CLIENT_ID, "client_secret": secret},
-                )
-        # The temporary admin goes, removed by the permanent one (not by itself).
-        operator = read_json(self.paths.admin_credentials) or {}
-        with admin_session(self.url, operator["username"], operator["password"]) as admin:
-            query = {"username": bootstrap["username"], "exact": "true"}
-            for user in get(admin, "/admin/realms/master/users", **query):
-                check(
-                    admin.delete(f"/admin/realms/master/users/{user['id']}"),
-                    "remove the temporary bootstrap admin",
-                )
+            bootstrap_operator_accounts(url, client_id, secret, existing=existing)
+            self.paths.bootstrap_credentials.unlink(missing_ok=True)
+            return
+        if not (secret and client_token(url, client_id, secret)):
+            raise KeycloakRuntimeError(
+                f"the operator accounts are incomplete and Keycloak refuses the bootstrap "
+                f"client of {self.paths.bootstrap_credentials} (Keycloak makes it on its first "
+                f"start only); stop Keycloak and delete {self.paths.home.keycloak} to start "
+                "it afresh"
+            )
+
+        def store(accounts: OperatorAccounts) -> None:
+            reconciler = accounts.reconciler
+            write_private_json(
+                self.paths.reconciler_credentials,
+                {"client_id": reconciler.client_id, "client_secret": reconciler.client_secret},
+            )
+            write_private_json(
+                self.paths.admin_credentials,
+                {"username": accounts.admin_username, "password": accounts.admin_password},
+            )
+
+        bootstrap_operator_accounts(url, client_id, secret, store=store)
         self.paths.bootstrap_credentials.unlink(missing_ok=True)

@@ -2,14 +2,16 @@
 
 Each portal runs the same code with its own rendered environment (a 0600 JSON file), its own
 SQLite database and static files under the kit's home, and its own log. Processes are
-started in their own session and stopped by PID, like Keycloak.
+started in their own session and stopped by PID, like Keycloak, with umask 077: the logs,
+databases (and SQLite's ``-wal``/``-shm`` files) and static files they write are 0600 in 0700
+folders. The access log names the path of each request without its query string, which on
+``/auth/callback/`` holds a one-time authorisation code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,17 @@ from typing import Any
 import httpx
 
 from infra.errors import KitError
-from infra.home import KitHome, read_json, write_private_json
+from infra.home import (
+    PRIVATE_UMASK,
+    KitHome,
+    copy_private,
+    make_private,
+    make_private_dir,
+    open_private_log,
+    read_json,
+    write_private_json,
+    write_private_text,
+)
 from infra.spec import TenantSpec
 from infra.targets.local.processes import (
     pid_alive,
@@ -45,6 +57,10 @@ START_TIMEOUT = 60.0
 # One worker with threads: measured after `make up`, a portal's worker holds about 125 MB
 # resident and gunicorn's master 27 MB; each extra worker process would add another 125 MB.
 GUNICORN_THREADS = 4
+# Gunicorn's default access log line without the query string (``%(r)s`` holds it, and on
+# /auth/callback/ it carries the one-time code and state) and without the referrer (which
+# can hold another page's query string): method, path and protocol, status, size, agent.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
 
 
 class PortalError(KitError):
@@ -109,6 +125,12 @@ def static_current(home: KitHome) -> bool:
     return marker.is_file() and marker.read_text(encoding="utf-8") == code_fingerprint()
 
 
+def _narrow_static(home: KitHome) -> None:
+    # Django's storage sets every file it saves to FILE_UPLOAD_PERMISSIONS (0644 by default)
+    # whatever the umask; the kit's folder holds them as it holds the rest.
+    make_private(shared_static_root(home))
+
+
 def template_database(home: KitHome, language: str) -> Path:
     return home.root / "cache" / f"portal-{code_fingerprint()[:16]}-{language}.sqlite3"
 
@@ -145,10 +167,11 @@ def prepare_shared(
         run_env = portal_run_env(write_portal_env(spec, specs, home, keycloak_url), env)
         if language is None:
             manage(spec.code, home, run_env, "collectstatic", "--noinput", "-v0", doing=name)
-            _static_marker(home).write_text(code_fingerprint(), encoding="utf-8")
+            _narrow_static(home)
+            write_private_text(_static_marker(home), code_fingerprint())
             return name
         target = template_database(home, language)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target.parent)
         with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
             database = Path(scratch) / "portal.sqlite3"
             run_env = {**run_env, "DATABASE_URL": f"sqlite:///{database}"}
@@ -179,10 +202,9 @@ def manage(code: str, home: KitHome, run_env: dict[str, str], *args: str, doing:
     """Run a portal management command in the portal's environment and data folder; its
     output goes to the portal's log, and a failure raises :class:`PortalError` with its tail."""
     data_dir = portal_data_dir(code, home)
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(data_dir)
     log = log_path(code, home)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as handle:
+    with open_private_log(log) as handle:
         done = subprocess.run(
             [sys.executable, "-m", "tenant_portal.manage", *args],
             env=run_env,
@@ -191,6 +213,7 @@ def manage(code: str, home: KitHome, run_env: dict[str, str], *args: str, doing:
             stdout=handle,
             stderr=subprocess.STDOUT,
             check=False,
+            umask=PRIVATE_UMASK,
         )
     if done.returncode != 0:
         failed = f"{code}: {doing} failed (exit {done.returncode})"
@@ -246,20 +269,24 @@ def start_portal(
     most of what makes a second ``up`` fast. A running portal keeps running: its rendered
     settings file is rewritten, and the management commands the kit runs read it afresh.
     """
+    home.create()
     env_file = write_portal_env(spec, specs, home, keycloak_url)
     run_env = portal_run_env(env_file, env)
     log = log_path(spec.code, home)
-    log.parent.mkdir(parents=True, exist_ok=True)
     if running_pid(spec.code, home) is None:
+        # What a kit before umask 077 left readable by others: the database, its media.
+        make_private(portal_data_dir(spec.code, home))
         stamp = prepare_stamp(env_file)
         if portal_state(spec.code, home).get("prepared") != stamp:
             database = _database(spec.code, home)
             template = template_database(home, spec.spec.languages[0])
             if not database.exists() and template.is_file():
-                database.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                shutil.copyfile(template, database)
-            args = ["prepare_portal", "-v0", *(["--skip-static"] if static_current(home) else [])]
+                copy_private(template, database)
+            collect = not static_current(home)
+            args = ["prepare_portal", "-v0", *([] if collect else ["--skip-static"])]
             manage(spec.code, home, run_env, *args, doing="preparing the portal")
+            if collect:
+                _narrow_static(home)
             update_portal_state(spec.code, home, prepared=stamp)
         endpoint = local_endpoints(specs, home)[spec.code]
         name, bind = f"--name=karmayogi-{spec.code} ", f"--bind={endpoint.host}:{endpoint.port}"
@@ -278,6 +305,7 @@ def start_portal(
                 "--workers=1",
                 f"--threads={GUNICORN_THREADS}",
                 "--access-logfile=-",
+                f"--access-logformat={ACCESS_LOG_FORMAT}",
                 "--error-logfile=-",
                 "--graceful-timeout=5",
                 # Gunicorn's control socket is one path per user; portals are run by signal.

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from infra.errors import KitError
+from infra.home import PRIVATE_UMASK, open_private_log
 
 
 def pid_alive(pid: int, marker: str) -> bool:
@@ -43,11 +44,15 @@ def spawn(
     """Start a service in a session of its own, its output appended to ``log``, and hand its
     PID to ``record`` (which writes it to a state file) as one step.
 
+    The log is 0600, and the service runs with umask 077: the files it makes (a database,
+    Keycloak's store, its own logs) are the operator's alone.
+
     Ctrl-C cannot fall between the two: in the main thread it waits until the PID is
     recorded, and a command leaving on Ctrl-C first calls :func:`settle_spawns`, which waits
     for any other thread to finish its step.
     """
-    with _spawning, _interrupts_held(), log.open("ab") as handle:
+    popen.setdefault("umask", PRIVATE_UMASK)
+    with _spawning, _interrupts_held(), open_private_log(log) as handle:
         process = subprocess.Popen(
             list(command),
             stdin=subprocess.DEVNULL,

@@ -130,9 +130,10 @@ def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, An
 @contextmanager
 def up_lock(home: KitHome) -> Iterator[None]:
     """One ``up`` at a time per home: a second one is refused with the first one's PID."""
-    home.root.mkdir(parents=True, exist_ok=True)
+    home.create()
     path = home.root / "up.lock"
-    with path.open("a+", encoding="utf-8") as handle:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
