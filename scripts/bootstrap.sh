@@ -20,4 +20,7 @@ if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepi
 fi
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+# setuptools warns on every editable install that folders named like the packages may shadow
+# them; here those folders are the packages. Only that one message is silenced.
+PYTHONWARNINGS="ignore:Editable installation" \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
