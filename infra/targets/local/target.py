@@ -66,8 +66,9 @@ class LocalTarget:
         self, specs: Sequence[TenantSpec], codes: Sequence[str], progress: Progress
     ) -> UpResult:
         """The whole local federation: one Keycloak serves every realm, so ``codes`` come up
-        together with the rest of the folder."""
-        return self.up(specs, progress)
+        together with the rest of their folder, whose syncer then runs as after ``up``."""
+        folder = specs[0].source.parent.resolve() if specs else None
+        return self.up(specs, progress, tenants=folder)
 
     def up(
         self,
