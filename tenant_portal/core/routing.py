@@ -13,6 +13,7 @@ delete replaces, so a moved or withdrawn page is never served from it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -31,7 +32,10 @@ def serve(request: HttpRequest, path: str) -> HttpResponse:
     if site is None:
         raise Http404
     components = [part for part in path.split("/") if part]
-    key = f"route:{generation()}:{site.pk}:{'/'.join(components)[:400]}"
+    # A digest of the whole path: any cache backend takes it (memcached refuses keys over 250
+    # characters), and two long paths never share an entry.
+    digest = hashlib.sha256("/".join(components).encode("utf-8", "surrogatepass")).hexdigest()
+    key = f"route:{generation()}:{site.pk}:{digest}"
     known: tuple[int, int, int] | None = cache.get(key)
     if known is not None:
         page_id, content_type_id, consumed = known
