@@ -9,8 +9,9 @@ Kubernetes Secrets, AWS Secrets Manager), of which render sees only references.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 # Secrets every tenant has, whatever the target: made once, never in the spec.
 PORTAL_CLIENT_SECRET = "portal_client_secret"
@@ -35,6 +36,25 @@ class Secret:
 
     def __str__(self) -> str:
         return self.reference
+
+
+def map_secrets(value: Any, secret: Callable[[Secret], Any]) -> Any:
+    """``value`` (settings: dicts, lists, scalars) with every ``Secret`` replaced by
+    ``secret(it)``; the one walk behind revealing, referring to and checking secrets."""
+    if isinstance(value, Secret):
+        return secret(value)
+    if isinstance(value, dict):
+        return {k: map_secrets(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_secrets(v, secret) for v in value]
+    return value
+
+
+def secrets_in(value: Any) -> list[Secret]:
+    """Every ``Secret`` in ``value``, in order."""
+    found: list[Secret] = []
+    map_secrets(value, found.append)
+    return found
 
 
 class SecretStore(Protocol):

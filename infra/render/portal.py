@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from infra.errors import KitError
-from infra.render.inputs import Secret
+from infra.render.inputs import map_secrets
 
 SCHEMA_FILE = "portal-settings.schema.json"
 # Stands for a secret the store only names: whatever the schema says of its value, it cannot
@@ -45,16 +45,6 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def _placeholders(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return value.value if value.value is not None else _UNRESOLVED
-    if isinstance(value, dict):
-        return {k: _placeholders(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_placeholders(v) for v in value]
-    return value
-
-
 def _where(error: ValidationError) -> str:
     text = ""
     for part in error.absolute_path:
@@ -64,7 +54,9 @@ def _where(error: ValidationError) -> str:
 
 def validate_portal_settings(settings: Mapping[str, Any], *, source: str) -> None:
     """Raise one line naming ``source`` and the first setting the contract refuses."""
-    instance = {key: _placeholders(value) for key, value in settings.items()}
+    instance = map_secrets(
+        dict(settings), lambda s: s.value if s.value is not None else _UNRESOLVED
+    )
     for error in sorted(_validator().iter_errors(instance), key=lambda e: list(e.path)):
         if error.instance == _UNRESOLVED:
             continue

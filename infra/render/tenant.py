@@ -9,7 +9,7 @@ files and probes no ports; what it needs of the world comes in through ``Placeme
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +26,7 @@ from infra.render.inputs import (
     Placement,
     Secret,
     SecretStore,
+    map_secrets,
 )
 from infra.render.sizes import SIZES, Size
 from infra.spec import TenantSpec
@@ -234,16 +235,6 @@ def federation_of(rendered: Sequence[RenderedTenant], keycloak_url: str) -> Fede
     return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
 
 
-def _map_secrets(value: Any, secret: Callable[[Secret], Any]) -> Any:
-    if isinstance(value, Secret):
-        return secret(value)
-    if isinstance(value, dict):
-        return {k: _map_secrets(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_map_secrets(v, secret) for v in value]
-    return value
-
-
 def _value_of(secret: Secret) -> str:
     if secret.value is None:
         raise ValueError(f"secret {secret.name} is kept at {secret.reference}, not here")
@@ -252,15 +243,14 @@ def _value_of(secret: Secret) -> str:
 
 def reveal(settings: PortalSettings) -> dict[str, Any]:
     """The settings with every secret replaced by its value (for a process's environment)."""
-    return {key: _map_secrets(value, _value_of) for key, value in settings.items()}
+    revealed: dict[str, Any] = map_secrets(dict(settings), _value_of)
+    return revealed
 
 
 def references(settings: PortalSettings) -> dict[str, Any]:
     """The settings with every secret replaced by its reference: safe to write anywhere."""
-    return {
-        key: _map_secrets(value, lambda s: {"secretRef": s.reference})
-        for key, value in settings.items()
-    }
+    referred: dict[str, Any] = map_secrets(dict(settings), lambda s: {"secretRef": s.reference})
+    return referred
 
 
 def as_environment(settings: Mapping[str, Any]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 from identity.themes import theme_jar
 from infra.errors import KitError
 from infra.keycloak import production as keycloak
-from infra.render.inputs import PortalRuntime, Secret
+from infra.render.inputs import BROKER_CLIENT_SECRET, PortalRuntime, Secret, secrets_in
 from infra.render.portal import validate_portal_settings
 from infra.render.sizes import SIZES, largest
 from infra.render.tenant import RenderedTenant, references, render_tenants
@@ -84,16 +84,6 @@ class ReferenceSecretStore:
 
     def secret(self, code: str, name: str) -> Secret:
         return Secret(name, self.reference_of(code, name))
-
-
-def _secret_references(settings: Any, code: str, found: dict[str, SecretReference]) -> None:
-    if isinstance(settings, Secret):
-        found.setdefault(
-            settings.reference, SecretReference(settings.name, settings.reference, code)
-        )
-    elif isinstance(settings, dict):
-        for value in settings.values():
-            _secret_references(value, code, found)
 
 
 def keycloak_for(
@@ -172,11 +162,11 @@ def render_production(
             logos[tenant.code],
             f"{tenant.code}'s logo, at KARMAYOGI_LOGO on the portal's hosts",
         )
-        _secret_references(dict(tenant.portal), tenant.code, secrets)
-        for name in ("broker_client_secret",):
-            secret = store.secret(tenant.code, name)
+        # The portal's secrets, and the broker client's, which only the realms hold.
+        broker = store.secret(tenant.code, BROKER_CLIENT_SECRET)
+        for secret in [*secrets_in(dict(tenant.portal)), broker]:
             secrets.setdefault(
-                secret.reference, SecretReference(name, secret.reference, tenant.code)
+                secret.reference, SecretReference(secret.name, secret.reference, tenant.code)
             )
     manifest.write_file(
         out,

@@ -13,11 +13,12 @@ from typing import Any
 
 from identity.themes import render_theme
 from infra.home import KitHome
+from infra.render.inputs import secrets_in
 from infra.render.tenant import references
 from infra.spec import TenantSpec
 from infra.targets.base import Manifest, Progress, SecretReference
 from infra.targets.local.portals import log_path
-from infra.targets.local.render import LocalSecretStore, render_local
+from infra.targets.local.render import render_local
 from infra.targets.local.runtime import (
     UpResult,
     local_keycloak,
@@ -55,10 +56,10 @@ class LocalTarget:
                     data,
                     f"{rendered.code}'s login theme, read by Keycloak from its themes folder",
                 )
-            store = LocalSecretStore(self.home)
-            for name in ("portal_client_secret", "federation_client_secret"):
-                secret = store.secret(rendered.code, name)
-                manifest.secrets.append(SecretReference(name, secret.reference, rendered.code))
+            manifest.secrets += [
+                SecretReference(secret.name, secret.reference, rendered.code)
+                for secret in secrets_in(dict(rendered.portal))
+            ]
         manifest.save(out)
         return manifest
 
