@@ -10,8 +10,8 @@ cache hit passes through it like any other response:
   the portal; forms post to the portal itself, and to the realm's issuer because sign-out
   posts here and is redirected there (Chromium applies ``form-action`` to the redirect).
 - ``Permissions-Policy``: the powerful features a learning portal never uses are off.
-- ``X-Frame-Options``: ``DENY`` (``SAMEORIGIN`` where Wagtail's preview set it), as Django's
-  clickjacking middleware would, for browsers without ``frame-ancestors``.
+- ``X-Frame-Options`` comes from Django's own clickjacking middleware, placed beside this one
+  outside the page cache (``settings/base.py``).
 
 It also keeps a personal response out of shared caches: a response a view marked ``public``
 that went to a signed-in visitor, carries a CSRF token or sets a cookie is made
@@ -151,10 +151,6 @@ class SecurityHeadersMiddleware:
                 style_hashes=getattr(request, STYLE_HASHES, ()),
             )
         response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        if "X-Frame-Options" not in response and not getattr(
-            response, "xframe_options_exempt", False
-        ):
-            response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
         if "public" in response.get("Cache-Control", "") and _personal(request, response):
             del response["Cache-Control"]
             patch_cache_control(response, private=True, no_store=True)
