@@ -87,16 +87,54 @@ class TenantRealm:
 
 
 @dataclass(frozen=True)
+class RemoteHub:
+    """A hub realm on another deployment's Keycloak, which a tenant here brokers to.
+
+    ``issuer`` is that realm's issuer, ``https://<hub login domain>/realms/<code>``. Its
+    ``broker-`` and ``federation-`` clients are made by the hub's operator when it admits the
+    tenant (:mod:`infra.keycloak.membership`), never by this reconciler.
+    """
+
+    code: str
+    display_name: str
+    issuer: str
+
+    def __post_init__(self) -> None:
+        if not self.issuer.startswith(("https://", "http://")) or not self.issuer.endswith(
+            f"/realms/{self.code}"
+        ):
+            raise ValueError(
+                f"remote hub {self.code}: issuer {self.issuer!r} is not "
+                f"<scheme>://<login domain>/realms/{self.code}"
+            )
+
+
+@dataclass(frozen=True)
 class Federation:
     """The tenants to reconcile and the hub realm they federate through.
 
-    ``hub`` is the code of the hub realm on this Keycloak, or None when there is none (a
-    tenant whose hub runs elsewhere is brokered by its own operator's arrangement).
+    ``hub`` is the hub realm on this Keycloak; ``remote_hub`` is one on another deployment's
+    Keycloak (the tenants here then get only its identity provider). At most one is set;
+    with neither, tenants broker to nobody.
     """
 
     server_url: str
     tenants: tuple[TenantRealm, ...]
     hub: TenantRealm | None = None
+    remote_hub: RemoteHub | None = None
+
+    def __post_init__(self) -> None:
+        if self.hub is not None and self.remote_hub is not None:
+            raise ValueError(
+                f"a federation has one hub: {self.hub.code} on this Keycloak or "
+                f"{self.remote_hub.code} elsewhere, not both"
+            )
+        if self.remote_hub is not None and any(
+            t.code == self.remote_hub.code for t in self.tenants
+        ):
+            raise ValueError(
+                f"remote hub {self.remote_hub.code} has the code of a realm on this Keycloak"
+            )
 
 
 @dataclass(frozen=True)
@@ -236,39 +274,52 @@ def portal_client(tenant: TenantRealm) -> dict[str, Any]:
     }
 
 
-def broker_client(tenant: TenantRealm, server_url: str, hub: str) -> dict[str, Any]:
-    """The client in the hub realm that the tenant realm's identity provider signs in with."""
+def broker_client(code: str, display_name: str, redirect_uri: str, secret: str) -> dict[str, Any]:
+    """The client in the hub realm that tenant ``code``'s identity provider signs in with.
+
+    ``redirect_uri`` is the tenant realm's broker endpoint,
+    ``<its keycloak>/realms/<code>/broker/<hub>/endpoint``.
+    """
     return {
-        "clientId": f"broker-{tenant.code}",
-        "name": f"Sign-in for {tenant.display_name}",
+        "clientId": f"broker-{code}",
+        "name": f"Sign-in for {display_name}",
         **_confidential(sign_in=True),
-        "redirectUris": [f"{server_url}/realms/{tenant.code}/broker/{hub}/endpoint"],
+        "redirectUris": [redirect_uri],
         "webOrigins": [],
         "attributes": {"pkce.code.challenge.method": "S256"},
-        "secret": tenant.broker_secret,
+        "secret": secret,
     }
 
 
-def federation_client(tenant: TenantRealm) -> dict[str, Any]:
+def broker_redirect_uri(server_url: str, code: str, hub: str) -> str:
+    """Where the hub sends a user back to tenant ``code``'s realm after signing in."""
+    return f"{server_url}/realms/{code}/broker/{hub}/endpoint"
+
+
+def federation_client(
+    code: str, display_name: str, keys_url: str | None, secret: str
+) -> dict[str, Any]:
     """The service-account client an instance calls its peers with (DESIGN §6)."""
     attributes = {"client.use.lightweight.access.token.enabled": "false"}
-    if tenant.keys_url:
-        attributes[KEYS_URL_ATTRIBUTE] = tenant.keys_url
+    if keys_url:
+        attributes[KEYS_URL_ATTRIBUTE] = keys_url
     return {
-        "clientId": f"federation-{tenant.code}",
-        "name": f"Federation calls of {tenant.display_name}",
+        "clientId": f"federation-{code}",
+        "name": f"Federation calls of {display_name}",
         **_confidential(sign_in=False),
         "attributes": attributes,
-        "secret": tenant.federation_secret,
+        "secret": secret,
     }
 
 
-def hub_identity_provider(tenant: TenantRealm, server_url: str, hub: TenantRealm) -> dict[str, Any]:
-    issuer = f"{server_url}/realms/{hub.code}"
+def hub_identity_provider(
+    tenant: TenantRealm, *, alias: str, display_name: str, issuer: str
+) -> dict[str, Any]:
+    """The tenant realm's OIDC identity provider for the hub realm at ``issuer``."""
     endpoints = f"{issuer}/protocol/openid-connect"
     return {
-        "alias": hub.code,
-        "displayName": hub.display_name,
+        "alias": alias,
+        "displayName": display_name,
         "providerId": "oidc",
         "enabled": True,
         "trustEmail": True,
@@ -416,26 +467,23 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
         Resource("bindings", code, code, code, {"browserFlow": BROWSER_FLOW}),
     ]
     hub = federation.hub
+    remote = federation.remote_hub
     if hub is not None:
         if tenant.broker_to_hub and tenant.code != hub.code:
-            res.append(
-                Resource(
-                    "idp",
-                    code,
-                    hub.code,
-                    code,
-                    hub_identity_provider(tenant, federation.server_url, hub),
-                    secret_fields=("config.clientSecret",),
-                    write_only_fields=("config.clientSecret",),
-                )
-            )
+            issuer = f"{federation.server_url}/realms/{hub.code}"
+            res.append(_hub_idp(tenant, hub.code, hub.display_name, issuer))
             res.append(
                 Resource(
                     "client",
                     hub.code,
                     f"broker-{code}",
                     code,
-                    broker_client(tenant, federation.server_url, hub.code),
+                    broker_client(
+                        code,
+                        tenant.display_name,
+                        broker_redirect_uri(federation.server_url, code, hub.code),
+                        tenant.broker_secret,
+                    ),
                     ("secret",),
                 )
             )
@@ -445,11 +493,29 @@ def tenant_resources(tenant: TenantRealm, federation: Federation) -> list[Resour
                 hub.code,
                 f"federation-{code}",
                 code,
-                federation_client(tenant),
+                federation_client(
+                    code, tenant.display_name, tenant.keys_url, tenant.federation_secret
+                ),
                 ("secret",),
             )
         )
+    elif remote is not None and tenant.broker_to_hub:
+        # The hub's clients for this tenant are the hub operator's (made when it admitted
+        # the tenant); only the tenant's side of the brokering is reconciled here.
+        res.append(_hub_idp(tenant, remote.code, remote.display_name, remote.issuer))
     return res
+
+
+def _hub_idp(tenant: TenantRealm, alias: str, display_name: str, issuer: str) -> Resource:
+    return Resource(
+        "idp",
+        tenant.code,
+        alias,
+        tenant.code,
+        hub_identity_provider(tenant, alias=alias, display_name=display_name, issuer=issuer),
+        secret_fields=("config.clientSecret",),
+        write_only_fields=("config.clientSecret",),
+    )
 
 
 def desired_resources(federation: Federation, codes: set[str] | None = None) -> list[Resource]:

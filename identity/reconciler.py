@@ -644,9 +644,16 @@ class Reconciler:
     def destroy(
         self, code: str, hub: str | None, theme_remove: Callable[[str], None] | None = None
     ) -> list[str]:
-        """Remove the tenant's realm and its clients in the hub realm; nothing else."""
+        """Remove the tenant's realm and its clients in the hub realm; nothing else.
+
+        A hub on another deployment (``federation.remote_hub``) is not touched: its clients
+        for this tenant are its operator's to remove (``infra.keycloak.membership``).
+        """
         removed: list[str] = []
-        if hub is not None and hub != code:
+        remote = self.federation.remote_hub
+        if remote is not None and hub == remote.code:
+            hub = None
+        if hub is not None and hub != code and self.live.realm(hub) is not None:
             for client_id in (f"broker-{code}", f"federation-{code}"):
                 client = self.live.client(hub, client_id)
                 if client is not None:
