@@ -52,6 +52,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python scripts/bench/realms.py
 	$(BIN)/python scripts/bench/portal.py
 	$(BIN)/python scripts/bench/federation.py
+	$(BIN)/python scripts/bench/xapi.py
 	$(BIN)/python scripts/bench/up.py
 
 clean:

@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("tenant_portal.learning.urls")),
     path("federation/v1/changes", federation.changes, name="federation_changes"),
     path("federation/v1/keys", federation.keys, name="federation_keys"),
+    path("federation/v1/members", federation.members, name="federation_members"),
     path("", include("tenant_portal.xapi.urls")),
     # Before Wagtail's admin, whose login view it replaces; Django's own admin (installed for
     # Wagtail's use) is not mounted, so it has no password form to replace.

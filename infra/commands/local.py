@@ -66,11 +66,22 @@ def up(
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
         rows = [("TENANT", "TYPE", "LOGIN", "PORTAL")]
+        keycloak = result.keycloak.get("public_url") or result.keycloak["url"]
         for t in result.tenants:
-            login = f"{result.keycloak['url']}/realms/{t['realm']}/account/"
-            rows.append((t["code"], t["type"], login, t["portal_url"] or "- (not running)"))
+            login = f"{keycloak}/realms/{t['realm']}/account/"
+            portal = t["public_url"] if t["portal_url"] else "- (not running)"
+            rows.append((t["code"], t["type"], login, portal))
         typer.echo("\n".join(columns(rows)))
         typer.echo("")
+        if result.keycloak.get("public_url"):
+            routes = [("PUBLIC NAME", "ROUTE IT TO")]
+            routes.append((result.keycloak["public_url"], result.keycloak["url"]))
+            routes += [
+                (t["public_url"], t["portal_url"]) for t in result.tenants if t["portal_url"]
+            ]
+            typer.echo("Public names: your TLS proxy routes these (X-Forwarded-Proto: https):")
+            typer.echo("\n".join(columns(routes)))
+            typer.echo("")
         accounts = [("TENANT", "ROLE", "USERNAME", "PASSWORD")]
         for code, people in result.demo_accounts.items():
             accounts += [(code, a["role"], a["username"], a["password"]) for a in people]

@@ -77,6 +77,18 @@ class PortalRuntime:
     allowed_hosts: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class HubLink:
+    """A hub run in another deployment, as the tenant learnt it by accepting its credentials
+    (``karmayogi federation accept``): where its portal and its realm are. The client secrets
+    that came with it are in the tenant's secret store, not here."""
+
+    code: str
+    name: str
+    url: str  # the hub portal's URL, as the tenant's spec names it
+    issuer: str  # the hub realm's issuer, https://<hub loginDomain>/realms/<hub code>
+
+
 class Placement(Protocol):
     """Where each part of a deployment is reached, as its target decides it."""
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from identity.desired import DEMO_ROLE, Department, Federation, PortalClient, TenantRealm
+from identity.desired import (
+    DEMO_ROLE,
+    Department,
+    Federation,
+    PortalClient,
+    RemoteHub,
+    TenantRealm,
+)
 from identity.themes import LoginTheme, theme_name
 from infra.render.colors import accessible_palette
 from infra.render.inputs import (
@@ -23,6 +30,7 @@ from infra.render.inputs import (
     DJANGO_SECRET_KEY,
     FEDERATION_CLIENT_SECRET,
     PORTAL_CLIENT_SECRET,
+    HubLink,
     Placement,
     Secret,
     SecretStore,
@@ -48,6 +56,7 @@ class RenderedTenant:
     # The portal's settings in the decoded form of its contract
     # (tenant_portal/settings/portal-settings.schema.json); secrets stay ``Secret``s.
     portal: PortalSettings
+    hub_link: HubLink | None = None  # the remote hub whose credentials the tenant accepted
 
     @property
     def code(self) -> str:
@@ -113,20 +122,25 @@ def tenant_realm(
 
 
 def federation_settings(
-    spec: TenantSpec, specs: Sequence[TenantSpec], placement: Placement, secret: Secret
+    spec: TenantSpec,
+    specs: Sequence[TenantSpec],
+    placement: Placement,
+    secret: Secret,
+    link: HubLink | None = None,
 ) -> dict[str, Any]:
     """What the portal's federation needs: its token client in the hub realm, the peers it
-    pulls (a tenant: the hub; the hub: every tenant that publishes), every instance's keys URL
-    (the values the reconciler registers on the ``federation-<code>`` clients) and display
-    name, the hub portal's URL (where xAPI statements go), and the tenant's subscription."""
+    pulls (a tenant: the hub; the hub: every tenant that publishes), every instance's display
+    name, the hub portal's URL (where xAPI statements go, and whose signed member directory
+    gives each origin's keys URL), the tenant's subscription, and on the hub its members: the
+    other tenants of the spec folder, with the keys URL the reconciler also registers on
+    their ``federation-<code>`` clients."""
     hub = next((s for s in specs if s.is_hub), None)
-    if hub is None:
-        return {"code": spec.code, "isHub": False, "peers": []}
+    if hub is None or (not spec.is_hub and spec.hub_code != hub.code):
+        return remote_federation_settings(spec, secret, link)
     if spec.is_hub:
         peers = [s for s in specs if not s.is_hub and s.spec.federation.publish]
     else:
         peers = [hub] if spec.hub_code == hub.code else []
-    subscribe = spec.spec.federation.subscribe
     return {
         "code": spec.code,
         "isHub": spec.is_hub,
@@ -137,19 +151,69 @@ def federation_settings(
         "clientSecret": secret,
         "publish": spec.is_hub or spec.spec.federation.publish,
         "peers": [{"code": p.code, "url": placement.portal_url(p.code)} for p in peers],
-        "keys": {s.code: f"{placement.portal_url(s.code)}/federation/v1/keys" for s in specs},
+        "members": [
+            {
+                "code": s.code,
+                "name": s.spec.branding.display_name,
+                "tenantType": s.metadata.type,
+                "portalUrl": placement.portal_url(s.code),
+                "keysUrl": f"{placement.portal_url(s.code)}/federation/v1/keys",
+                "publish": s.spec.federation.publish,
+            }
+            for s in specs
+            if spec.is_hub and not s.is_hub
+        ],
         "names": {s.code: s.spec.branding.display_name for s in specs},
-        "subscribe": None
-        if spec.is_hub
-        else {
-            "languages": list(subscribe.languages),
-            "competencyAreas": list(subscribe.competency_areas),
-        },
+        "subscribe": None if spec.is_hub else _subscription(spec),
     }
 
 
+def _subscription(spec: TenantSpec) -> dict[str, Any]:
+    subscribe = spec.spec.federation.subscribe
+    return {
+        "languages": list(subscribe.languages),
+        "competencyAreas": list(subscribe.competency_areas),
+    }
+
+
+def remote_federation_settings(
+    spec: TenantSpec, secret: Secret, link: HubLink | None
+) -> dict[str, Any]:
+    """A tenant whose hub runs in another deployment (its spec names it ``{code, url}``).
+
+    Until the tenant has accepted the hub's credentials (``link``), the portal knows where the
+    hub is but has no client there, so it pulls nothing and delivers nothing; afterwards it
+    takes tokens from the hub's realm and pulls the hub's feed, like a tenant beside its hub.
+    """
+    if spec.hub_code is None or spec.hub_url is None:
+        return {"code": spec.code, "isHub": False, "peers": []}
+    settings: dict[str, Any] = {
+        "code": spec.code,
+        "isHub": False,
+        "hub": spec.hub_code,
+        "hubUrl": spec.hub_url.rstrip("/"),
+        "publish": spec.spec.federation.publish,
+        "peers": [],
+        "names": {spec.code: spec.spec.branding.display_name},
+        "subscribe": _subscription(spec),
+    }
+    if link is not None:
+        settings |= {
+            "hubIssuer": link.issuer,
+            "clientId": f"federation-{spec.code}",
+            "clientSecret": secret,
+            "peers": [{"code": link.code, "url": settings["hubUrl"]}],
+            "names": {spec.code: spec.spec.branding.display_name, link.code: link.name},
+        }
+    return settings
+
+
 def portal_settings(
-    spec: TenantSpec, specs: Sequence[TenantSpec], placement: Placement, secrets: SecretStore
+    spec: TenantSpec,
+    specs: Sequence[TenantSpec],
+    placement: Placement,
+    secrets: SecretStore,
+    link: HubLink | None = None,
 ) -> dict[str, Any]:
     """The portal's settings, decoded, as its contract names them."""
     runtime = placement.portal_runtime(spec.code)
@@ -166,6 +230,9 @@ def portal_settings(
     ]
     hub = next((s for s in specs if s.is_hub), None)
     brokered = spec.spec.identity.broker_to_hub and hub is not None and hub.code != spec.code
+    hub_name = hub.spec.branding.display_name if brokered and hub else ""
+    if link is not None and spec.spec.identity.broker_to_hub:
+        brokered, hub_name = True, link.name
     portal_url = placement.portal_url(spec.code)
     settings: dict[str, Any] = {
         "DJANGO_SETTINGS_MODULE": runtime.settings_module,
@@ -187,10 +254,10 @@ def portal_settings(
         "KARMAYOGI_OIDC_ISSUER": f"{placement.keycloak_url(spec.code)}/realms/{spec.code}",
         "KARMAYOGI_OIDC_CLIENT_ID": "portal",
         "KARMAYOGI_OIDC_CLIENT_SECRET": secrets.secret(spec.code, PORTAL_CLIENT_SECRET),
-        "KARMAYOGI_HUB_IDP": hub.code if brokered and hub else "",
-        "KARMAYOGI_HUB_NAME": hub.spec.branding.display_name if brokered and hub else "",
+        "KARMAYOGI_HUB_IDP": (spec.hub_code or "") if brokered else "",
+        "KARMAYOGI_HUB_NAME": hub_name,
         "KARMAYOGI_FEDERATION": federation_settings(
-            spec, specs, placement, secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)
+            spec, specs, placement, secrets.secret(spec.code, FEDERATION_CLIENT_SECRET), link
         ),
         "DJANGO_ALLOWED_HOSTS": ",".join(runtime.allowed_hosts),
     }
@@ -212,8 +279,11 @@ def render_tenants(
     logos: Mapping[str, bytes],
     *,
     demo: bool = False,
+    hub_links: Mapping[str, HubLink] | None = None,
 ) -> tuple[RenderedTenant, ...]:
-    """Render every spec of one federation; ``logos`` holds each tenant's logo file."""
+    """Render every spec of one federation; ``logos`` holds each tenant's logo file, and
+    ``hub_links`` the remote hub each tenant has accepted credentials from (by its code)."""
+    links = hub_links or {}
     return tuple(
         RenderedTenant(
             spec=spec,
@@ -222,17 +292,27 @@ def render_tenants(
             realm=tenant_realm(spec, placement, secrets, demo=demo),
             theme=login_theme(spec, logos[spec.code]),
             size=SIZES[spec.spec.deployment.size],
-            portal=MappingProxyType(portal_settings(spec, specs, placement, secrets)),
+            portal=MappingProxyType(
+                portal_settings(spec, specs, placement, secrets, links.get(spec.code))
+            ),
+            hub_link=links.get(spec.code),
         )
         for spec in specs
     )
 
 
 def federation_of(rendered: Sequence[RenderedTenant], keycloak_url: str) -> Federation:
-    """The reconciler's input: every rendered realm on the Keycloak at ``keycloak_url``."""
+    """The reconciler's input: every rendered realm on the Keycloak at ``keycloak_url``, and
+    the hub they broker to: a realm among them, or one in another deployment."""
     tenants = tuple(r.realm for r in rendered)
     hub = next((r.realm for r in rendered if r.spec.is_hub), None)
-    return Federation(server_url=keycloak_url, tenants=tenants, hub=hub)
+    links = {r.hub_link for r in rendered if r.hub_link is not None}
+    if len(links) > 1:
+        codes = ", ".join(sorted(link.code for link in links))
+        raise ValueError(f"one deployment federates with one hub, not several ({codes})")
+    link = next(iter(links), None)
+    remote = RemoteHub(link.code, link.name, link.issuer) if link and hub is None else None
+    return Federation(server_url=keycloak_url, tenants=tenants, hub=hub, remote_hub=remote)
 
 
 def _value_of(secret: Secret) -> str:

@@ -96,3 +96,7 @@ class Target(Protocol):
     ) -> Any:
         """Offboard one tenant: archive first, then delete what the target made."""
         ...
+
+    def membership(self, specs: Sequence[TenantSpec]) -> Any:
+        """The federation handshake and member list on this target (DESIGN §10)."""
+        ...

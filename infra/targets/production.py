@@ -238,3 +238,6 @@ class ProductionTarget:
         self, code: str, specs: Sequence[TenantSpec], tenants: Path, progress: Progress
     ) -> Any:
         raise self._not_yet()
+
+    def membership(self, specs: Sequence[TenantSpec]) -> Any:
+        raise self._not_yet()

@@ -1,8 +1,8 @@
 """Federation sync at catalogue scale, printed side by side with its floors (run by `make bench`).
 
-A hub (``karmayogi-bharat``) offers ``--sizes`` course records in its change feed (10,000 and
-then 100,000 by default; ``--quick``: 1,000 and 10,000); a tenant (``bihar``) pulls them, pages
-of 500. For each size, in one run:
+A hub (``karmayogi-bharat``) offers ``--records`` course records in its change feed (10,000
+and then 100,000 by default; ``--quick``: 1,000 and 10,000); a tenant (``bihar``) pulls them,
+pages of 500. For each size, in one run:
 
 - (a) a full sync into an empty tenant: ``manage.py federation_sync`` in its own process, with
   its own empty database; every record verified against the hub's keys, validated and stored;
@@ -18,13 +18,16 @@ of 500. For each size, in one run:
   ``ListRecords`` in ``oai_dc``, pages of ``KARMAYOGI_OAI_PAGE_SIZE``) from the tenant served
   by the same gunicorn setup: the other way a catalogue leaves an instance (DESIGN §8).
 
-Goals: (a) at least 1,000 records/s and within 2x of (b)'s time; (d) under 1 s; the sync
-process's peak memory (VmHWM) flat as the catalogue grows 10x (within 1.5x). Figures are
-reported, not asserted; what is asserted is that each step did what it measures (every record
-applied, none quarantined, the rows all there), else the run exits non-zero. Times of (a) and
-(d) are the command's, in its process once Django has started (the start-up is shown apart).
-(b) and (d) are medians of ``--rounds`` rounds; (a), (b2) and (c) run once per size (each
-takes minutes at 100,000 records, and (a) and (c) need an empty database each).
+Goals (issue 18, goal 2), each printed beside its reference from the same run: (a) at least
+1,500 records/s, and faster than (e), the unverified OAI-PMH harvest of the same catalogue;
+(d) under 0.5 s; the sync process's peak memory (VmHWM) flat as the catalogue grows 10x
+(within 1.5x). Figures are reported, not asserted; what is asserted is that each step did
+what it measures (every record applied, none quarantined, the rows all there), else the run
+exits non-zero. Times of (a) and (d) are the command's, in its process once Django has
+started (the start-up is shown apart). (b) and (d) are medians of ``--rounds`` rounds; (a),
+(b2) and (c) run once per size (each takes minutes at 100,000 records, and (a) and (c) need an
+empty database each). The sync's peak memory is its own process's (each of its signature
+workers, a fresh Python with joserfc alone, holds about 35 MB whatever the catalogue).
 
 The hub is served by gunicorn with the production settings. Its records are written straight
 into its change log, each built by ``records.record_of`` and signed by ``signing.sign``, rather
@@ -77,9 +80,8 @@ LANGUAGES = [
 ]
 PAGE = 500
 CHANGED = 100
-RATE_GOAL = 1000.0  # records/s of a full sync
-FETCH_FACTOR_GOAL = 2.0  # a full sync within this many times the bare fetch
-INCREMENTAL_GOAL_S = 1.0
+RATE_GOAL = 1500.0  # records/s of a full sync, which must also beat the OAI-PMH harvest
+INCREMENTAL_GOAL_S = 0.5
 FLAT_GOAL = 1.5  # peak memory at the largest size over the smallest
 COMMAND_TIMEOUT = 1800.0
 
@@ -116,15 +118,26 @@ class Figures:
 
 
 def federation_config(code: str, issuer: str, secret: str, hub_url: str) -> dict[str, Any]:
+    """The tenant is a member the hub's settings declare (one that does not publish, so the
+    hub pulls nobody); the tenant learns the hub's keys URL from the hub's member directory."""
+    tenant = {
+        "code": TENANT,
+        "name": "Bihar",
+        "tenantType": "state",
+        "portalUrl": "http://127.0.0.1:9",
+        "keysUrl": "http://127.0.0.1:9/federation/v1/keys",
+        "publish": False,
+    }
     return {
         "code": code,
         "isHub": code == HUB,
         "hub": HUB,
         "hubIssuer": issuer,
+        "hubUrl": hub_url,
         "clientId": f"federation-{code}",
         "clientSecret": secret,
         "peers": [] if code == HUB else [{"code": HUB, "url": hub_url}],
-        "keys": {HUB: f"{hub_url}/federation/v1/keys"},
+        "members": [tenant] if code == HUB else [],
         "subscribe": None if code == HUB else {"languages": ["hi", "en"], "competencyAreas": []},
     }
 
@@ -317,24 +330,25 @@ def report(figures: Figures) -> None:
         versus = f"{seconds / fetch:.2f}" if label[:3] != "(d)" else "-"
         row([label, f"{count:,}", f"{seconds:.2f}", f"{count / seconds:,.0f}", versus, goal, met])
 
+    harvest = figures.size / figures.harvest
     row(["step", "records", "seconds", "records/s", "x (b)", "goal", "met?"])
     line("(b) fetch + parse, nothing stored", figures.size, fetch, "reference")
-    line("(b2) fetch + check, nothing stored", figures.size, figures.check)
+    line("(b2) fetch + check, one core, no writes", figures.size, figures.check)
     missed = [
         what
         for what, ok in (
             (f"{rate:,.0f}/s", rate >= RATE_GOAL),
-            (f"{full / fetch:.1f}x (b)", full <= FETCH_FACTOR_GOAL * fetch),
+            (f"not faster than (e)'s {harvest:,.0f}/s", rate > harvest),
         )
         if not ok
     ]
-    goal = f">= {RATE_GOAL:,.0f}/s, <= {FETCH_FACTOR_GOAL:.0f}x (b)"
+    goal = f">= {RATE_GOAL:,.0f}/s, > (e)"
     line("(a) full sync into an empty tenant", figures.size, full, goal, verdict(missed))
     line("(c) bulk insert of the same rows", figures.size, figures.insert, "floor of the writes")
-    line("(e) OAI-PMH harvest, Sickle, oai_dc", figures.size, figures.harvest, "beside (a)")
+    line("(e) OAI-PMH harvest, Sickle, oai_dc", figures.size, figures.harvest, "reference of (a)")
     goal, met = f"(the goal is for {CHANGED})", ""
     if figures.changed == CHANGED:
-        goal = f"< {INCREMENTAL_GOAL_S:.0f} s"
+        goal = f"< {INCREMENTAL_GOAL_S} s"
         met = verdict([] if incremental < INCREMENTAL_GOAL_S else [f"{incremental:.2f} s"])
     changed = figures.changed
     line(f"(d) incremental sync, {changed:,} changed", changed, incremental, goal, met)
@@ -380,10 +394,56 @@ def report_memory(all_figures: list[Figures]) -> None:
     )
 
 
+def report_goals(all_figures: list[Figures]) -> None:
+    """Goal 2 of issue 18, each figure beside its reference from this run."""
+
+    def goal_row(label: str, figure: str, goal: str, reference: str, met: str) -> None:
+        print(f"  {label:<34}{figure:>10}   {goal:<13}{reference:<24}{met}".rstrip())
+
+    print("\nFederation sync goals, each beside its reference from this run:")
+    goal_row("goal", "figure", "goal", "reference", "met?")
+    for figures in all_figures:
+        rate = figures.size / figures.full.result["seconds"]
+        harvest = figures.size / figures.harvest
+        missed = [f"{rate:,.0f}/s"] if rate < RATE_GOAL else []
+        missed += [] if rate > harvest else ["slower than (e)"]
+        goal_row(
+            f"full sync, {figures.size:,} records",
+            f"{rate:,.0f}/s",
+            f">= {RATE_GOAL:,.0f}/s",
+            f"(e) harvest {harvest:,.0f}/s",
+            verdict(missed),
+        )
+    for figures in all_figures:
+        if figures.changed != CHANGED:
+            continue
+        seconds = statistics.median(done.result["seconds"] for done in figures.incremental)
+        goal_row(
+            f"incremental, {CHANGED} of {figures.size:,}",
+            f"{seconds:.2f} s",
+            f"< {INCREMENTAL_GOAL_S} s",
+            "",
+            verdict([] if seconds < INCREMENTAL_GOAL_S else [f"{seconds:.2f} s"]),
+        )
+    if len(all_figures) > 1:
+        first, last = all_figures[0], all_figures[-1]
+        peaks = [f.full.result["peak_mb"] for f in (first, last)]
+        ratio = peaks[1] / peaks[0]
+        goal_row(
+            f"peak memory, {first.size:,} to {last.size:,}",
+            f"{ratio:.2f}x",
+            f"<= {FLAT_GOAL}x",
+            f"{peaks[0]:.0f} to {peaks[1]:.0f} MB",
+            verdict([] if ratio <= FLAT_GOAL else [f"{ratio:.2f}x"]),
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--records",
         "--sizes",
+        dest="records",
         default="10000,100000",
         help="course records on the hub, comma-separated, ascending (default 10000,100000)",
     )
@@ -394,11 +454,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        sizes = [int(size) for size in ("1000,10000" if args.quick else args.sizes).split(",")]
+        sizes = [int(size) for size in ("1000,10000" if args.quick else args.records).split(",")]
     except ValueError:
-        parser.error("--sizes takes whole numbers separated by commas, e.g. 10000,100000")
+        parser.error("--records takes whole numbers separated by commas, e.g. 10000,100000")
     if sorted(sizes) != sizes or len(set(sizes)) != len(sizes):
-        parser.error("--sizes must ascend")
+        parser.error("--records must ascend")
     if min(args.rounds, args.changed) < 1 or args.changed > min(sizes):
         parser.error("--rounds must be at least 1, --changed from 1 to the smallest size")
     # A plain kill ends the run as Ctrl-C does: through the cleanup.
@@ -459,6 +519,7 @@ def run(tmp: Path, sizes: list[int], args: argparse.Namespace) -> None:
         report(figures)
     if len(all_figures) > 1:
         report_memory(all_figures)
+    report_goals(all_figures)
 
 
 if __name__ == "__main__":

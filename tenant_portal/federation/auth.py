@@ -4,8 +4,10 @@ The hub realm is the federation's directory (DESIGN §6): every instance has a
 ``federation-<code>`` client there. A token is accepted when the hub realm signed it (its
 JWKS), its issuer is the hub realm, it has not expired, and it was issued to a
 ``federation-`` client; the caller is known by ``azp``. A token of any other realm fails the
-signature or the issuer check. The hub realm's keys are held by :mod:`tenant_portal.core.jwks`:
-a token naming an unknown key makes the portal fetch them again at most once a minute.
+signature or the issuer check. On the hub the caller must also be an active member of the
+federation (:mod:`tenant_portal.federation.membership`). The hub realm's keys are held by
+:mod:`tenant_portal.core.jwks`: a token naming an unknown key makes the portal fetch them
+again at most once a minute.
 """
 
 from __future__ import annotations
@@ -67,4 +69,10 @@ def caller(request: HttpRequest) -> str:
     azp = decoded.claims.get("azp")
     if not isinstance(azp, str) or not azp.startswith(CLIENT_PREFIX):
         raise Unauthorized("the token was not issued to a federation client")
-    return azp.removeprefix(CLIENT_PREFIX)
+    code = azp.removeprefix(CLIENT_PREFIX)
+    if settings.PORTAL.federation.is_hub:
+        # Checked at every call, not once per token: a suspension bites at the next request.
+        from tenant_portal.federation.membership import require_member  # it imports this module
+
+        require_member(code)
+    return code

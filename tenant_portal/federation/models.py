@@ -8,6 +8,8 @@
 - :class:`PeerState`: per peer this instance pulls, the cursor and what the last sync did.
   The cursor is written in the same transaction as the records it covers.
 - :class:`Quarantined`: records refused by a sync, with the reason, for the admin to see.
+- :class:`Member`, :class:`SeenNonce` (the hub): who belongs to the federation, and the join
+  requests already admitted.
 """
 
 from __future__ import annotations
@@ -83,3 +85,50 @@ class Quarantined(models.Model):
 
     def __str__(self) -> str:
         return f"{self.peer}#{self.position}: {self.reason}"
+
+
+class Member(models.Model):
+    """A member of the hub's federation: declared by the deployment's spec folder (``spec``)
+    or admitted from a signed join request (``admitted``). The hub checks every feed and xAPI
+    caller against these rows and trusts a member's record signatures only under its
+    ``keys_url``; a changed keys URL means removal and a new admission."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    SPEC = "spec"
+    ADMITTED = "admitted"
+
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    tenant_type = models.CharField(max_length=16, default="state")
+    portal_url = models.CharField(max_length=500)
+    keys_url = models.CharField(max_length=500, help_text="The admitted keys URL.")
+    broker_redirect_uri = models.CharField(max_length=500, blank=True)
+    publish = models.BooleanField(default=True, help_text="The hub pulls its courses.")
+    status = models.CharField(
+        max_length=10, choices=[(ACTIVE, ACTIVE), (SUSPENDED, SUSPENDED)], default=ACTIVE
+    )
+    courses_withdrawn = models.BooleanField(
+        default=False, help_text="Its courses were withdrawn from the hub at suspension."
+    )
+    source = models.CharField(max_length=10, choices=[(SPEC, SPEC), (ADMITTED, ADMITTED)])
+    admitted_by = models.CharField(max_length=200)
+    admitted_at = models.DateTimeField(auto_now_add=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.status})"
+
+
+class SeenNonce(models.Model):
+    """The nonce of every join request admitted: a request is admitted once."""
+
+    nonce = models.CharField(max_length=128, unique=True)
+    code = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.nonce[:8]}…"

@@ -7,21 +7,34 @@ schema, unknown competency, an older version than the one held) is quarantined w
 reason and the rest go on. The page's records, its quarantined ones and the new cursor are
 written in one transaction, so a sync killed at any moment loses nothing and applies nothing
 twice. One sync per peer runs at a time: a second one exits with a clear message.
+
+A sync is a pipeline of pages: a thread fetches the next page while this one is checked and
+written, worker processes verify the next page's signatures beside this page's writes
+(``federation.signatures``), and on PostgreSQL a page is written set-based: copied into a
+temporary table, then merged into the catalogue in one statement. At most a few pages are held
+at once, so memory stays flat however long the feed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import multiprocessing
+import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tenant_portal.catalogue.models import CatalogueEntry, EntryCompetency, EntryLanguage
@@ -29,9 +42,11 @@ from tenant_portal.catalogue.services import term_snapshot
 from tenant_portal.competencies.models import SubTheme
 from tenant_portal.core.page_cache import bump_generation
 from tenant_portal.federation.changes import append
+from tenant_portal.federation.membership import origin_keys_url, pulled_peers
 from tenant_portal.federation.models import Change, PeerState, Quarantined
 from tenant_portal.federation.records import RecordError, course_uuid, entry_fields, validate
-from tenant_portal.federation.signing import SignatureError, verify
+from tenant_portal.federation.signatures import signers, watch_parent
+from tenant_portal.federation.signing import KeyRing, SignatureError, key_ring, verify
 from tenant_portal.settings.contract import Federation
 
 PAGE_LIMIT = 200
@@ -40,6 +55,9 @@ MAX_PAGE_BYTES = 64 * 1024 * 1024
 MAX_RECORD_BYTES = 256 * 1024
 TIMEOUT = httpx.Timeout(10.0, read=30.0)
 SYNC_LOCK = 0x4B4A_5359_4E43  # "KJSYNC", plus the peer's hash
+# A page at least this long has its signatures verified by worker processes (starting them
+# costs a few tenths of a second: an incremental sync of a few changes does without).
+PARALLEL_FROM = 100
 
 
 class SyncError(Exception):
@@ -71,7 +89,7 @@ def federation() -> Federation:
 
 
 def peers() -> list[Peer]:
-    return [Peer(p.code, p.url) for p in federation().peers]
+    return [Peer(code, url) for code, url in pulled_peers()]
 
 
 def peer(code: str) -> Peer:
@@ -207,6 +225,108 @@ def parse_page(code: str, body: bytes, after: int, limit: int) -> Page:
     return Page(changes, nxt, max(last, nxt))
 
 
+def is_last(page: Page) -> bool:
+    return not page.changes or page.next >= page.last
+
+
+class Prefetch:
+    """Pages of ``source``'s feed from ``after`` on, fetched one ahead in a thread of their own
+    while the sync checks and writes the page before. ``get`` hands them over in order; a
+    failed fetch is raised by the ``get`` that would have returned its page. The thread stops
+    after the last page, after a failure, or when the sync is done with it."""
+
+    def __init__(self, client: httpx.Client, source: Peer, after: int, limit: int) -> None:
+        self._pages: queue.Queue[Page | Exception] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(client, source, after, limit),
+            name=f"federation-fetch-{source.code}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, client: httpx.Client, source: Peer, after: int, limit: int) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    page: Page | Exception = fetch(client, source, after, limit)
+                except Exception as exc:  # handed to the sync, which raises it
+                    page = exc
+                while not self._stop.is_set():
+                    try:
+                        self._pages.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if isinstance(page, Exception) or is_last(page):
+                    return
+                after = page.next
+        finally:
+            connections.close_all()  # this thread's own, if the cache opened one
+
+    def get(self) -> Page:
+        item = self._pages.get()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop fetching; a fetch under way ends with the sync's HTTP client."""
+        self._stop.set()
+
+
+class SignatureWorkers:
+    """Worker processes that verify a page's signatures while the sync writes the page before
+    (see ``federation.signatures``); started on the first page long enough to need them."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self.count = max(1, min(os.cpu_count() or 1, 4))
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    def submit(self, page: Page) -> list[Future[list[str | None]]]:
+        """Have ``page``'s signatures verified against the keys read so far; nothing to wait
+        for when the page is short, no key is known yet, or the workers cannot run."""
+        keys = self.ring.public_keys()
+        if len(page.changes) < PARALLEL_FROM or not keys or self._broken:
+            return []
+        tokens = [c["record"] for c in page.changes]
+        step = -(-len(tokens) // self.count)
+        try:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.count,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=watch_parent,
+                )
+            return [
+                self._pool.submit(signers, tokens[start : start + step], keys)
+                for start in range(0, len(tokens), step)
+            ]
+        except (OSError, RuntimeError, BrokenProcessPool):
+            self._broken = True  # the sync goes on, verifying every signature itself
+            return []
+
+    def collect(self, page: Page, pending: list[Future[list[str | None]]]) -> None:
+        """Hand what the workers found for ``page`` to the key ring, for ``check``."""
+        found: list[str | None] = []
+        try:
+            for future in pending:
+                found += future.result()
+        except BrokenProcessPool:
+            self._broken = True
+            found = []
+        if len(found) != len(page.changes):
+            found = [None] * len(page.changes)
+        self.ring.remember([c["record"] for c in page.changes], found)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 # --- checking -------------------------------------------------------------------------------
 
 
@@ -219,6 +339,24 @@ class Accepted:
     change: dict[str, Any]
     record: dict[str, Any]
     wanted: bool
+
+
+def check_page(
+    source: Peer, page: Page, known: dict[str, Any]
+) -> tuple[list[Accepted], list[tuple[dict[str, Any], str]]]:
+    """The page's accepted records and its refused changes with their reasons, in order."""
+    accepted: list[Accepted] = []
+    refused: list[tuple[dict[str, Any], str]] = []
+    held = _held_versions(page.changes)
+    for change in page.changes:
+        try:
+            item = check(source, change, known, held)
+        except Refused as exc:
+            refused.append((change, str(exc)))
+            continue
+        if item is not None:
+            accepted.append(item)
+    return accepted, refused
 
 
 def _known_competencies() -> dict[str, dict[str, Any]]:
@@ -246,7 +384,7 @@ def check(
         raise Refused("this instance pulls only the hub")
     if config.is_hub and origin != source.code:
         raise Refused(f"{source.code} may publish only its own courses, not {origin}'s")
-    keys_url = config.keys.get(origin)
+    keys_url = origin_keys_url(origin)
     if not keys_url:
         raise Refused(f"unknown origin {origin[:64]!r}")
     try:
@@ -308,10 +446,29 @@ def apply_page(
     """Write a page's records, its quarantined ones and the cursor in one transaction;
     ``known`` is the sync's map of KCM terms (read once per sync, not per page)."""
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The commit need not wait for the disk: were the database server itself to crash,
+            # the last pages would be lost with the cursor that covers them, and fetched again.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         locked = PeerState.objects.select_for_update().get(pk=state.pk)
         if locked.cursor != state.cursor:
             raise SyncError(f"{source.code}: the cursor moved under this sync; run it again")
-        applied = _apply_records(source, accepted, known)
+        latest = _latest(accepted)
+        if connection.vendor == "postgresql":
+            applied = _merge_records(latest, known)
+        else:
+            applied = _apply_records(latest, known)
+        if federation().is_hub:
+            for item in applied:
+                append(
+                    course=uuid.UUID(item.change["id"]),
+                    origin=item.change["origin"],
+                    kind=item.change["kind"],
+                    version=item.record["version"],
+                    kid="",
+                    jws=item.change["record"],
+                )
         Quarantined.objects.bulk_create(
             [
                 Quarantined(
@@ -328,43 +485,171 @@ def apply_page(
         locked.cursor = page.next
         locked.peer_position = page.last
         locked.last_success = timezone.now()
-        locked.applied = applied
+        locked.applied = len(applied)
         locked.last_error = ""
         locked.save()
         state.cursor = locked.cursor
         if applied:
             bump_generation()
-    return applied
+    return len(applied)
 
 
-def _apply_records(source: Peer, accepted: list[Accepted], known: dict[str, Any]) -> int:
+def _latest(accepted: list[Accepted]) -> list[Accepted]:
+    """One item per course, its highest version (the later one of equals), in page order."""
+    latest: dict[str, Accepted] = {}
+    for item in accepted:
+        seen = latest.get(item.change["id"])
+        if seen is None or item.record["version"] >= seen.record["version"]:
+            latest[item.change["id"]] = item
+    return list(latest.values()) if len(latest) < len(accepted) else accepted
+
+
+def _fields(item: Accepted, known: dict[str, Any]) -> dict[str, Any]:
+    fields = entry_fields(item.record, known)
+    fields["retired"] = fields["retired"] or not item.wanted
+    return fields
+
+
+# Writing a page on PostgreSQL: its rows are copied into a temporary table, then merged into the
+# catalogue in one statement that skips our own courses and older versions (as the ORM path
+# below does) and names the rows it wrote; the language and competency rows of those are then
+# replaced from the same table. It empties at each commit; it is emptied before use too, for a
+# page written inside a transaction that does not commit between pages (the tests').
+STAGE = "federation_sync_stage"
+STAGE_COLUMNS = {
+    "uuid": "uuid",
+    "iri": "text",
+    "origin": "text",
+    "origin_name": "text",
+    "provider": "text",
+    "name": "jsonb",
+    "description": "jsonb",
+    "languages": "jsonb",
+    "duration_minutes": "integer",
+    "competencies": "jsonb",
+    "url": "text",
+    "version": "integer",
+    "modified": "timestamptz",
+    "retired": "boolean",
+    "search_text": "text",
+}
+JSON_FIELDS = ("name", "description", "languages", "competencies")
+
+
+def _merge_sql() -> str:
+    entry = CatalogueEntry._meta.db_table
+    column = {f.name: f.column for f in CatalogueEntry._meta.concrete_fields}
+    staged = list(STAGE_COLUMNS)
+    # Set on a new row only: the local overrides a sync keeps, and the fields a federated row
+    # never has (a page here, internal).
+    fresh = {
+        "page": "NULL",
+        "internal": "false",
+        "hidden": "false",
+        "featured": "false",
+        "local_name": "'{}'::jsonb",
+        "datestamp": "%(now)s",
+    }
+    targets = ", ".join(column[name] for name in [*staged, *fresh])
+    values = ", ".join([*staged, *fresh.values()])
+    updates = ", ".join(
+        f"{column[name]} = EXCLUDED.{column[name]}"
+        for name in [*staged, "page", "internal", "datestamp"]
+        if name != "uuid"
+    )
+    origin, version = column["origin"], column["version"]
+    return (
+        f"INSERT INTO {entry} AS e ({targets}) SELECT {values} FROM {STAGE} "
+        f"ON CONFLICT ({column['uuid']}) DO UPDATE SET {updates} "
+        f"WHERE e.{origin} <> %(me)s AND e.{version} <= EXCLUDED.{version} "
+        f"RETURNING e.{column['id']}, e.{column['uuid']}"
+    )
+
+
+def _children_sql() -> tuple[str, str]:
+    """Statements writing the language and competency rows of the entries ``%(ids)s`` from
+    the staged rows (a competency named twice counts once, at its first level)."""
+    entry = CatalogueEntry._meta.db_table
+    languages = (
+        f"INSERT INTO {EntryLanguage._meta.db_table} (entry_id, code) "
+        f"SELECT DISTINCT e.id, code FROM {STAGE} s JOIN {entry} e ON e.uuid = s.uuid "
+        "CROSS JOIN LATERAL jsonb_array_elements_text(s.languages) AS code "
+        "WHERE e.id = ANY(%(ids)s)"
+    )
+    terms = (
+        f"INSERT INTO {EntryCompetency._meta.db_table} (entry_id, sub_theme_id, level) "
+        "SELECT DISTINCT ON (e.id, t.id) e.id, t.id, (c.term ->> 'level')::smallint "
+        f"FROM {STAGE} s JOIN {entry} e ON e.uuid = s.uuid "
+        "CROSS JOIN LATERAL jsonb_array_elements(s.competencies) WITH ORDINALITY AS c(term, n) "
+        f"JOIN {SubTheme._meta.db_table} t ON t.iri = c.term ->> 'iri' "
+        "WHERE e.id = ANY(%(ids)s) ORDER BY e.id, t.id, c.n"
+    )
+    return languages, terms
+
+
+def _merge_records(accepted: list[Accepted], known: dict[str, Any]) -> list[Accepted]:
+    """Write ``accepted`` set-based (PostgreSQL); the items whose rows were written."""
+    if not accepted:
+        return []
+    by_course: dict[uuid.UUID, Accepted] = {}
+    with connection.cursor() as cursor:
+        columns = ", ".join(f"{name} {kind}" for name, kind in STAGE_COLUMNS.items())
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ({columns}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"DELETE FROM {STAGE}")
+        with cursor.copy(f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for item in accepted:
+                course = uuid.UUID(item.change["id"])
+                fields = _fields(item, known)
+                by_course[course] = item
+                copy.write_row(
+                    [
+                        json.dumps(fields[name], ensure_ascii=False)
+                        if name in JSON_FIELDS
+                        else course
+                        if name == "uuid"
+                        else fields[name]
+                        for name in STAGE_COLUMNS
+                    ]
+                )
+        me = settings.PORTAL.federation_code
+        cursor.execute(_merge_sql(), {"me": me, "now": timezone.now()})
+        written: list[tuple[int, uuid.UUID]] = cursor.fetchall()
+        if not written:
+            return []
+        ids = {"ids": [entry_id for entry_id, _ in written]}
+        for model in (EntryLanguage, EntryCompetency):
+            table = model._meta.db_table
+            cursor.execute(f"DELETE FROM {table} WHERE entry_id = ANY(%(ids)s)", ids)
+        for statement in _children_sql():
+            cursor.execute(statement, ids)
+    # In page order, as the hub appends them to its own feed.
+    order = {course: n for n, course in enumerate(by_course)}
+    return [by_course[course] for course in sorted((c for _, c in written), key=order.__getitem__)]
+
+
+def _apply_records(accepted: list[Accepted], known: dict[str, Any]) -> list[Accepted]:
+    """Write ``accepted`` with the ORM (SQLite); the items whose rows were written."""
     me = settings.PORTAL.federation_code
     ids = [uuid.UUID(a.change["id"]) for a in accepted]
     held = {e.uuid: e for e in CatalogueEntry.objects.filter(uuid__in=ids)}
     fresh: list[CatalogueEntry] = []
     updated: list[CatalogueEntry] = []
+    written: list[Accepted] = []
     for item in accepted:
         course = uuid.UUID(item.change["id"])
         entry = held.get(course)
         if entry is not None and (entry.origin == me or entry.version > item.record["version"]):
             continue  # never overwrite our own course; an older version changes nothing
-        fields = entry_fields(item.record, known)
-        fields["retired"] = fields["retired"] or not item.wanted
+        fields = _fields(item, known)
         if entry is None:
             fresh.append(CatalogueEntry(uuid=course, **fields))
         else:
             for name, value in fields.items():
                 setattr(entry, name, value)
             updated.append(entry)
-        if federation().is_hub:
-            append(
-                course=course,
-                origin=item.change["origin"],
-                kind=item.change["kind"],
-                version=item.record["version"],
-                kid="",
-                jws=item.change["record"],
-            )
+        written.append(item)
     CatalogueEntry.objects.bulk_create(fresh, batch_size=500)
     if updated:
         CatalogueEntry.objects.bulk_update(updated, FIELDS, batch_size=500)
@@ -387,7 +672,7 @@ def _apply_records(source: Peer, accepted: list[Accepted], known: dict[str, Any]
         batch_size=1000,
         ignore_conflicts=True,
     )
-    return len(entries)
+    return written
 
 
 FIELDS = [
@@ -414,30 +699,44 @@ def sync(code: str, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> S
     """Pull ``code``'s feed until it has nothing newer; see the module docstring."""
     source = peer(code)
     result = SyncResult(source.code)
-    with exclusive(source.code), httpx.Client(timeout=TIMEOUT) as client:
+    with ExitStack() as stack:
+        stack.enter_context(exclusive(source.code))
+        client = stack.enter_context(httpx.Client(timeout=TIMEOUT))
+        workers = SignatureWorkers(stack.enter_context(key_ring()))
+        stack.callback(workers.close)
         state, _ = PeerState.objects.get_or_create(peer=source.code)
         try:
             known = _known_competencies()
+            ended = SyncError(f"{source.code}: the feed did not end after {max_pages} pages")
+            if max_pages < 1:
+                raise ended
+            feed = Prefetch(client, source, state.cursor, limit)
+            stack.callback(feed.close)
+            page = feed.get()
+            pending: list[Future[list[str | None]]] = []
             while True:
-                if result.pages >= max_pages:
-                    raise SyncError(f"{source.code}: the feed did not end after {max_pages} pages")
-                page = fetch(client, source, state.cursor, limit)
-                accepted, refused = [], []
-                held = _held_versions(page.changes)
-                for change in page.changes:
+                workers.collect(page, pending)
+                accepted, refused = check_page(source, page, known)
+                # The next page's signatures are verified while this one is written; a failure
+                # to fetch it is raised once this page is written, as it would have been.
+                following: Page | SyncError | None = None
+                if not is_last(page) and result.pages + 1 < max_pages:
                     try:
-                        item = check(source, change, known, held)
-                    except Refused as exc:
-                        refused.append((change, str(exc)))
-                        continue
-                    if item is not None:
-                        accepted.append(item)
+                        following = feed.get()
+                    except SyncError as exc:
+                        following = exc
+                pending = workers.submit(following) if isinstance(following, Page) else []
                 result.applied += apply_page(source, state, page, accepted, refused, known)
                 result.quarantined += len(refused)
                 result.pages += 1
                 result.cursor, result.last = page.next, page.last
-                if not page.changes or page.next >= page.last:
+                if is_last(page):
                     return result
+                if result.pages >= max_pages:
+                    raise ended
+                if isinstance(following, SyncError):
+                    raise following
+                page = following if following is not None else feed.get()
         except SyncError as exc:
             PeerState.objects.filter(pk=state.pk).update(
                 last_error=str(exc)[:1000], last_error_at=timezone.now()

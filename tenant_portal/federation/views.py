@@ -1,17 +1,20 @@
-"""``/federation/v1/changes`` (the feed, for federation clients of the hub realm) and
-``/federation/v1/keys`` (public keys, for anyone who must check a record)."""
+"""``/federation/v1/changes`` (the feed, for federation clients of the hub realm),
+``/federation/v1/keys`` (public keys, for anyone who must check a record) and, on the hub,
+``/federation/v1/members`` (the signed member directory, public: it holds no secret)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tenant_portal.federation.auth import Unauthorized, caller
 from tenant_portal.federation.changes import MAX_PAGE, feed_page
+from tenant_portal.federation.membership import signed_directory
 from tenant_portal.federation.signing import published_keys
 
 log = logging.getLogger(__name__)
@@ -65,4 +68,13 @@ def changes(request: HttpRequest) -> HttpResponse:
 def keys(request: HttpRequest) -> HttpResponse:
     response = JsonResponse(published_keys())
     response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_GET
+def members(request: HttpRequest) -> HttpResponse:
+    if not settings.PORTAL.federation.is_hub:
+        return _error(404, "this instance is not the federation's hub")
+    response = HttpResponse(signed_directory(), content_type="application/jose")
+    response["Cache-Control"] = "public, max-age=30"
     return response

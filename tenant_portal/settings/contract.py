@@ -88,6 +88,19 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class DeclaredMember:
+    """A member of the hub's federation declared by the deployment's spec folder (no
+    handshake): the hub records it as a member the first time membership is read."""
+
+    code: str
+    name: str
+    tenant_type: str
+    portal_url: str
+    keys_url: str
+    publish: bool = True
+
+
+@dataclass(frozen=True)
 class Subscription:
     """What a tenant takes from the hub; an empty tuple takes everything of that kind."""
 
@@ -108,7 +121,7 @@ class Federation:
     client_secret: str = field(default="", repr=False)
     publish: bool = True
     peers: tuple[Peer, ...] = ()
-    keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    members: tuple[DeclaredMember, ...] = ()
     names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     subscribe: Subscription | None = None
 
@@ -165,6 +178,9 @@ class PortalSettings:
     ssl_redirect: bool
     # Seconds between re-checks of the realm session behind a portal session (at most 300).
     session_recheck_seconds: int = 300
+    # xAPI statements per request to the hub, and days a delivered one stays in the outbox.
+    xapi_batch_size: int = 250
+    xapi_retention_days: int = 30
 
     @property
     def site_name(self) -> str:
@@ -502,6 +518,8 @@ def build(values: Mapping[str, Any]) -> PortalSettings:
         log_level=values["KARMAYOGI_LOG_LEVEL"],
         ssl_redirect=values["KARMAYOGI_SSL_REDIRECT"],
         session_recheck_seconds=values["KARMAYOGI_SESSION_RECHECK_SECONDS"],
+        xapi_batch_size=values["KARMAYOGI_XAPI_BATCH_SIZE"],
+        xapi_retention_days=values["KARMAYOGI_XAPI_RETENTION_DAYS"],
     )
 
 
@@ -537,7 +555,17 @@ def _federation(config: Mapping[str, Any], separate_secret: str | None) -> Feder
         client_secret=separate_secret or config.get("clientSecret", ""),
         publish=config["publish"],
         peers=tuple(Peer(p["code"], p["url"].rstrip("/")) for p in config["peers"]),
-        keys=MappingProxyType(dict(config["keys"])),
+        members=tuple(
+            DeclaredMember(
+                code=m["code"],
+                name=m["name"],
+                tenant_type=m["tenantType"],
+                portal_url=m["portalUrl"].rstrip("/"),
+                keys_url=m["keysUrl"],
+                publish=m["publish"],
+            )
+            for m in config["members"]
+        ),
         names=MappingProxyType(dict(config["names"])),
         subscribe=None
         if subscribe is None

@@ -58,16 +58,15 @@ def _body(request: HttpRequest, limit: int) -> Any:
     except ValueError:
         declared = 0
     if declared > limit:
-        raise _TooLarge(limit)
+        raise _TooLarge(f"the body is over {limit // 1024} KB")
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        raise _TooLarge(limit)
+        raise _TooLarge(f"the body is over {limit // 1024} KB")
     return loads(raw)  # nesting, numbers and text that would break the hub are refused too
 
 
 class _TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the body is over {limit // 1024} KB")
+    """The request is over a limit (413); the message says which."""
 
 
 def _statement_id(value: str | None, name: str) -> uuid.UUID | None:
@@ -125,8 +124,10 @@ def _put(request: HttpRequest, code: str) -> HttpResponse:
 def _post(request: HttpRequest, code: str) -> HttpResponse:
     body = _body(request, MAX_POST_BYTES)
     many = body if isinstance(body, list) else [body]
-    if not many or len(many) > MAX_BATCH:
-        raise StatementError(f"statements: from 1 to {MAX_BATCH} statements per request")
+    if not many:
+        raise StatementError("statements: the array is empty")
+    if len(many) > MAX_BATCH:
+        raise _TooLarge(f"statements: at most {MAX_BATCH} statements per request")
     parsed = []
     for number, item in enumerate(many):
         try:

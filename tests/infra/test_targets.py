@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.home import KitHome
+from infra.render.inputs import HubLink
 from infra.render.portal import PortalSettingsError, validate_portal_settings
 from infra.render.sizes import SIZES, largest
-from infra.render.tenant import references, render_tenants, reveal
+from infra.render.tenant import federation_of, references, render_tenants, reveal
 from infra.spec import load_specs
-from infra.targets.local.render import LocalSecretStore
+from infra.targets.local.render import LocalEndpoint, LocalPlacement, LocalSecretStore
 from infra.targets.production import HostnamePlacement, ReferenceSecretStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
@@ -230,3 +231,44 @@ def test_the_portal_contract_refuses_a_bad_rendered_setting_naming_it() -> None:
     assert references(good[0].portal)["KARMAYOGI_OIDC_CLIENT_SECRET"] == {
         "secretRef": f"test:{good[0].code}/portal_client_secret"
     }
+
+
+def test_a_tenant_of_a_remote_hub_federates_only_once_it_has_accepted_credentials(
+    folder: Path, tmp_path: Path
+) -> None:
+    """Mauritius names its hub by {code, url}: before `accept` its portal pulls nothing and
+    has no client; after, it takes tokens from the remote realm and pulls the hub."""
+    spec = folder / "mauritius.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(
+        text.replace(
+            "hub: karmayogi-bharat", 'hub: {code: karmayogi-bharat, url: "https://hub.test"}'
+        ),
+        "utf-8",
+    )
+    for other in ("karmayogi-bharat", "bihar", "rajasthan"):
+        (folder / f"{other}.yaml").unlink()
+    specs = load_specs([folder])
+    home = KitHome(root=tmp_path / "home", cache=tmp_path / "cache")
+    placement = LocalPlacement({"mauritius": LocalEndpoint("127.0.0.2", 8000)}, "http://kc", home)
+    logos = {s.code: s.logo_path.read_bytes() for s in specs}
+    store = LocalSecretStore(home)
+
+    (before,) = render_tenants(specs, placement, store, logos)
+    federation = reveal(before.portal)["KARMAYOGI_FEDERATION"]
+    assert federation["hubUrl"] == "https://hub.test" and federation["peers"] == []
+    assert "clientSecret" not in federation and "hubIssuer" not in federation
+    assert federation_of([before], "http://kc").remote_hub is None
+
+    issuer = "https://auth.hub.test/realms/karmayogi-bharat"
+    link = HubLink("karmayogi-bharat", "Karmayogi Bharat", "https://hub.test", issuer)
+    (after,) = render_tenants(specs, placement, store, logos, hub_links={"mauritius": link})
+    settings = reveal(after.portal)
+    federation = settings["KARMAYOGI_FEDERATION"]
+    assert federation["hubIssuer"] == issuer
+    assert federation["clientId"] == "federation-mauritius"
+    assert federation["clientSecret"] == store.values("mauritius")["federation_client_secret"]
+    assert federation["peers"] == [{"code": "karmayogi-bharat", "url": "https://hub.test"}]
+    validate_portal_settings(settings, source="test")
+    remote = federation_of([after], "http://kc").remote_hub
+    assert remote is not None and remote.issuer == issuer

@@ -61,7 +61,17 @@ def hub_portal(realm: StandInRealm, settings: Any) -> StandInRealm:
             "clientId": "federation-hub",
             "clientSecret": SECRETS["FEDERATION_CLIENT_SECRET"],
             "peers": [],
-            "keys": {},
+            # The hostile tokens' caller (azp federation-bihar) is a member of the hub.
+            "members": [
+                {
+                    "code": "bihar",
+                    "name": "Bihar",
+                    "tenantType": "state",
+                    "portalUrl": "http://127.0.0.1:9",
+                    "keysUrl": "http://127.0.0.1:9/federation/v1/keys",
+                    "publish": False,
+                }
+            ],
             "subscribe": None,
         },
     )

@@ -66,7 +66,8 @@ class Interface:
     ``path`` may name ``{course}``, ``{text}``, ``{quiz}`` (lessons of the course),
     ``{department}`` and ``{value}`` (a path segment holding the hostile value). ``into`` lists
     where a value goes: ``query:<name>``, ``form:<name>``, ``path``, ``json`` (inside an xAPI
-    statement), ``body`` (the whole body), ``header:<name>``.
+    statement), ``batch`` (inside the second statement of a batch of three, whose well-formed
+    form is that batch), ``body`` (the whole body), ``header:<name>``.
     """
 
     method: str
@@ -140,6 +141,7 @@ INTERFACES: dict[str, Interface] = {
         who="peer",
     ),
     "keys": Interface("GET", "/federation/v1/keys", ("query:kid",)),
+    "member directory": Interface("GET", "/federation/v1/members", ("query:code",)),
     "oai verb": Interface("GET", "/oai", ("query:verb",), methods=("GET", "HEAD", "POST")),
     "oai GetRecord": Interface(
         "POST",
@@ -166,6 +168,13 @@ INTERFACES: dict[str, Interface] = {
         "POST",
         "/xapi/statements",
         ("json", "body", "header:X-Experience-API-Version"),
+        who="peer",
+        methods=("GET", "HEAD", "PUT", "POST"),
+    ),
+    "xapi POST batch": Interface(
+        "POST",
+        "/xapi/statements",
+        ("batch", "header:X-Experience-API-Version"),
         who="peer",
         methods=("GET", "HEAD", "PUT", "POST"),
     ),
@@ -254,6 +263,13 @@ def statement(text: Value) -> bytes:
     return encoded.replace(b'"KFKV"', json.dumps(text).encode())
 
 
+def batch(text: Value = "https://learn.bihar.example/x") -> bytes:
+    """Three statements of the caller, the second with ``text`` where :func:`statement` puts
+    it; each gets its id from the hub."""
+    good = statement("https://learn.bihar.example/x")
+    return b"[" + b",".join((good, statement(text), good)) + b"]"
+
+
 @dataclass
 class Call:
     """One request, made from an interface and (perhaps) a hostile value at one place."""
@@ -288,6 +304,8 @@ class Call:
         in_body = where == "form" or (interface.method == "POST" and where != "query")
         if where == "json":
             body, content_type = statement(value), "application/json"
+        elif "batch" in interface.into and method == "POST":
+            body, content_type = batch(value) if where == "batch" else batch(), "application/json"
         elif where == "body":
             body, content_type = _bytes(value), "application/json"
         elif interface.path.startswith("/xapi/") and method in ("POST", "PUT"):

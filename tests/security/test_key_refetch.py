@@ -150,6 +150,15 @@ def _federation(settings: Any) -> dict[str, Any]:
         "hubIssuer": federation.hub_issuer,
         "clientId": "federation-hub",
         "peers": [],
-        "keys": {},
+        "members": [
+            {
+                "code": "bihar",
+                "name": "Bihar",
+                "tenantType": "state",
+                "portalUrl": "http://127.0.0.1:9",
+                "keysUrl": "http://127.0.0.1:9/federation/v1/keys",
+                "publish": False,
+            }
+        ],
         "subscribe": None,
     }

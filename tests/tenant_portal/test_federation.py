@@ -49,7 +49,16 @@ def federated(settings: Any, realms: Realms) -> Realms:
             "hub": realms.hub,
             "hubIssuer": realms.issuer,
             "peers": [],
-            "keys": {},
+            "members": [
+                {
+                    "code": realms.realm("bihar"),
+                    "name": "Bihar",
+                    "tenantType": "state",
+                    "portalUrl": "http://127.0.0.1:9",
+                    "keysUrl": "http://127.0.0.1:9/federation/v1/keys",
+                    "publish": False,
+                }
+            ],
         },
     )
     return realms

@@ -71,6 +71,10 @@ class Peer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.routes["/hub-keys"] = lambda _p: (200, keyset(HUB_KEY), 0.0)
         self.routes["/bihar-keys"] = lambda _p: (200, keyset(BIHAR_KEY), 0.0)
+        # The hub's member directory, signed by the hub: where each origin's keys are.
+        self.routes["/federation/v1/keys"] = lambda _p: (200, keyset(HUB_KEY), 0.0)
+        listed = {"hub": f"{self.url}/hub-keys", "bihar": f"{self.url}/bihar-keys"}
+        self.routes["/federation/v1/members"] = lambda _p: (200, directory(listed).encode(), 0.0)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def serve_page(self, changes: list[dict[str, Any]], **extra: Any) -> None:
@@ -86,6 +90,31 @@ class Peer:
 
 def keyset(key: ECKey) -> bytes:
     return json.dumps({"keys": [{**key.as_dict(private=False), "kid": key.kid}]}).encode()
+
+
+def directory(keys: dict[str, str], key: ECKey = HUB_KEY, hub: str = "hub") -> str:
+    """A member directory of the hub listing ``keys`` (code -> keys URL), signed by ``key``."""
+    members = [
+        {
+            "code": code,
+            "name": code,
+            "tenantType": "state",
+            "portalUrl": url.rsplit("/", 1)[0],
+            "keysUrl": url,
+            "status": "active",
+            "publish": True,
+        }
+        for code, url in keys.items()
+    ]
+    payload = {
+        "type": "karmayogi-member-directory",
+        "version": 1,
+        "hub": hub,
+        "issued": int(time.time()),
+        "members": members,
+    }
+    header = {"alg": "ES256", "kid": key.kid, "typ": "karmayogi-directory+jws"}
+    return str(jws.serialize_compact(header, json.dumps(payload).encode(), key))
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +138,7 @@ def peer(realms: Realms, settings: Any) -> Iterator[Peer]:
             "clientId": f"federation-{realms.realm('rajasthan')}",
             "clientSecret": f"federation-{realms.realm('rajasthan')}",
             "peers": [{"code": "hub", "url": hostile.url}],
-            "keys": {"hub": f"{hostile.url}/hub-keys", "bihar": f"{hostile.url}/bihar-keys"},
+            "hubUrl": hostile.url,
             "subscribe": {"languages": [], "competencyAreas": []},
         },
     )
@@ -264,6 +293,51 @@ def test_a_replayed_old_version_is_refused(peer: Peer) -> None:
     assert sync("hub").quarantined == 1
     assert "replays version 2; version 3 is held" in Quarantined.objects.get().reason
     assert CatalogueEntry.objects.get().version == 3
+
+
+def test_a_relayed_record_is_checked_against_its_origins_keys_from_the_directory(
+    peer: Peer,
+) -> None:
+    """Bihar's record, relayed by the hub, verifies under the keys URL the hub's signed
+    directory lists for Bihar; the same record signed by the hub's key does not."""
+    good = record(origin="bihar")
+    forged = record(origin="bihar", name={"en": "Forged"})
+    peer.serve_page([change(1, signed(good, BIHAR_KEY), good), change(2, signed(forged), forged)])
+    result = sync("hub")
+    assert (result.applied, result.quarantined) == (1, 1)
+    assert CatalogueEntry.objects.get().origin == "bihar"
+    assert "key 'hub-key' is not one of the origin's keys" in Quarantined.objects.get().reason
+
+
+def test_an_origin_the_directory_does_not_list_is_unknown(peer: Peer) -> None:
+    data = record(origin="goa")
+    peer.serve_page([change(1, signed(data), data)])
+    assert sync("hub").quarantined == 1
+    assert "unknown origin 'goa'" in Quarantined.objects.get().reason
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["signed by another key", "another hub's", "tampered", "not signed"],
+)
+def test_a_directory_that_does_not_verify_stops_the_sync(peer: Peer, case: str) -> None:
+    listed = {"hub": f"{peer.url}/hub-keys", "bihar": f"{peer.url}/stranger-keys"}
+    token = {
+        "signed by another key": lambda: directory(listed, key=STRANGER_KEY),
+        "another hub's": lambda: directory(listed, hub="goa"),
+        "tampered": lambda: directory(listed).rsplit(".", 1)[0] + "." + "A" * 86,
+        "not signed": lambda: json.dumps({"members": []}),
+    }[case]()
+    peer.routes["/federation/v1/members"] = lambda _p: (200, token.encode(), 0.0)
+    peer.routes["/stranger-keys"] = lambda _p: (200, keyset(STRANGER_KEY), 0.0)
+    data = record(origin="bihar")
+    peer.serve_page([change(1, signed(data, STRANGER_KEY), data)])
+    with pytest.raises(SyncError, match=r"member directory .* is not trusted") as stopped:
+        sync("hub")
+    assert "\n" not in str(stopped.value)
+    assert not CatalogueEntry.objects.exists() and not Quarantined.objects.exists()
+    state = PeerState.objects.get(peer="hub")
+    assert state.cursor == 0 and "not trusted" in state.last_error
 
 
 def test_script_in_a_title_is_stored_inert_and_shown_escaped(peer: Peer) -> None:

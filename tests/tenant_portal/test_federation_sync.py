@@ -35,16 +35,33 @@ from tests.tenant_portal.learning import prepare_site
 pytestmark = pytest.mark.django_db
 
 
-def config(realms: Realms, code: str, *, hub: bool, peers: list[Instance], keys: dict[str, str]):
+def config(
+    realms: Realms, code: str, *, hub: bool, peers: list[Instance], keys: dict[str, str], url: str
+):
+    """``url``: the hub's. The hub declares the tenants as its members (as ``make up`` does);
+    a tenant learns each origin's keys URL from the hub's signed member directory."""
+    pulled = {p.code for p in peers}
     return {
         "code": code,
         "isHub": hub,
         "hub": realms.hub,
         "hubIssuer": realms.issuer,
+        "hubUrl": url,
         "clientId": f"federation-{code}",
         "clientSecret": f"federation-{code}",
         "peers": [{"code": p.code, "url": p.url} for p in peers],
-        "keys": keys,
+        "members": [
+            {
+                "code": member,
+                "name": member,
+                "tenantType": "state",
+                "portalUrl": keys_url.removesuffix("/federation/v1/keys"),
+                "keysUrl": keys_url,
+                "publish": member in pulled,
+            }
+            for member, keys_url in keys.items()
+            if hub and member != code
+        ],
         "subscribe": None if hub else {"languages": ["hi", "en"], "competencyAreas": []},
     }
 
@@ -58,7 +75,14 @@ class Trio:
         return self.realms.realm("rajasthan")
 
     def rajasthan_settings(self) -> dict[str, Any]:
-        return config(self.realms, self.rajasthan, hub=False, peers=[self.hub], keys=self.keys)
+        return config(
+            self.realms,
+            self.rajasthan,
+            hub=False,
+            peers=[self.hub],
+            keys=self.keys,
+            url=self.hub.url,
+        )
 
     def hub_feed(self) -> list[dict[str, Any]]:
         token = self.realms.token("rajasthan")
@@ -90,10 +114,10 @@ def trio(
             rajasthan_code: "http://127.0.0.1:9/federation/v1/keys",
         }
         hub.env["KARMAYOGI_FEDERATION"] = json.dumps(
-            config(realms, realms.hub, hub=True, peers=[bihar], keys=keys)
+            config(realms, realms.hub, hub=True, peers=[bihar], keys=keys, url=hub.url)
         )
         bihar.env["KARMAYOGI_FEDERATION"] = json.dumps(
-            config(realms, bihar_code, hub=False, peers=[hub], keys=keys)
+            config(realms, bihar_code, hub=False, peers=[hub], keys=keys, url=hub.url)
         )
         try:
             for instance in (hub, bihar):

@@ -35,7 +35,6 @@ FEDERATION = {
     "clientSecret": "federation-secret-0d9b",
     "publish": True,
     "peers": [{"code": "karmayogi-bharat", "url": "https://learn.karmayogi.example"}],
-    "keys": {"karmayogi-bharat": "https://learn.karmayogi.example/federation/v1/keys"},
     "names": {"karmayogi-bharat": "Karmayogi Bharat", "bihar": "Bihar Karmayogi"},
     "subscribe": {"languages": ["hi", "en"], "competencyAreas": ["functional"]},
 }
@@ -341,7 +340,30 @@ def test_nested_defaults_are_filled_in() -> None:
     federation = parse_federation({"code": "bihar", "subscribe": {"languages": ["hi"]}})
     assert federation.subscribe is not None
     assert federation.subscribe.competency_areas == ()
-    assert federation.keys == {} and federation.names == {} and not federation.is_hub
+    assert federation.members == () and federation.names == {} and not federation.is_hub
+
+
+def test_the_hub_reads_its_declared_members() -> None:
+    member = {
+        "code": "bihar",
+        "name": "Bihar Karmayogi",
+        "tenantType": "state",
+        "portalUrl": "https://learn.bihar.example/",
+        "keysUrl": "https://learn.bihar.example/federation/v1/keys",
+    }
+    federation = parse_federation({"code": "hub", "isHub": True, "members": [member]})
+    (bihar,) = federation.members
+    assert (bihar.code, bihar.portal_url, bihar.publish) == (
+        "bihar",
+        "https://learn.bihar.example",
+        True,
+    )
+    assert bihar.keys_url == member["keysUrl"] and bihar.tenant_type == "state"
+    with pytest.raises(SettingsError) as refused:
+        parse_federation({"isHub": True, "members": [{**member, "keysUrl": "ftp://x"}]})
+    assert str(refused.value).startswith("KARMAYOGI_FEDERATION.members[0].keysUrl: ")
+    with pytest.raises(SettingsError, match=r"KARMAYOGI_FEDERATION.keys: unknown key"):
+        parse_federation({"keys": {}})
 
 
 def test_the_environment_carries_json_for_everything_but_strings() -> None:
@@ -426,7 +448,7 @@ def test_secrets_stay_out_of_reprs_and_messages() -> None:
 
 def test_the_schema_is_closed_at_every_level() -> None:
     """Every object in the contract names its keys (additionalProperties false) or, for a
-    map such as ``keys``, what its keys and values must be."""
+    map such as ``names``, what its keys and values must be."""
     jsonschema.Draft202012Validator.check_schema(schema())
 
     def objects(node: Any) -> list[dict[str, Any]]:
@@ -444,6 +466,6 @@ def test_the_schema_is_closed_at_every_level() -> None:
     for node in objects(schema()):
         assert node["additionalProperties"] is False, node.get("description")
     maps = [schema()["properties"]["KARMAYOGI_DEPARTMENTS"]]
-    maps += [schema()["$defs"]["federation"]["properties"][m] for m in ("keys", "names")]
+    maps += [schema()["$defs"]["federation"]["properties"][m] for m in ("names",)]
     for node in maps:
         assert "propertyNames" in node and isinstance(node["additionalProperties"], dict)

@@ -9,6 +9,7 @@ over HTTP.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import signal
@@ -33,7 +34,7 @@ from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage, C
 from tenant_portal.learning.models import Certificate
 from tenant_portal.learning.progress import lessons_of
 from tenant_portal.xapi import statements
-from tenant_portal.xapi.delivery import BACKOFF_BASE, deliver
+from tenant_portal.xapi.delivery import BACKOFF_BASE, deliver, outbox_status
 from tenant_portal.xapi.models import OutboxStatement
 from tenant_portal.xapi.services import statements_store
 from tenant_portal.xapi.validation import parse
@@ -64,7 +65,19 @@ def config(realms: Realms, code: str, *, hub: bool, hub_url: str) -> dict[str, A
         "clientId": f"federation-{code}",
         "clientSecret": f"federation-{code}",
         "peers": [],
-        "keys": {},
+        # On the hub, the tenants are members of its federation (declared, no handshake).
+        "members": [
+            {
+                "code": tenant,
+                "name": tenant,
+                "tenantType": "state",
+                "portalUrl": f"https://{tenant}.example.org",
+                "keysUrl": f"https://{tenant}.example.org/federation/v1/keys",
+            }
+            for tenant in realms.tenants
+        ]
+        if hub
+        else [],
         "subscribe": None,
     }
 
@@ -556,3 +569,230 @@ def test_totals_that_would_give_a_hidden_figure_back_are_hidden(settings: Any) -
     html = Client().get("/federation/completions/").content.decode()
     assert html.count("fewer than 5") == 7 and "<td>13</td>" in html
     assert "operations" not in data
+
+
+# --- batches, failures in the middle, pruning -------------------------------------------------
+
+
+def queue(count: int) -> list[OutboxStatement]:
+    """``count`` completions in the outbox, each of its own learner, certificate and course."""
+    now = timezone.now()
+    rows = []
+    for number in range(count):
+        certificate = uuid.uuid4()
+        statement = statements.completion(
+            certificate=certificate,
+            user_pk=10_000 + number,
+            course_iri=f"https://learn.bihar.example/courses/{uuid.uuid4()}",
+            course_name={"en": f"Course {number}", "hi": f"पाठ्यक्रम {number}"},
+            competencies=[{"iri": f"{KCM}/functional/t/s"}, {"iri": f"{KCM}/domain/t/s"}],
+            completed=now,
+        )
+        rows.append(
+            OutboxStatement(
+                statement_id=statement["id"],
+                certificate=certificate,
+                verb=statements.COMPLETED,
+                statement=statement,
+                next_attempt_at=now,
+            )
+        )
+    return OutboxStatement.objects.bulk_create(rows)
+
+
+def held_at_hub(hub: Hub, rows: list[OutboxStatement]) -> tuple[int, int]:
+    """(statements, competency-area rows) the hub's database holds for ``rows``."""
+    ids = json.dumps([str(r.statement_id) for r in rows])
+    out = hub.instance.manage(
+        "shell",
+        "--no-imports",
+        "-c",
+        "from tenant_portal.xapi.models import ReceivedArea as A, ReceivedStatement as R; "
+        f"ids = {ids}; "
+        "print(R.objects.filter(statement_id__in=ids).count(), "
+        "A.objects.filter(statement__statement_id__in=ids).count())",
+    ).stdout
+    statements_, areas = out.split()
+    return int(statements_), int(areas)
+
+
+class Hiccups(httpx.BaseTransport):
+    """The real network, but for the requests numbered in ``faults`` (from 1): ``"lost"`` is
+    sent to the hub and its answer lost (a timeout), a response is answered without the hub."""
+
+    def __init__(self, faults: dict[int, str | httpx.Response]) -> None:
+        self.real = httpx.HTTPTransport()
+        self.faults = faults
+        self.sent: list[tuple[str, int]] = []  # (method, statements in the body)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.read())
+        self.sent.append((request.method, len(body) if isinstance(body, list) else 1))
+        fault = self.faults.get(len(self.sent))
+        if isinstance(fault, httpx.Response):
+            return fault
+        response = self.real.handle_request(request)
+        if fault == "lost":
+            response.read()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_a_backlog_goes_in_batches_and_arrives_once_even_when_an_answer_is_lost(
+    bihar: Tenant, settings: Any
+) -> None:
+    set_portal(settings, xapi_batch_size=4)
+    rows = queue(10)
+    # The hub stores the second batch but its answer never arrives: those rows stay pending
+    # with the error, and the third batch is not sent in this run.
+    network = Hiccups({2: "lost"})
+    result = deliver(client=httpx.Client(transport=network))
+    assert network.sent == [("POST", 4), ("POST", 4)]
+    assert (result.delivered, result.failed, result.rejected) == (4, 4, 0)
+    states = dict(OutboxStatement.objects.values_list("pk", "state"))
+    assert [states[r.pk] for r in rows] == ["delivered"] * 4 + ["pending"] * 6
+    second = OutboxStatement.objects.get(pk=rows[4].pk)
+    assert second.attempts == 1 and second.last_error == "cannot reach the hub: ReadTimeout"
+    assert OutboxStatement.objects.get(pk=rows[8].pk).attempts == 0  # never sent
+    assert outbox_status()["pending"] == 6
+    assert outbox_status()["last_error"] == "cannot reach the hub: ReadTimeout"
+
+    # The retry sends the same ids again: nothing lost, nothing stored twice.
+    network = Hiccups({})
+    result = deliver(now=True, client=httpx.Client(transport=network))
+    assert network.sent == [("POST", 4), ("POST", 2)]
+    assert (result.delivered, result.failed) == (6, 0)
+    assert not OutboxStatement.objects.filter(state=OutboxStatement.PENDING).exists()
+    assert held_at_hub(bihar.hub, rows) == (10, 20)  # each statement once, its two areas once
+
+
+def test_a_hub_that_refuses_the_caller_leaves_the_batch_pending_with_its_reason(
+    bihar: Tenant, settings: Any
+) -> None:
+    set_portal(settings, xapi_batch_size=3)
+    rows = queue(5)
+    suspended = httpx.Response(401, json={"error": "the membership of bihar is suspended"})
+    result = deliver(client=httpx.Client(transport=Hiccups({1: suspended})))
+    assert (result.delivered, result.failed) == (0, 3)
+    reason = "the hub answered 401: the membership of bihar is suspended"
+    for row in OutboxStatement.objects.filter(pk__in=[r.pk for r in rows[:3]]):
+        assert row.state == OutboxStatement.PENDING and row.last_error == reason
+    assert outbox_status()["last_error"] == reason
+    status = io.StringIO()
+    call_command("xapi_deliver", status=True, stdout=status)
+    assert status.getvalue().strip() == (
+        f"xapi outbox: 5 pending, 0 delivered, 0 rejected, last error: {reason}"
+    )
+
+    # Next run: the two rows never tried go, and once the hub has answered, the three waiting
+    # out their backoff go too.
+    result = deliver()
+    assert (result.delivered, result.failed) == (5, 0)
+    assert held_at_hub(bihar.hub, rows) == (5, 10)
+
+
+def test_a_conflict_in_a_batch_refuses_it_whole_and_delivery_sets_aside_only_that_row(
+    bihar: Tenant, settings: Any
+) -> None:
+    set_portal(settings, xapi_batch_size=8)
+    rows = queue(8)
+    bad = rows[5]
+    other = {**bad.statement, "timestamp": "2020-01-01T00:00:00+00:00"}
+    put = bihar.hub.request("PUT", "bihar", params={"statementId": other["id"]}, json=other)
+    assert put.status_code == 204
+
+    # Posted directly: 409 for the whole batch, and none of the others is stored.
+    posted = bihar.hub.request("POST", "bihar", json=[r.statement for r in rows])
+    assert posted.status_code == 409
+    assert (
+        posted.json()["error"]
+        == f"id {bad.statement_id}: a different statement is stored under this id"
+    )
+    assert held_at_hub(bihar.hub, rows) == (1, 2)
+
+    network = Hiccups({})
+    result = deliver(client=httpx.Client(transport=network))
+    assert (result.delivered, result.rejected, result.failed) == (7, 1, 0)
+    # 8 refused; the first 4 go; the last 4 refused; of them 2 refused: the row at fault
+    # alone (a PUT) refused, its pair goes; the last 2 go.
+    assert network.sent == [
+        ("POST", 8),
+        ("POST", 4),
+        ("POST", 4),
+        ("POST", 2),
+        ("PUT", 1),
+        ("PUT", 1),
+        ("POST", 2),
+    ]
+    bad.refresh_from_db()
+    assert bad.state == OutboxStatement.REJECTED
+    assert bad.last_error.startswith("the hub answered 409: id ")
+    assert OutboxStatement.objects.filter(state=OutboxStatement.DELIVERED).count() == 7
+    assert held_at_hub(bihar.hub, rows) == (8, 16)
+
+
+def test_a_batch_over_the_limits_is_refused_in_one_line(bihar: Tenant) -> None:
+    statement = statements.completion(
+        certificate=uuid.uuid4(),
+        user_pk=1,
+        course_iri="https://learn.bihar.example/courses/1",
+        course_name={"en": "A course"},
+        competencies=[],
+        completed=timezone.now(),
+    )
+    many = [{**statement, "id": str(uuid.uuid4())} for _ in range(501)]
+    refused = bihar.hub.request("POST", "bihar", json=many)
+    assert refused.status_code == 413
+    assert refused.json() == {"error": "statements: at most 500 statements per request"}
+    name = {"en": "x" * 1000, "hi": "y" * 1000}
+    big = [{**s, "object": {**s["object"], "definition": {"name": name}}} for s in many[:499]]
+    refused = bihar.hub.request("POST", "bihar", json=big)
+    assert refused.status_code == 413
+    assert refused.json() == {"error": "the body is over 1024 KB"}
+    empty = bihar.hub.request("POST", "bihar", json=[])
+    assert empty.status_code == 400 and empty.json() == {"error": "statements: the array is empty"}
+    twice = bihar.hub.request("POST", "bihar", json=[statement, statement])
+    assert twice.status_code == 400
+    assert twice.json() == {"error": "id: the request holds the same statement id twice"}
+    assert bihar.hub.stored(statement["id"]) == 0
+
+
+def test_delivered_rows_are_pruned_after_the_retention_and_a_void_still_goes(
+    bihar: Tenant, settings: Any
+) -> None:
+    rows = queue(4)
+    now = timezone.now()
+    OutboxStatement.objects.filter(pk=rows[0].pk).update(
+        state=OutboxStatement.DELIVERED, delivered=now - timedelta(days=31)
+    )
+    OutboxStatement.objects.filter(pk=rows[1].pk).update(
+        state=OutboxStatement.DELIVERED, delivered=now - timedelta(days=29)
+    )
+    OutboxStatement.objects.filter(pk=rows[2].pk).update(
+        state=OutboxStatement.REJECTED, last_error="the hub answered 400: x"
+    )
+    OutboxStatement.objects.filter(pk=rows[3].pk).update(next_attempt_at=now + timedelta(hours=1))
+    result = deliver()  # the default: 30 days
+    assert (result.delivered, result.pruned) == (0, 1)
+    left = set(OutboxStatement.objects.values_list("pk", flat=True))
+    assert left == {rows[1].pk, rows[2].pk, rows[3].pk}  # rejected and pending rows stay
+
+    # 0: a row goes as soon as the hub has it.
+    set_portal(settings, xapi_retention_days=0)
+    page = add_course(bihar.catalogue, "pruned")
+    certificate = complete("pruned.learner", page)
+    original = str(statements.statement_id("certificate", certificate.id))
+    result = deliver(now=True)
+    assert (result.delivered, result.pruned) == (2, 3)
+    assert set(OutboxStatement.objects.values_list("pk", flat=True)) == {rows[2].pk}
+    assert "2 delivered, 0 rejected, 0 failed, 3 pruned" in result.line
+
+    # Revoked after its row was pruned: the void is made from the certificate, same ids.
+    certificate_id = certificate.id
+    certificate.delete()
+    void = OutboxStatement.objects.get(certificate=certificate_id)
+    assert void.verb == statements.VOIDED
+    assert void.statement["object"] == {"objectType": "StatementRef", "id": original}
+    assert deliver().delivered == 1
+    voided = bihar.hub.request("GET", "bihar", params={"voidedStatementId": original})
+    assert voided.status_code == 200

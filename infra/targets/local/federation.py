@@ -11,10 +11,8 @@ down`` stops it by its PID. Production targets run the same commands as schedule
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +25,8 @@ from infra.targets.local.portals import log_path, portal_run_env
 from infra.targets.local.processes import pid_alive, spawn, stop_process_group
 from infra.targets.local.render import portal_data_dir, portal_env_path
 
-SYNCER_MARKER = "infra.targets.local.federation"
+# The syncer runs as `python -m infra.targets.local.syncer`: its PID is recognised by that.
+SYNCER_MARKER = "infra.targets.local.syncer"
 # Tenants synced at once in a round: each is a short-lived management command, mostly waiting
 # on HTTP and SQLite, so two per core keep a 2-core machine busy without thrashing.
 ROUND_WORKERS = 4
@@ -38,15 +37,18 @@ class FederationError(KitError):
     pass
 
 
-def _manage(code: str, home: KitHome, env: dict[str, str], *args: str) -> tuple[int, str]:
+def _run_manage(
+    code: str, home: KitHome, env: dict[str, str], args: Sequence[str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env_file = portal_env_path(code, home)
     if not env_file.is_file():
         raise FederationError(f"{code}: the portal has not been set up yet; run `karmayogi up`")
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "tenant_portal.manage", *args],
         env=portal_run_env(env_file, env),
         cwd=portal_data_dir(code, home),
-        stdin=subprocess.DEVNULL,
+        # Secrets go to a command on its standard input, never on its command line.
+        input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
         check=False,
@@ -54,7 +56,30 @@ def _manage(code: str, home: KitHome, env: dict[str, str], *args: str) -> tuple[
         # SQLite's -wal and -shm files, made by whichever process opens the database first.
         umask=PRIVATE_UMASK,
     )
+
+
+def _manage(code: str, home: KitHome, env: dict[str, str], *args: str) -> tuple[int, str]:
+    done = _run_manage(code, home, env, args)
     return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def manage_output(
+    code: str,
+    home: KitHome,
+    env: dict[str, str],
+    *args: str,
+    stdin: str | None = None,
+    about: str | None = None,
+) -> str:
+    """The standard output of a management command of ``code``'s portal; its one-line
+    refusal (the last line it wrote on stderr) as :class:`FederationError` when it fails,
+    prefixed with ``about`` (what was at fault, such as a file) or the tenant's code."""
+    done = _run_manage(code, home, env, args, stdin)
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        reason = lines[-1].removeprefix("CommandError: ") if lines else f"exit {done.returncode}"
+        raise FederationError(f"{about or code}: {reason}")
+    return done.stdout
 
 
 def sync_tenant(code: str, home: KitHome, env: dict[str, str]) -> str:
@@ -67,10 +92,10 @@ def sync_tenant(code: str, home: KitHome, env: dict[str, str]) -> str:
     return output
 
 
-def deliver_statements(code: str, home: KitHome, env: dict[str, str]) -> str:
-    """Send ``code``'s due xAPI statements (course completions) to the hub; its report, or
-    :class:`FederationError`."""
-    status, output = _manage(code, home, env, "xapi_deliver")
+def deliver_statements(code: str, home: KitHome, env: dict[str, str], *, now: bool = False) -> str:
+    """Send ``code``'s due xAPI statements (course completions) to the hub (with ``now``,
+    also those waiting out a retry's backoff); its report, or :class:`FederationError`."""
+    status, output = _manage(code, home, env, "xapi_deliver", *(["--now"] if now else []))
     if status != 0:
         raise FederationError(
             f"{code}: xAPI delivery failed: {output.splitlines()[-1] if output else status}"
@@ -148,28 +173,3 @@ def stop_syncer(home: KitHome) -> bool:
         return False
     stop_process_group(pid, timeout=10)
     return True
-
-
-def _run_forever(tenants: Path) -> None:  # pragma: no cover - exercised through `up`
-    from infra.spec import SpecError, load_specs
-
-    env = dict(os.environ)
-    home = KitHome.from_env(env)
-    interval = int(env.get("KARMAYOGI_SYNC_SECONDS") or DEFAULT_INTERVAL)
-    while True:
-        began = time.monotonic()
-        try:
-            specs = load_specs([tenants])
-        except SpecError as exc:  # a spec being edited: skip this round, say why
-            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} specs: {exc}", flush=True)
-            time.sleep(interval)
-            continue
-        for code, report in sync_round(specs, home, env).items():
-            line = " | ".join(report.splitlines()) or "nothing to do"
-            print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {code}: {line}", flush=True)
-        # Rounds start every `interval` seconds, however long one takes.
-        time.sleep(max(1.0, interval - (time.monotonic() - began)))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _run_forever(Path(sys.argv[1]))

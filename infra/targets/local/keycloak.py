@@ -13,6 +13,10 @@ Every later start checks the last two, so a home made by an older kit is hardene
 
 Without a fixed hostname Keycloak takes its URLs from each request's ``Host`` header; the
 local Keycloak has none, and listens on loopback only, where no other machine can send one.
+With public names (``infra/targets/local/render.py``) it gets the fixed hostname
+``https://<identity.loginDomain>`` and trusts the proxy's ``X-Forwarded-*`` headers; the kit
+keeps calling its admin API on loopback (``hostname-backchannel-dynamic``). Set
+``KARMAYOGI_CA_BUNDLE`` to a PEM file when the hubs it brokers to use a private CA.
 """
 
 from __future__ import annotations
@@ -54,8 +58,10 @@ from infra.targets.local.processes import (
     stop_process_group,
     wait_for_http,
 )
+from infra.targets.local.render import public_keycloak_url
 
 DEFAULT_HEAP = "768m"
+CA_BUNDLE_ENV = "KARMAYOGI_CA_BUNDLE"
 
 START_TIMEOUT = 240.0
 
@@ -246,6 +252,15 @@ class LocalKeycloak:
             "--health-enabled=true",
             themes,
         ]
+        public = public_keycloak_url(self.paths.home)
+        if public:
+            command += [
+                f"--hostname={public}",
+                "--proxy-headers=xforwarded",
+                "--hostname-backchannel-dynamic=true",
+            ]
+        if self.env.get(CA_BUNDLE_ENV):
+            command.append(f"--truststore-paths={self.env[CA_BUNDLE_ENV]}")
 
         def record(pid: int) -> None:
             write_private_json(

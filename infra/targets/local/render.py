@@ -4,6 +4,13 @@ Every portal gets its own loopback address (127.0.0.2, 127.0.0.3, ...; browsers 
 per host, not per port) and a port free on it. Assignments are kept under the kit's home so
 URLs, and so the realms' redirect URIs, stay the same from one ``up`` to the next. Secrets are
 generated once per tenant and kept 0600 under the home too, never in the spec.
+
+With public names (``KARMAYOGI_PUBLIC_NAMES=1`` at ``up``, remembered by the home) the portals
+and Keycloak still listen on loopback, but are known by the specs' names: portals at
+``https://<domain>``, Keycloak at ``https://<identity.loginDomain>``, reached through a
+TLS-terminating proxy the operator runs in front (``karmayogi status`` lists its routes). That
+is how a laptop or a single box takes part in a federation across deployments, where the hub
+and the other members must reach it by name.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from identity.desired import Federation
+from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
 from infra.net import free_port, port_is_free
-from infra.render.inputs import CLIENT_SECRETS, PortalRuntime, Secret
+from infra.render.inputs import CLIENT_SECRETS, HubLink, PortalRuntime, Secret
 from infra.render.portal import validate_portal_settings
 from infra.render.tenant import (
     RenderedTenant,
@@ -79,27 +87,65 @@ def portal_data_dir(code: str, home: KitHome) -> Path:
     return home.root / "portals" / code
 
 
+PUBLIC_NAMES_ENV = "KARMAYOGI_PUBLIC_NAMES"
+
+
+def _names_path(home: KitHome) -> Path:
+    return home.rendered / "public-names.json"
+
+
+def public_keycloak_url(home: KitHome) -> str | None:
+    """Keycloak's public URL when the home runs with public names, else None."""
+    url = (read_json(_names_path(home)) or {}).get("keycloak")
+    return url if isinstance(url, str) and url else None
+
+
+def remember_names(specs: Sequence[TenantSpec], home: KitHome, env: dict[str, str]) -> None:
+    """Record ``KARMAYOGI_PUBLIC_NAMES`` (1 or 0) in the home, when it is set: every later
+    command of this home then renders the same URLs. Public names need one login domain."""
+    wanted = env.get(PUBLIC_NAMES_ENV, "").strip().lower()
+    if not wanted:
+        return
+    if wanted in ("0", "false", "no"):
+        _names_path(home).unlink(missing_ok=True)
+        return
+    domains = sorted({spec.login_domain for spec in specs})
+    if len(domains) != 1:
+        raise KitError(
+            f"{PUBLIC_NAMES_ENV}: one Keycloak serves every realm of this home, so the specs "
+            f"must share identity.loginDomain; they name {', '.join(domains) or 'none'}"
+        )
+    write_private_json(_names_path(home), {"keycloak": f"https://{domains[0]}"})
+
+
 @dataclass(frozen=True)
 class LocalPlacement:
-    """Portals on their loopback addresses, every realm on the one loopback Keycloak."""
+    """Portals on their loopback addresses, every realm on the one loopback Keycloak; with
+    public names (``domains``), both known by the specs' names behind the operator's proxy."""
 
     endpoints: dict[str, LocalEndpoint]
     keycloak: str
     home: KitHome
+    domains: dict[str, str] | None = None
 
     def portal_url(self, code: str) -> str:
+        if self.domains is not None:
+            return f"https://{self.domains[code]}"
         return self.endpoints[code].url
 
     def keycloak_url(self, code: str) -> str:
         return self.keycloak
 
     def portal_runtime(self, code: str) -> PortalRuntime:
+        hosts: tuple[str, ...] = (self.endpoints[code].host,)
+        if self.domains is not None:
+            hosts += (self.domains[code],)
         return PortalRuntime(
             settings_module="tenant_portal.settings.dev",
             data_dir=str(portal_data_dir(code, self.home)),
             # Every local portal runs the same code: one collected copy of the static files.
             static_root=str(shared_static_root(self.home)),
-            allowed_hosts=(self.endpoints[code].host,),
+            allowed_hosts=hosts,
         )
 
 
@@ -127,19 +173,60 @@ class LocalSecretStore:
     def secret(self, code: str, name: str) -> Secret:
         return Secret(name, f"file:{self.path(code)}#{name}", self.values(code).get(name))
 
+    def put(self, code: str, values: dict[str, str]) -> None:
+        """Replace some of the tenant's secrets (those a remote hub's credentials carry)."""
+        write_private_json(self.path(code), self.values(code) | values)
+
+
+def _hub_link_path(code: str, home: KitHome) -> Path:
+    return home.rendered / code / "hub-link.json"
+
+
+def hub_links(home: KitHome) -> dict[str, HubLink]:
+    """The remote hubs the home's tenants accepted credentials from, by tenant code."""
+    links = {}
+    for path in sorted(home.rendered.glob("*/hub-link.json")):
+        data = read_json(path) or {}
+        try:
+            links[path.parent.name] = HubLink(
+                str(data["code"]), str(data["name"]), str(data["url"]), str(data["issuer"])
+            )
+        except KeyError:
+            continue
+    return links
+
+
+def save_hub_link(code: str, link: HubLink, home: KitHome) -> None:
+    write_private_json(_hub_link_path(code, home), vars(link))
+
+
+def browser_keycloak_url(home: KitHome, keycloak_url: str) -> str:
+    """Where browsers and portals reach Keycloak: its public URL, or its loopback one."""
+    return public_keycloak_url(home) or keycloak_url
+
 
 def render_local(
     specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str
 ) -> tuple[RenderedTenant, ...]:
     """The local federation, rendered: every spec in the folder, whatever its target says."""
-    placement = LocalPlacement(local_endpoints(specs, home), keycloak_url, home)
+    public = public_keycloak_url(home)
+    placement = LocalPlacement(
+        local_endpoints(specs, home),
+        public or keycloak_url,
+        home,
+        {spec.code: spec.spec.domain for spec in specs} if public else None,
+    )
     logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
-    return render_tenants(specs, placement, LocalSecretStore(home), logos, demo=True)
+    return render_tenants(
+        specs, placement, LocalSecretStore(home), logos, demo=True, hub_links=hub_links(home)
+    )
 
 
 def local_federation(specs: Sequence[TenantSpec], home: KitHome, keycloak_url: str) -> Federation:
     """The federation the local target runs: every spec on one Keycloak."""
-    return federation_of(render_local(specs, home, keycloak_url), keycloak_url)
+    return federation_of(
+        render_local(specs, home, keycloak_url), browser_keycloak_url(home, keycloak_url)
+    )
 
 
 def portal_env_path(code: str, home: KitHome) -> Path:

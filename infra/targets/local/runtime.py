@@ -55,9 +55,12 @@ from infra.targets.local.portals import (
 )
 from infra.targets.local.render import (
     LocalSecretStore,
+    browser_keycloak_url,
     local_endpoints,
     portal_data_dir,
     portal_env_path,
+    public_keycloak_url,
+    remember_names,
     render_local,
     write_portal_env,
 )
@@ -80,7 +83,7 @@ def reconciler_for(specs: Sequence[TenantSpec], kc: LocalKeycloak) -> Reconciler
     """A reconciler for ``specs`` on the local Keycloak, themes in the kit's theme folder."""
     home = kc.paths.home
     rendered = render_local(specs, home, kc.url)
-    federation = federation_of(rendered, kc.url)
+    federation = federation_of(rendered, browser_keycloak_url(home, kc.url))
     themes = {r.code: r.theme for r in rendered}
 
     def drift(tenant: TenantRealm) -> list[str]:
@@ -111,6 +114,7 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
 def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, Any]]:
     """Each tenant as `karmayogi status --json` reports it (docs/operating.md has the shape)."""
     rows = []
+    public = public_keycloak_url(home)
     for spec in specs:
         portal = portal_status(spec, list(specs), home)
         rows.append(
@@ -119,6 +123,8 @@ def tenant_rows(specs: Sequence[TenantSpec], home: KitHome) -> list[dict[str, An
                 "type": spec.metadata.type,
                 "realm": spec.code,
                 "portal_url": portal.url,
+                # Where users reach it: its public name with public names, else the same.
+                "public_url": f"https://{spec.spec.domain}" if public else portal.url,
                 "pid": portal.pid,
                 "healthy": portal.healthy,
                 "log": str(log_path(spec.code, home)),
@@ -192,6 +198,7 @@ def local_up(
     kc = local_keycloak(env)
     home = kc.paths.home
     with up_lock(home):
+        remember_names(specs, home, env)
         progress(f"Keycloak {kc.paths.version}: starting (installing it first if needed)")
         launched = kc.launch()
         # Addresses, ports and secrets are settled before any thread renders a portal.
@@ -249,7 +256,7 @@ def local_up(
             pid = start_syncer(tenants, home, env)
             progress(f"federation: syncing every minute (pid {pid})")
         return UpResult(
-            keycloak=kc.status().as_dict(),
+            keycloak=kc.status().as_dict() | {"public_url": public_keycloak_url(home)},
             tenants=tenant_rows(specs, home),
             failures=failures,
             demo_accounts=demo,
@@ -364,7 +371,10 @@ def local_status(specs: Sequence[TenantSpec], env: dict[str, str]) -> dict[str, 
     Keycloak, the syncer, and per tenant its portal and its federation peers' lag."""
     kc = local_keycloak(env)
     home = kc.paths.home
-    keycloak = kc.status().as_dict() | {"log": str(kc.paths.log)}
+    keycloak = kc.status().as_dict() | {
+        "log": str(kc.paths.log),
+        "public_url": public_keycloak_url(kc.paths.home),
+    }
     rows = tenant_rows(specs, home)
     with ThreadPoolExecutor(max_workers=max(1, len(rows))) as pool:
         reads = {

@@ -17,6 +17,7 @@ from infra.render.inputs import secrets_in
 from infra.render.tenant import references
 from infra.spec import TenantSpec
 from infra.targets.base import Manifest, Progress, SecretReference
+from infra.targets.local.membership import LocalMembership
 from infra.targets.local.portals import log_path
 from infra.targets.local.render import render_local
 from infra.targets.local.runtime import (
@@ -93,3 +94,6 @@ class LocalTarget:
         self, code: str, specs: Sequence[TenantSpec], tenants: Path, progress: Progress
     ) -> Any:
         return local_remove_tenant(code, tenants, self.env, progress=progress)
+
+    def membership(self, specs: Sequence[TenantSpec]) -> LocalMembership:
+        return LocalMembership(specs, self.home, self.env)

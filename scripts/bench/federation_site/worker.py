@@ -12,7 +12,8 @@ object this prints as its last line. The steps:
   started, with the process's peak memory;
 - ``fetch``: the hub's feed read page by page with httpx and parsed, nothing verified or
   stored (``--dump`` writes the records to a file afterwards, for ``insert``);
-- ``check``: the feed read and every record checked as the sync checks it, nothing stored;
+- ``check``: the feed read and every record checked as the sync checks it (each origin's keys
+  read once, as in a sync), one after the other in this process, nothing stored;
 - ``insert``: the records of a ``--dump`` bulk-inserted into the catalogue tables, timed
   without the conversion from record to rows;
 - ``harvest``: the OAI-PMH endpoint ``--url`` harvested whole by Sickle (``ListRecords``,
@@ -301,13 +302,14 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
 
     from tenant_portal.federation import sync as federation_sync
+    from tenant_portal.federation.signing import key_ring
 
     source = federation_sync.peer(args.peer)
     began = time.perf_counter()
     known = federation_sync._known_competencies()
     accepted = refused = 0
     cursor = 0
-    with httpx.Client(timeout=federation_sync.TIMEOUT) as client:
+    with httpx.Client(timeout=federation_sync.TIMEOUT) as client, key_ring():
         while True:
             page = federation_sync.fetch(client, source, cursor, args.limit)
             held = federation_sync._held_versions(page.changes)

@@ -40,9 +40,14 @@ def language_names(codes: list[str]) -> str:
 @register.filter
 def origin_label(entry: Any) -> str:
     """The instance a course comes from, by its name in the federation's settings (the
-    tenant's display name), else by the name its record carried."""
+    tenant's display name), else in the federation's members (a member from another
+    deployment), else by the name its record carried."""
     names = settings.PORTAL.federation.names
-    return str(names.get(entry.origin) or entry.origin_name)
+    if entry.origin in names:
+        return str(names[entry.origin])
+    from tenant_portal.federation.membership import member_name
+
+    return str(member_name(entry.origin) or entry.origin_name)
 
 
 @register.filter
