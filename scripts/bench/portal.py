@@ -9,8 +9,10 @@ after a short warm-up; the figures are the rounds' medians. The URLs:
 - a bare Django view (``HttpResponse("ok")`` behind the portal's middleware): the reference;
 - the catalogue page (``/courses/``) and a course page, anonymous and signed in.
 
-Goals: anonymous pages at least 40% of the bare view's requests/s, signed-in pages at least
-10%, p99 under 250 ms; every worker under 250 MB RSS after the load. Figures are reported, not
+Goals: anonymous pages at least 40% of the bare view's requests/s with p99 under 250 ms;
+signed-in pages (the issue "signed-in pages fast", goal 1) at least 15% with p99 under 300 ms;
+every worker under 250 MB RSS after the load (goal 4). After the table each goal is printed on
+a line of its own beside its reference from the same run. Figures are reported, not
 asserted. What is asserted is that the run measures the right thing, before it measures:
 anonymous pages come from the page cache, signed-in pages show the learner signed in, and a
 course published again reaches the cached catalogue at once. If not, it exits non-zero.
@@ -69,8 +71,9 @@ TENANT = {
     ),
 }
 ANONYMOUS_SHARE = 0.40
-SIGNED_IN_SHARE = 0.10
-P99_GOAL_MS = 250.0
+SIGNED_IN_SHARE = 0.15
+P99_GOAL_MS = 250.0  # anonymous pages
+SIGNED_IN_P99_GOAL_MS = 300.0
 RSS_GOAL_MB = 250.0
 WARM_SECONDS = 2
 COMMAND_TIMEOUT = 600.0
@@ -97,6 +100,7 @@ class Target:
     path: str
     cookie: str
     share: float | None  # goal: at least this share of the bare view's requests/s
+    p99_ms: float = P99_GOAL_MS  # goal: p99 latency under this
 
 
 def free_port() -> int:
@@ -283,10 +287,11 @@ def row(cells: list[str]) -> None:
     print(line.rstrip())
 
 
-def verdict(load: Load, share: float, goal_share: float) -> str:
+def verdict(load: Load, share: float, target: Target) -> str:
+    goal_share = target.share or 0.0
     missed = [
         what
-        for what, ok in (("share", share >= goal_share), ("p99", load.p99_ms < P99_GOAL_MS))
+        for what, ok in (("share", share >= goal_share), ("p99", load.p99_ms < target.p99_ms))
         if not ok
     ]
     return "yes" if not missed else "NO: " + ", ".join(missed)
@@ -299,8 +304,8 @@ def report(targets: list[Target], loads: list[Load], memory: list[tuple[float, f
         share = load.requests_per_second / bare
         goal, met = "reference", ""
         if target.share is not None:
-            goal = f">= {target.share:.0%} of bare, p99 < {P99_GOAL_MS:.0f} ms"
-            met = verdict(load, share, target.share)
+            goal = f">= {target.share:.0%} of bare, p99 < {target.p99_ms:.0f} ms"
+            met = verdict(load, share, target)
         if load.timeouts:
             met += f" ({load.timeouts} timed out)"
         row(
@@ -314,12 +319,24 @@ def report(targets: list[Target], loads: list[Load], memory: list[tuple[float, f
                 met,
             ]
         )
+    print('\nGoals of the issue "signed-in pages fast", beside the bare view of this run:')
+    for target, load in zip(targets, loads, strict=True):
+        if target.p99_ms != SIGNED_IN_P99_GOAL_MS:
+            continue
+        share = load.requests_per_second / bare
+        print(
+            f"  goal 1, {target.label}: {load.requests_per_second:.0f} req/s = {share:.1%} of "
+            f"the bare view's {bare:.0f} req/s (goal >= {target.share:.0%}), p50 "
+            f"{load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms (goal < "
+            f"{target.p99_ms:.0f} ms): "
+            + ("met" if verdict(load, share, target) == "yes" else "NOT met")
+        )
     largest = max(rss for rss, _peak in memory)
     peak = max(hwm for _rss, hwm in memory)
+    each = ", ".join(f"{rss:.0f} MB" for rss, _peak in sorted(memory))
     print(
-        f"\n  worker RSS after the load: {largest:.0f} MB (largest of {len(memory)} workers, "
-        f"peak {peak:.0f} MB); goal < {RSS_GOAL_MB:.0f} MB: "
-        + ("yes" if largest < RSS_GOAL_MB else "NO")
+        f"  goal 4, memory: each worker's RSS after the load {each} (peak {peak:.0f} MB; "
+        f"goal < {RSS_GOAL_MB:.0f} MB each): " + ("met" if largest < RSS_GOAL_MB else "NOT met")
     )
 
 
@@ -342,8 +359,20 @@ def targets_checked(data: ModuleType, base: str) -> list[Target]:
         Target("bare Django view", "/bench/bare/", "", None),
         Target("catalogue (anonymous)", catalogue, "", ANONYMOUS_SHARE),
         Target("course (anonymous)", course.path, "", ANONYMOUS_SHARE),
-        Target("catalogue (signed in)", catalogue, signed_in[catalogue], SIGNED_IN_SHARE),
-        Target("course (signed in)", course.path, signed_in[course.path], SIGNED_IN_SHARE),
+        Target(
+            "catalogue (signed in)",
+            catalogue,
+            signed_in[catalogue],
+            SIGNED_IN_SHARE,
+            SIGNED_IN_P99_GOAL_MS,
+        ),
+        Target(
+            "course (signed in)",
+            course.path,
+            signed_in[course.path],
+            SIGNED_IN_SHARE,
+            SIGNED_IN_P99_GOAL_MS,
+        ),
     ]
 
 

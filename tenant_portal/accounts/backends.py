@@ -4,6 +4,12 @@ At each sign-in the user's names come from the ID token and userinfo, their Wagt
 from their realm roles, and their department from the ``groups`` claim; the session re-check
 (``middleware.py``) applies them again from userinfo. Users are found by the token's ``sub``,
 never by e-mail: two realms may hold the same address.
+
+The user row behind a session is kept in the shared cache (``signals.user_key``), so a signed-in
+page does not read it again on every request; any save or delete of the user (a sign-in, a
+re-check applying new roles or names, an administrator's change) drops it at once and again
+when the transaction commits. Permissions are not kept with it: they are read from the groups
+whenever one is checked.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -20,10 +27,22 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from tenant_portal.accounts import realm_session
 from tenant_portal.accounts.models import Profile
 from tenant_portal.accounts.roles import department_from_groups, sync_groups
-from tenant_portal.accounts.signals import SID_SESSION_KEY
+from tenant_portal.accounts.signals import SID_SESSION_KEY, user_key
+
+USER_SECONDS = 300
 
 
 class KeycloakBackend(OIDCAuthenticationBackend):
+    def get_user(self, user_id: Any) -> AbstractUser | None:
+        """The user of a session, from the shared cache when it is there."""
+        key = user_key(user_id)
+        user: AbstractUser | None = cache.get(key)
+        if user is None:
+            user = super().get_user(user_id)
+            if user is not None:
+                cache.set(key, user, USER_SECONDS)
+        return user
+
     def verify_claims(self, claims: dict[str, Any]) -> bool:
         return bool(claims.get("sub"))
 

@@ -28,7 +28,12 @@ from django.urls import NoReverseMatch, reverse
 from tenant_portal.accounts import realm_session
 from tenant_portal.accounts.backends import KeycloakBackend
 from tenant_portal.accounts.models import KeycloakSession, Profile
-from tenant_portal.accounts.signals import REPORTS_SESSION_KEY, SID_SESSION_KEY
+from tenant_portal.accounts.signals import (
+    ACCESS_ADMIN,
+    EDITS_SESSION_KEY,
+    REPORTS_SESSION_KEY,
+    SID_SESSION_KEY,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +131,7 @@ def _apply(request: HttpRequest, claims: dict[str, Any]) -> None:
         if hasattr(user, name):
             delattr(user, name)  # through request.user's lazy wrapper, unlike __dict__
     request.session[REPORTS_SESSION_KEY] = user.has_perm("accounts.view_department_reports")
+    request.session[EDITS_SESSION_KEY] = user.has_perm(ACCESS_ADMIN)
 
 
 def _end(request: HttpRequest, gated: bool) -> HttpResponseBase | None:

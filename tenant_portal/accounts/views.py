@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from urllib.parse import urlencode
 
 import requests
@@ -110,6 +111,9 @@ def backchannel_logout(request: HttpRequest) -> HttpResponse:
         else sessions.filter(user__profile__subject=ended.sub)
     )
     keys = list(sessions.values_list("session_key", flat=True))
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for key in keys:
+        store(session_key=key).delete()  # from the session cache too, not only the table
     Session.objects.filter(session_key__in=keys).delete()
     sessions.delete()
     logger.info("back-channel logout ended %d portal session(s)", len(keys))

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.http import HttpRequest
 from wagtail.contrib.settings.models import BaseSiteSetting, register_setting
+
+from tenant_portal.core import site_cache
+from tenant_portal.core.page_cache import bump_generation
 
 hex_colour = RegexValidator(r"^#[0-9a-f]{6}$", "a colour as #rrggbb")
 
@@ -26,3 +34,21 @@ class BrandingSettings(BaseSiteSetting):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @classmethod
+    def for_request(cls, request: HttpRequest) -> BrandingSettings:
+        """The request's site's branding, read once per worker and generation (every page
+        shows it; ``core.site_cache``)."""
+        attr_name = cls.get_cache_attr_name()
+        found: BrandingSettings | None = getattr(request, attr_name, None)
+        if found is None:
+            found = site_cache.site_setting(request, cls, cls.for_site)
+            found._request = request  # as Wagtail's own for_request: page URLs use it
+            setattr(request, attr_name, found)
+        return found
+
+
+@receiver(post_save, sender=BrandingSettings)
+@receiver(post_delete, sender=BrandingSettings)
+def branding_changed(sender: Any, **kwargs: Any) -> None:
+    bump_generation()  # pages, and each worker's remembered branding, carry it

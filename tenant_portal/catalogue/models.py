@@ -39,10 +39,12 @@ from wagtail.search import index
 
 from tenant_portal.catalogue.blocks import CourseContentBlock, lessons_of
 from tenant_portal.competencies.models import SubTheme, localized
-from tenant_portal.core.page_cache import cache_for_anonymous, generation
+from tenant_portal.core import site_cache
+from tenant_portal.core.page_cache import cache_for_anonymous, request_generation
+from tenant_portal.core.site_cache import RestrictionsRemembered
 
 
-class CatalogueIndexPage(RoutablePageMixin, Page):
+class CatalogueIndexPage(RestrictionsRemembered, RoutablePageMixin, Page):
     """``/courses/``: the catalogue, with the site's own course pages as its children."""
 
     intro = RichTextField(blank=True)
@@ -72,7 +74,9 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
         query = CatalogueQuery.from_params(request.GET)
         number = request.GET.get("page", "1")[:12]
         asked = f"{self.pk}|{get_language()}|{query.as_params()}|{number}"
-        key = f"catalogue:{generation()}:{hashlib.sha256(asked.encode()).hexdigest()}"
+        key = (
+            f"catalogue:{request_generation(request)}:{hashlib.sha256(asked.encode()).hexdigest()}"
+        )
         html: str | None = cache.get(key)
         if html is None:
             paginator = Paginator(query.entries(), per_page=20)
@@ -104,7 +108,7 @@ class CatalogueIndexPage(RoutablePageMixin, Page):
         )
 
 
-class CoursePage(Page):
+class CoursePage(RestrictionsRemembered, Page):
     """A course authored on this portal."""
 
     summary: models.TextField[str, str] = models.TextField(
@@ -154,26 +158,30 @@ class CoursePage(Page):
 
     def serve(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # One URL per course: the visitor's language picks the translation to show.
-        shown = self.localized
+        shown = self.translation_for(request)
         response: HttpResponse
         if shown.pk != self.pk:
-            response = Page.serve(shown.specific, request, *args, **kwargs)
+            response = Page.serve(shown, request, *args, **kwargs)
         else:
             response = super().serve(request, *args, **kwargs)
         return response
+
+    def translation_for(self, request: HttpRequest) -> CoursePage:
+        """Wagtail's ``localized`` (the live translation in the active language, else this
+        page), with the language's locale from each worker's memory (``core.site_cache``)."""
+        locale = site_cache.locale_id(request, get_language())
+        if locale is None or locale == self.locale_id:
+            return self
+        found = CoursePage.objects.filter(
+            translation_key=self.translation_key, locale_id=locale, live=True
+        ).first()
+        return found or self
 
     def get_context(self, request: HttpRequest, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from tenant_portal.learning.progress import course_context
 
         context: dict[str, Any] = super().get_context(request, *args, **kwargs)
         context.update(course_context(self, request))
-        # The course's catalogue row, for the schema.org block (record v1) in the page's head.
-        enrolment = context.get("enrolment")
-        context["catalogue_entry"] = (
-            enrolment.entry
-            if enrolment is not None
-            else CatalogueEntry.objects.filter(uuid=self.translation_key).first()
-        )
         return context
 
 

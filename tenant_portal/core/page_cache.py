@@ -46,6 +46,7 @@ from django.utils.translation import get_language
 from tenant_portal.core.security_headers import STYLE_HASHES
 
 GENERATION_KEY = "page-cache:generation"
+_REQUEST_GENERATION = "_karmayogi_generation"
 _OPTED_IN = "_karmayogi_cache_for_anonymous"
 _KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary")
 MAX_VARIANTS = 200
@@ -69,6 +70,16 @@ def generation() -> str:
         cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
         value = cache.get(GENERATION_KEY)
     return str(value)
+
+
+def request_generation(request: HttpRequest) -> str:
+    """The generation this request started in, read once: whatever the request keeps under
+    it (a page, a route, a rendered fragment, a site's settings) was read after it."""
+    value: str | None = getattr(request, _REQUEST_GENERATION, None)
+    if value is None:
+        value = generation()
+        setattr(request, _REQUEST_GENERATION, value)
+    return value
 
 
 def bump_generation() -> None:
@@ -107,7 +118,7 @@ class AnonymousPageCacheMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not self.timeout or not _anonymous(request):
             return self.get_response(request)
-        gen = generation()
+        gen = request_generation(request)
         # Without a query string no parameter can matter: no need to ask which ones do.
         keyed_on: tuple[str, ...] | None = (
             cache.get(_params_key(gen, request)) if request.GET else ()

@@ -8,8 +8,10 @@ from wagtail.admin.panels import FieldPanel
 from wagtail.fields import RichTextField
 from wagtail.models import Page
 
+from tenant_portal.core.site_cache import RestrictionsRemembered
 
-class HomePage(Page):
+
+class HomePage(RestrictionsRemembered, Page):
     """The site's root: a welcome in the tenant's own words."""
 
     intro = RichTextField(blank=True)

@@ -9,18 +9,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.db.models import Value
 from django.http import HttpRequest
+from django.template.backends.utils import csrf_input
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenant_portal.catalogue.blocks import Lesson, lessons_of
 from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
+from tenant_portal.catalogue.rendering import RenderedLesson, rendered_course
 from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
 
 
@@ -28,11 +32,20 @@ class AnswerError(ValueError):
     """A quiz submission that cannot be graded; the message says which question and why."""
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What the course page shows of a quiz attempt."""
+
+    number: int
+    score: int
+    passed: bool
+
+
 @dataclass
 class LessonState:
-    lesson: Lesson
+    lesson: RenderedLesson
     done: bool = False
-    attempts: list[QuizAttempt] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
     @property
     def is_quiz(self) -> bool:
@@ -40,49 +53,70 @@ class LessonState:
 
     @property
     def attempts_left(self) -> int:
-        return max(0, int(self.lesson.value["max_attempts"]) - len(self.attempts))
+        return max(0, self.lesson.max_attempts - len(self.attempts))
 
     @property
-    def last_attempt(self) -> QuizAttempt | None:
+    def last_attempt(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
 
-def lesson_states(page: CoursePage, enrolment: Enrolment | None) -> list[LessonState]:
-    states = [LessonState(lesson) for lesson in lessons_of(page.modules)]
+def lesson_states(
+    lessons: Iterable[RenderedLesson], enrolment: Enrolment | None
+) -> list[LessonState]:
+    """Each lesson with the learner's state, in one query however many lessons and attempts:
+    the lessons done (as number 0) and the quiz attempts (numbered from 1), together."""
+    states = [LessonState(lesson) for lesson in lessons]
     if enrolment is None:
         return states
-    done = set(LessonDone.objects.filter(enrolment=enrolment).values_list("lesson", flat=True))
-    attempts: dict[str, list[QuizAttempt]] = {}
-    for attempt in QuizAttempt.objects.filter(enrolment=enrolment).order_by("number"):
-        attempts.setdefault(attempt.lesson, []).append(attempt)
+    done_rows = (
+        LessonDone.objects.filter(enrolment=enrolment)
+        .annotate(number=Value(0), score=Value(0), passed=Value(True))
+        .values_list("lesson", "number", "score", "passed")
+    )
+    attempt_rows = QuizAttempt.objects.filter(enrolment=enrolment).values_list(
+        "lesson", "number", "score", "passed"
+    )
+    done: set[str] = set()
+    attempts: dict[str, list[Attempt]] = {}
+    for lesson, number, score, passed in done_rows.union(attempt_rows, all=True):
+        if number == 0:
+            done.add(lesson)
+        else:
+            attempts.setdefault(lesson, []).append(Attempt(number, score, passed))
     for state in states:
         state.done = state.lesson.id in done
-        state.attempts = attempts.get(state.lesson.id, [])
+        state.attempts = sorted(attempts.get(state.lesson.id, []), key=lambda a: a.number)
     return states
 
 
 def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
-    """What the course page shows about the visitor's own progress (nothing when anonymous)."""
+    """The course's content as rendered for everyone (``catalogue.rendering``) and the
+    visitor's own progress in it (nothing when anonymous): two queries, for the enrolment
+    (with its certificate) and for the lessons done and quiz attempts."""
+    course = rendered_course(page, request)
     user = request.user
     enrolment = None
     if user.is_authenticated:
         enrolment = (
             Enrolment.objects.filter(user=user, entry__uuid=page.translation_key)
-            .select_related("entry", "certificate")
+            .select_related("certificate")
             .first()
         )
     else:
         from tenant_portal.core.page_cache import cache_for_anonymous
 
         cache_for_anonymous(request, keyed_on=())
-    states = lesson_states(page, enrolment)
+    states = lesson_states(course.lessons, enrolment)
     done = sum(state.done for state in states)
     return {
+        "course": course,
         "enrolment": enrolment,
         "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
         "lesson_states": states,
         "lessons_done": done,
         "progress_percent": round(100 * done / len(states)) if states else 0,
+        # One CSRF field for the page's many forms (a lesson's "done", a quiz), not one each.
+        "csrf_field": csrf_input(request) if enrolment is not None else "",
     }
 
 

@@ -171,6 +171,16 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # KARMAYOGI_CACHE_URL at a cache every replica reaches (redis://…, or dbcache://…).
 CACHES = {"default": _parsed("KARMAYOGI_CACHE_URL", environ.Env.cache_url_config, PORTAL.cache_url)}
 CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
+# Sessions are read from that cache, and written through to the database: a signed-in page
+# then asks the database nothing for its session. Ending a session (sign-out, the re-check,
+# Keycloak's back-channel logout) deletes it from both at once, so every worker sees it end.
+# A per-process cache (locmemcache) is not shared by the workers: there sessions stay in the
+# database alone.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.db"
+    if CACHES["default"]["BACKEND"].endswith(".LocMemCache")
+    else "django.contrib.sessions.backends.cached_db"
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []  # passwords live in Keycloak only

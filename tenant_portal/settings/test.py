@@ -63,3 +63,5 @@ DATABASES = {
 }
 # The live server is one process: a per-process cache is shared by all its threads.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# ... so sessions can be read from it, as in a deployment with a shared cache.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

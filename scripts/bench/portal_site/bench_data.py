@@ -11,6 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -19,11 +20,11 @@ from django.contrib.auth import (
     SESSION_KEY,
     get_user_model,
 )
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tenant_portal.accounts.models import Profile
+from tenant_portal.accounts.signals import EDITS_SESSION_KEY, REPORTS_SESSION_KEY
 from tenant_portal.catalogue.models import (
     CatalogueEntry,
     CoursePage,
@@ -228,10 +229,14 @@ def signed_in_session(course: Course) -> tuple[str, str]:
     )
     Profile.objects.create(user=user, subject=str(uuid.uuid4()), department="education")
     Enrolment.objects.create(user=user, entry=CatalogueEntry.objects.get(page_id=course.page_id))
-    session = SessionStore()
+    session = import_module(settings.SESSION_ENGINE).SessionStore()  # the portal's own store
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = SIGN_IN_BACKEND
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    # What the sign-in decides once from the roles (accounts.signals): a learner's header has
+    # no reports link and no editor's userbar.
+    session[REPORTS_SESSION_KEY] = False
+    session[EDITS_SESSION_KEY] = False
     session.create()
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}", user.get_full_name()
 
