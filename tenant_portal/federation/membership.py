@@ -91,21 +91,26 @@ def forget() -> None:
     cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
 
 
-def ensure_declared() -> None:
+def ensure_declared(*, prune: bool = False) -> None:
     """Record the members the settings declare, and keep their URLs, name and publishing in
-    step with the settings while they stay declared; a status is never reset here. A member
-    the settings declared and no longer do (its spec left the hub's folder: `tenant remove`)
-    is a member no more."""
+    step with the settings while they stay declared; a status is never reset here.
+
+    With ``prune``, a member the settings declared and no longer do (its spec left the hub's
+    folder: `tenant remove`) is a member no more. Only the management commands prune (each
+    reads the settings as rendered now): a running portal keeps the settings it started with
+    until it restarts, and must not undo what a newer rendering recorded.
+    """
     if not is_hub():
         return
     declared = [m for m in settings.PORTAL.federation.members if m.code != _me()]
-    gone, _ = (
-        Member.objects.filter(source=Member.SPEC)
-        .exclude(code__in=[d.code for d in declared])
-        .delete()
-    )
-    if gone:
-        forget()
+    if prune:
+        gone, _ = (
+            Member.objects.filter(source=Member.SPEC)
+            .exclude(code__in=[d.code for d in declared])
+            .delete()
+        )
+        if gone:
+            forget()
     if not declared:
         return
     held = {m.code: m for m in Member.objects.filter(code__in=[d.code for d in declared])}
@@ -161,8 +166,8 @@ def require_member(code: str) -> None:
         raise Unauthorized(f"the membership of {code} is suspended")
 
 
-def members() -> list[Member]:
-    ensure_declared()
+def members(*, prune: bool = False) -> list[Member]:
+    ensure_declared(prune=prune)
     return list(Member.objects.all())
 
 
@@ -173,7 +178,7 @@ def pulled_peers() -> list[tuple[str, str]]:
     rendered = [(p.code, p.url) for p in settings.PORTAL.federation.peers]
     if not is_hub():
         return rendered
-    rows = members()
+    rows = members(prune=True)  # run by `federation_sync`, with the settings rendered now
     suspended = {m.code for m in rows if m.status != Member.ACTIVE}
     out: dict[str, str] = {}
     for code, url in rendered:

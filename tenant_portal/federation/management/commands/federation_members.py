@@ -24,7 +24,7 @@ def rows() -> list[dict[str, Any]]:
             "admittedBy": m.admitted_by,
             "admittedAt": m.admitted_at.isoformat(),
         }
-        for m in members()
+        for m in members(prune=True)
     ]
 
 
