@@ -13,12 +13,10 @@ through ``KARMAYOGI_CA_BUNDLE``). Bihar's and Rajasthan's specs name the hub as
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +31,7 @@ from infra.home import KitHome
 from infra.targets.local.portals import portal_run_env
 from infra.targets.local.render import portal_data_dir, portal_env_path
 from tests.infra.examples import EXAMPLES
+from tests.leftovers import kill_leftovers
 from tests.rig import CertificateAuthority, NameMap, Route, TlsProxy
 
 KARMAYOGI = str(Path(sys.executable).with_name("karmayogi"))
@@ -134,21 +133,6 @@ def write_spec(folder: Path, name: str) -> None:
     shutil.copy(EXAMPLES / "branding" / f"{name}.svg", folder / "branding" / f"{name}.svg")
 
 
-def _processes_under(root: Path) -> list[int]:
-    found = []
-    marker = str(root).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in seen:
-            found.append(int(proc.name))
-    return found
-
-
 def _routes(deployment: Deployment, ca: CertificateAuthority) -> list[Route]:
     """The proxy's routes to where the deployment's portal and Keycloak listen."""
     status = deployment.status()
@@ -217,6 +201,4 @@ def deployments(
             proxy.stop()
         for deployment in made.values():
             deployment.karmayogi("down", folder=False)
-            for pid in _processes_under(deployment.home):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            kill_leftovers(deployment.home)

@@ -35,6 +35,7 @@ from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.portals import update_portal_state
 from infra.targets.local.runtime import admin_api, up_lock
 from tests.infra.examples import example_folder
+from tests.leftovers import kill_leftovers, processes_under
 from tests.tenant_portal.browser import (
     chromium_fixture,  # noqa: F401 (fixture)
     page_fixture,  # noqa: F401 (fixture)
@@ -98,7 +99,7 @@ def federation(
         yield fed
     finally:
         fed.karmayogi("down")
-        _kill_leftovers(root)
+        kill_leftovers(root)
 
 
 def _row(status: dict[str, Any], code: str) -> dict[str, Any]:
@@ -109,29 +110,6 @@ def _row(status: dict[str, Any], code: str) -> dict[str, Any]:
 def _pids(status: dict[str, Any]) -> dict[str, int | None]:
     """Each tenant's portal PID in a `status --json`."""
     return {t["code"]: t["pid"] for t in status["tenants"]}
-
-
-def _kill_leftovers(root: Path) -> None:
-    """Whatever `down` missed (a failed test's state): the kit home's processes."""
-    for pid in _processes_under(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _processes_under(root: Path) -> list[int]:
-    """Processes whose command line or environment names this kit home."""
-    found = []
-    marker = str(root).encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            seen = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in seen:
-            found.append(int(proc.name))
-    return found
 
 
 def test_up_prints_portals_logins_and_demo_accounts(federation: Federation) -> None:
@@ -382,7 +360,7 @@ def test_down_stops_every_process_it_started(federation: Federation) -> None:
     assert done.returncode == 0 and "Keycloak" in done.stdout
     for pid in pids:
         _wait_gone(pid)
-    assert _processes_under(federation.home.root) == []
+    assert processes_under(federation.home.root) == []
     code, status = federation.status()
     assert code == 1 and status["keycloak"]["pid"] is None
     assert all(t["pid"] is None for t in status["tenants"])
