@@ -64,11 +64,13 @@ def cache_for_anonymous(request: HttpRequest, *, keyed_on: Iterable[str] | None 
     setattr(request, _OPTED_IN, _EVERY if keyed_on is None else tuple(sorted(set(keyed_on))))
 
 
-def generation() -> str:
-    value = cache.get(GENERATION_KEY)
+def generation(key: str = GENERATION_KEY) -> str:
+    """The current generation under ``key`` (the page cache's by default), made on first use;
+    whatever is cached under a generation is forgotten by setting a new one."""
+    value = cache.get(key)
     if value is None:
-        cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        value = cache.get(GENERATION_KEY)
+        cache.add(key, uuid.uuid4().hex, timeout=None)
+        value = cache.get(key)
     return str(value)
 
 

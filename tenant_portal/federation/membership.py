@@ -28,7 +28,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from tenant_portal.catalogue.models import CatalogueEntry
-from tenant_portal.core.page_cache import bump_generation
+from tenant_portal.core.page_cache import bump_generation, generation
 from tenant_portal.federation import documents
 from tenant_portal.federation.auth import Unauthorized
 from tenant_portal.federation.models import Change, Member
@@ -79,11 +79,7 @@ class Standing:
 
 
 def _generation() -> str:
-    value = cache.get(GENERATION_KEY)
-    if value is None:
-        cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        value = cache.get(GENERATION_KEY)
-    return str(value)
+    return generation(GENERATION_KEY)
 
 
 def forget() -> None:

@@ -20,8 +20,6 @@ are deleted again.
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +27,9 @@ from typing import Any
 
 import httpx
 
+from identity.desired import RemoteHub
 from infra.errors import KitError
-from infra.home import KitHome
+from infra.home import KitHome, write_private_text
 from infra.keycloak.membership import (
     MemberClients,
     MemberSecrets,
@@ -62,13 +61,10 @@ class MembershipError(KitError):
     pass
 
 
-def write_private_text(path: Path, text: str) -> None:
-    """Write ``text`` to a file only its owner can read (created 0600, never wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    path.chmod(0o600)
+def _save_credentials(out: Path, document: str) -> None:
+    """The credentials file: it holds secrets, so only its owner may read it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_private_text(out, document + "\n")
 
 
 def _read_document(path: Path, what: str) -> Path:
@@ -174,7 +170,7 @@ class LocalMembership:
             if recorded:
                 self._manage(hub.code, "federation_member", "remove", member, "--by", admitted_by)
             raise
-        write_private_text(out, credentials + "\n")
+        _save_credentials(out, credentials)
         return {**fields, "credentials": str(out)}
 
     def _credentials(self, hub: TenantSpec, member: str, secrets: MemberSecrets) -> str:
@@ -205,18 +201,15 @@ class LocalMembership:
                 about=credentials,
             )
         )
-        issuer = str(payload.get("issuer", ""))
-        if not re.fullmatch(
-            rf"https?://[^/?#\s]+(/[^?#\s]*)?/realms/{re.escape(str(spec.hub_code))}", issuer
-        ):
-            raise MembershipError(
-                f"{credentials}: the issuer is not a realm of hub {spec.hub_code}: {issuer[:200]!r}"
-            )
         if payload.get("hub") != spec.hub_code:
             raise MembershipError(
                 f"{credentials}: the credentials are from hub {payload.get('hub')!r}, but {code}'s "
                 f"spec names {spec.hub_code!r}"
             )
+        try:  # the issuer must be a realm of that hub, as the reconciler will require
+            RemoteHub(str(spec.hub_code), str(spec.hub_code), str(payload.get("issuer", "")))
+        except ValueError as exc:
+            raise MembershipError(f"{credentials}: {exc}") from None
         LocalSecretStore(self.home).put(
             code,
             {
@@ -247,10 +240,7 @@ class LocalMembership:
         api = admin_api(local_keycloak(self.env))
         self._require_member(hub, code)
         secrets = rotate_member_secrets(api, hub.code, code)
-        write_private_text(
-            out,
-            self._credentials(hub, code, secrets) + "\n",
-        )
+        _save_credentials(out, self._credentials(hub, code, secrets))
         return {"code": code, "credentials": str(out)}
 
     # --- the member list -------------------------------------------------------------------
