@@ -228,8 +228,10 @@ class CatalogueEntry(models.Model):
     uuid = models.UUIDField(unique=True)
     iri = models.URLField(unique=True, max_length=400)
     origin = models.CharField(max_length=64, help_text=_("Code of the tenant that made it."))
-    origin_name = models.CharField(max_length=200)
-    provider = models.CharField(max_length=200, db_index=True)
+    # As long as the course record allows (its shortText): a longer value would fail the
+    # sync's page write instead of being quarantined as the record it is.
+    origin_name = models.CharField(max_length=300)
+    provider = models.CharField(max_length=300, db_index=True)
     name = models.JSONField()
     description = models.JSONField(default=dict)
     languages = models.JSONField(default=list)

@@ -84,9 +84,14 @@ def request_generation(request: HttpRequest) -> str:
     return value
 
 
+def set_generation(key: str = GENERATION_KEY) -> None:
+    """A new generation under ``key`` now: what was kept under the old one is forgotten."""
+    cache.set(key, uuid.uuid4().hex, timeout=None)
+
+
 def bump_generation() -> None:
     """Forget every cached page, once the current transaction (if any) has committed."""
-    transaction.on_commit(lambda: cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None))
+    transaction.on_commit(set_generation)
 
 
 def _anonymous(request: HttpRequest) -> bool:

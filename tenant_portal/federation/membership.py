@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from tenant_portal.catalogue.models import CatalogueEntry
-from tenant_portal.core.page_cache import bump_generation, generation
+from tenant_portal.core.page_cache import bump_generation, generation, set_generation
 from tenant_portal.federation import documents
 from tenant_portal.federation.auth import Unauthorized
 from tenant_portal.federation.models import Change, Member
@@ -84,7 +83,7 @@ def _generation() -> str:
 
 def forget() -> None:
     """Drop every cached standing and the cached directory (after a change of members)."""
-    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    set_generation(GENERATION_KEY)
 
 
 def ensure_declared(*, prune: bool = False) -> None:

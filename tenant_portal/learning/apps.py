@@ -7,3 +7,8 @@ class LearningConfig(AppConfig):
     name = "tenant_portal.learning"
     label = "learning"
     verbose_name = "Learning"
+
+    def ready(self) -> None:
+        from tenant_portal.learning import state
+
+        state.connect()

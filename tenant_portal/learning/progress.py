@@ -16,7 +16,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.db.models import Value
 from django.http import HttpRequest
 from django.template.backends.utils import csrf_input
 from django.utils import timezone
@@ -26,6 +25,7 @@ from tenant_portal.catalogue.blocks import Lesson, lessons_of
 from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
 from tenant_portal.catalogue.rendering import RenderedLesson, rendered_course
 from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
+from tenant_portal.learning.state import LearnerState, learner_state
 
 
 class AnswerError(ValueError):
@@ -60,54 +60,38 @@ class LessonState:
         return self.attempts[-1] if self.attempts else None
 
 
-def lesson_states(
-    lessons: Iterable[RenderedLesson], enrolment: Enrolment | None
-) -> list[LessonState]:
-    """Each lesson with the learner's state, in one query however many lessons and attempts:
-    the lessons done (as number 0) and the quiz attempts (numbered from 1), together."""
+def lesson_states(lessons: Iterable[RenderedLesson], state: LearnerState) -> list[LessonState]:
+    """Each lesson with the learner's state: its ``done`` mark and its quiz attempts."""
     states = [LessonState(lesson) for lesson in lessons]
-    if enrolment is None:
-        return states
-    done_rows = (
-        LessonDone.objects.filter(enrolment=enrolment)
-        .annotate(number=Value(0), score=Value(0), passed=Value(True))
-        .values_list("lesson", "number", "score", "passed")
-    )
-    attempt_rows = QuizAttempt.objects.filter(enrolment=enrolment).values_list(
-        "lesson", "number", "score", "passed"
-    )
     done: set[str] = set()
     attempts: dict[str, list[Attempt]] = {}
-    for lesson, number, score, passed in done_rows.union(attempt_rows, all=True):
+    for lesson, number, score, passed in state.rows:
         if number == 0:
             done.add(lesson)
         else:
             attempts.setdefault(lesson, []).append(Attempt(number, score, passed))
-    for state in states:
-        state.done = state.lesson.id in done
-        state.attempts = sorted(attempts.get(state.lesson.id, []), key=lambda a: a.number)
+    for item in states:
+        item.done = item.lesson.id in done
+        item.attempts = sorted(attempts.get(item.lesson.id, []), key=lambda a: a.number)
     return states
 
 
 def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
     """The course's content as rendered for everyone (``catalogue.rendering``) and the
-    visitor's own progress in it (nothing when anonymous): two queries, for the enrolment
-    (with its certificate) and for the lessons done and quiz attempts."""
+    visitor's own progress in it (nothing when anonymous), kept until it changes
+    (``learning.state``)."""
     course = rendered_course(page, request)
     user = request.user
-    enrolment = None
+    state = LearnerState(None)
     if user.is_authenticated:
-        enrolment = (
-            Enrolment.objects.filter(user=user, entry__uuid=page.translation_key)
-            .select_related("certificate")
-            .first()
-        )
+        state = learner_state(user.pk, page.translation_key)
     else:
         from tenant_portal.core.page_cache import cache_for_anonymous
 
         cache_for_anonymous(request, keyed_on=())
-    states = lesson_states(course.lessons, enrolment)
-    done = sum(state.done for state in states)
+    enrolment = state.enrolment
+    states = lesson_states(course.lessons, state)
+    done = sum(item.done for item in states)
     return {
         "course": course,
         "enrolment": enrolment,

@@ -175,12 +175,15 @@ CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
 # then asks the database nothing for its session. Ending a session (sign-out, the re-check,
 # Keycloak's back-channel logout) deletes it from both at once, so every worker sees it end.
 # A per-process cache (locmemcache) is not shared by the workers: there sessions stay in the
-# database alone.
+# database alone, and each learner's state in a course (tenant_portal.learning.state) is read
+# afresh on every page.
+_CACHE_SHARED = not CACHES["default"]["BACKEND"].endswith(".LocMemCache")
 SESSION_ENGINE = (
-    "django.contrib.sessions.backends.db"
-    if CACHES["default"]["BACKEND"].endswith(".LocMemCache")
-    else "django.contrib.sessions.backends.cached_db"
+    "django.contrib.sessions.backends.cached_db"
+    if _CACHE_SHARED
+    else "django.contrib.sessions.backends.db"
 )
+KARMAYOGI_LEARNER_STATE_CACHE = _CACHE_SHARED
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []  # passwords live in Keycloak only

@@ -65,3 +65,4 @@ DATABASES = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # ... so sessions can be read from it, as in a deployment with a shared cache.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+KARMAYOGI_LEARNER_STATE_CACHE = True

@@ -350,6 +350,22 @@ def test_script_in_a_title_is_stored_inert_and_shown_escaped(peer: Peer) -> None
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)" in html
 
 
+def test_a_record_at_the_schemas_limits_is_stored_whole(peer: Peer) -> None:
+    """Every length the record schema allows fits the catalogue's columns: a provider named
+    in 300 characters is a course like any other, not a page write that stops the sync."""
+    provider = "ज" * 300
+    data = record(
+        name={"en": "N" * 300},
+        description={"en": "d" * 5000},
+        provider={"@type": "GovernmentOrganization", "name": provider, "identifier": "hub"},
+    )
+    peer.serve_page([change(1, signed(data), data)])
+    assert sync("hub").applied == 1
+    entry = CatalogueEntry.objects.get()
+    assert entry.provider == provider and entry.origin_name == provider
+    assert entry.name == {"en": "N" * 300} and not Quarantined.objects.exists()
+
+
 PAGE_CASES: dict[str, tuple[Callable[[Peer], None], str]] = {
     "not JSON": (
         lambda p: p.routes.__setitem__(
