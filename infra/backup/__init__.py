@@ -9,6 +9,8 @@ work on any store alike.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,25 +95,38 @@ def make_backup(
     name = backup_name(started)
     store.open(name)  # an unusable destination fails here, before any dump is made
     location = f"{store.location}/{name}"
-    with tempfile.TemporaryDirectory(prefix="karmayogi-backup-", dir=scratch_root) as scratch:
-        files = source.dump(Path(scratch), progress)
-        parts = []
-        for file in files:
-            size, sha256 = file_digest(file.path)
-            store.put(name, file.name, file.path)
-            parts.append(Part(file.name, file.kind, file.tenant, file.method, size, sha256))
-            progress(f"stored {file.name} ({size} bytes)")
-    manifest = BackupManifest(
-        format=FORMAT_VERSION,
-        source=source.kind,
-        deployment=source.deployment,
-        tenants=source.tenants,
-        kit_version=kit_version(),
-        # When the dumps began: the data is from that moment on.
-        created_at=started.astimezone(UTC).isoformat(timespec="seconds"),
-        parts=tuple(parts),
-    )
-    store.put_bytes(name, MANIFEST, manifest.to_bytes())
+    parts: list[Part] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="karmayogi-backup-", dir=scratch_root) as scratch:
+            files = source.dump(Path(scratch), progress)
+            for file in files:
+                size, sha256 = file_digest(file.path)
+                store.put(name, file.name, file.path)
+                parts.append(Part(file.name, file.kind, file.tenant, file.method, size, sha256))
+                progress(f"stored {file.name} ({size} bytes)")
+        manifest = BackupManifest(
+            format=FORMAT_VERSION,
+            source=source.kind,
+            deployment=source.deployment,
+            tenants=source.tenants,
+            kit_version=kit_version(),
+            # When the dumps began: the data is from that moment on.
+            created_at=started.astimezone(UTC).isoformat(timespec="seconds"),
+            parts=tuple(parts),
+        )
+        store.put_bytes(name, MANIFEST, manifest.to_bytes())
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        if not isinstance(exc, BackupError):
+            exc = BackupError(f"backing up to {location}: {exc}")
+        if not parts:
+            # Nothing stored yet: leave no empty backup behind (best effort).
+            with contextlib.suppress(Exception):
+                store.delete(name)
+            raise exc from None
+        raise BackupError(
+            f"{exc}; {location} is left incomplete (no {MANIFEST}), never restored; "
+            "`karmayogi backups --drop-incomplete` removes it"
+        ) from None
     progress(f"stored {MANIFEST}: backup {location} is complete")
     return BackupEntry(name, location, started, manifest)
 
@@ -184,6 +199,11 @@ def restore_backup(
     """Restore backup ``name``: manifest read, every part downloaded and checked against its
     size and SHA-256, and only then anything of ``source`` touched."""
     location = f"{store.location}/{name}"
+    if name_time(name) is None:
+        raise BackupError(
+            f"{location} does not name a backup (a backup is named by its UTC time, such as "
+            "20261205T020000Z); `karmayogi backups --to …` lists them"
+        )
     manifest = _manifest_of(store, name)
     if manifest is None:
         known = name in store.names()
@@ -195,7 +215,7 @@ def restore_backup(
     if manifest.source != source.kind:
         raise BackupError(
             f"{location} is a backup of a {manifest.source} deployment; it cannot be restored "
-            f"onto a {source.kind} one"
+            f"onto a {source.kind} one (choose the deployment with --source)"
         )
     source.check_restorable(manifest)
     with tempfile.TemporaryDirectory(prefix="karmayogi-restore-", dir=scratch_root) as scratch:

@@ -43,7 +43,6 @@ def _source(value: str | None, env: dict[str, str]) -> BackupSource:
     from infra.backup.sources import LocalSource, postgres_source_from_file
 
     if value in (None, "", "local"):
-        from infra.home import KitHome
         from infra.targets.local.portals import running_pid
         from infra.targets.local.runtime import local_keycloak, up_lock
 
@@ -54,7 +53,7 @@ def _source(value: str | None, env: dict[str, str]) -> BackupSource:
             keycloak_store=kc.paths.store,
             keycloak=kc,
             portal_running=lambda code: running_pid(code, home),
-            lock=lambda: up_lock(KitHome(home.root, home.cache)),
+            lock=lambda: up_lock(home),
         )
     return postgres_source_from_file(Path(str(value)), env)
 

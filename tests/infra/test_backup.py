@@ -153,7 +153,8 @@ def cli(*args: str) -> Result:
 
 def one_line_error(result: Result) -> str:
     assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
+    # Progress lines ("> 0.1s …") may come first; the failure is one line.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith(">")]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     return lines[0]
@@ -232,6 +233,36 @@ def test_an_unwritable_folder_fails_with_one_line_before_any_dump(
     )
     line = one_line_error(result)
     assert line.startswith("error: cannot write backups to") and str(blocker) in line
+
+
+def test_a_dump_that_fails_is_one_line_and_leaves_no_backup_behind(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    source = json.loads(deployment.source_file.read_text())
+    source["keycloak"]["database_url"] = deployment.server.url("no_such_database")
+    deployment.source_file.write_text(json.dumps(source))
+    backups = tmp_path / "backups"
+    line = one_line_error(
+        cli("backup", "--to", str(backups), "--source", str(deployment.source_file))
+    )
+    assert line.startswith("error: dumping Keycloak's database:") and "no_such_database" in line
+    assert deployment.server.password not in line
+    assert list(backups.iterdir()) == []
+
+
+def test_restore_from_a_folder_that_is_not_a_backup_is_refused(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    assert (
+        cli(
+            "backup", "--to", str(tmp_path / "b"), "--source", str(deployment.source_file)
+        ).exit_code
+        == 0
+    )
+    line = one_line_error(
+        cli("restore", "--from", str(tmp_path / "b"), "--source", str(deployment.source_file), "-y")
+    )
+    assert "does not name a backup" in line
 
 
 def test_a_source_file_with_a_missing_field_is_named(tmp_path: Path) -> None:
