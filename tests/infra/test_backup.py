@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -108,43 +109,52 @@ def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]
 class MotoServer:
     endpoint: str
     process: subprocess.Popen[bytes]
+    bucket: str = ""
 
-    def client(self) -> object:
+    def client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint)
 
 
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's S3 server on a free loopback port, with throwaway credentials, for the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        port = free_port()
+        server = Path(sys.executable).parent / "moto_server"
+        process = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    httpx.get(endpoint, timeout=1.0)
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, "moto_server exited"
+                    time.sleep(0.05)
+            yield MotoServer(endpoint, process)
+        finally:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
-    """moto's S3 server on a free loopback port, with throwaway credentials."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    port = free_port()
-    server = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                httpx.get(endpoint, timeout=1.0)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "moto_server exited"
-                time.sleep(0.05)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="backups")
-        yield MotoServer(endpoint, process)
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        process.wait(timeout=30)
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The module's S3 server with a new, empty bucket for the test."""
+    bucket = f"backups-{uuid.uuid4().hex[:8]}"
+    moto_server.client().create_bucket(Bucket=bucket)
+    return MotoServer(moto_server.endpoint, moto_server.process, bucket)
 
 
 def cli(*args: str) -> Result:
@@ -325,7 +335,7 @@ def test_retention_keeps_the_newest_and_the_young_and_prunes_incomplete_ones_on_
 def test_backup_to_s3_lists_it_and_restores_from_it(
     deployment: Deployment, moto: MotoServer
 ) -> None:
-    to = "s3://backups/bharat/nightly"
+    to = f"s3://{moto.bucket}/bharat/nightly"
     result = cli(
         "backup",
         "--to",
@@ -360,7 +370,7 @@ def test_backup_to_s3_lists_it_and_restores_from_it(
 def test_an_upload_cut_midway_leaves_no_manifest_and_is_not_offered_for_restore(
     deployment: Deployment, moto: MotoServer
 ) -> None:
-    to = "s3://backups/bharat"
+    to = f"s3://{moto.bucket}/bharat"
     # Short timeouts and one attempt: the frozen server below fails the upload quickly.
     store = store_for(to, endpoint_url=moto.endpoint, read_timeout=2, connect_timeout=2, attempts=1)
     assert isinstance(store, S3Store)
@@ -373,7 +383,7 @@ def test_an_upload_cut_midway_leaves_no_manifest_and_is_not_offered_for_restore(
         make_backup(deployment.source(), store, freeze_after_first_part)
     moto.process.send_signal(signal.SIGCONT)
 
-    keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket="backups")["Contents"]]  # type: ignore[attr-defined]
+    keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=moto.bucket)["Contents"]]
     assert any(k.endswith("/portal-bihar.pgdump") for k in keys)
     assert not any(k.endswith(MANIFEST) for k in keys)
     [entry] = list_backups(store)
