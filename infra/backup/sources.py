@@ -5,8 +5,9 @@ each portal's media — kept in one of two ways:
 
 - :class:`PostgresSource`: PostgreSQL for the portals and for Keycloak, and a media folder per
   portal (the VM target; Kubernetes and AWS run the same command against their databases).
-  Dumps are ``pg_dump --format=custom``; restores ``pg_restore --clean --if-exists
-  --single-transaction``, so a restore that fails leaves the database as it was.
+  Dumps are ``pg_dump --format=custom``; a restore goes into a new database beside the old
+  one and the two names are swapped in one transaction, so a restore that fails leaves the
+  database as it was, and one that succeeds holds exactly what was dumped.
 - :class:`LocalSource`: the embedded default, with each portal on SQLite (copied with SQLite's
   backup API, consistent while the portal writes) and Keycloak in dev mode on its H2 file
   store, which has no online copy the kit can ask for: Keycloak is stopped for the seconds the
@@ -23,11 +24,14 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
 
 from infra.backup.format import BackupError, BackupManifest, PartFile
 from infra.home import make_private_dir
@@ -146,11 +150,10 @@ class Database:
         return self._parts().get("dbname", "")
 
     def libpq_env(self, base: Mapping[str, str], database: str | None = None) -> dict[str, str]:
+        """``base`` with the URL's parts as libpq variables (other PG* settings kept)."""
         keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD"}
         keys |= {"sslmode": "PGSSLMODE", "dbname": "PGDATABASE"}
-        env = {k: v for k, v in base.items() if not k.startswith("PG")} | {
-            "PGCONNECT_TIMEOUT": "10"
-        }
+        env = dict(base) | {"PGCONNECT_TIMEOUT": "10"}
         for key, value in self._parts().items():
             if key in keys:
                 env[keys[key]] = value
@@ -158,23 +161,75 @@ class Database:
             env["PGDATABASE"] = database
         return env
 
-    def ensure_exists(self, env: Mapping[str, str]) -> None:
-        """Create the database when it was dropped, so that it can be restored into."""
-        import psycopg
-        from psycopg import sql
+    @contextmanager
+    def _server(self, doing: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A connection to the server's ``postgres`` database, for work on whole databases."""
         from psycopg.conninfo import make_conninfo
 
-        name = self.name
         params = {k: v for k, v in self._parts().items() if k != "dbname"}
         try:
-            conninfo = make_conninfo("", **params, dbname="postgres")
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if found.fetchone() is None:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            with psycopg.connect(
+                make_conninfo("", **params, dbname="postgres"), autocommit=True
+            ) as conn:
+                yield conn
         except psycopg.Error as exc:
-            reason = (exc.diag.message_primary or type(exc).__name__) if exc.diag else str(exc)
-            raise BackupError(f"database {name}: cannot check or create it ({reason})") from None
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise BackupError(f"database {self.name}: {doing} failed ({reason})") from None
+
+    def others_connected(self) -> int:
+        """How many sessions other than ours use the database now."""
+        with self._server("checking who uses it") as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                (self.name,),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def restore(self, dump: Path, env: Mapping[str, str], doing: str) -> None:
+        """Restore ``dump`` into a new database beside this one, then swap the two names in
+        one transaction: a restore that fails leaves the database as it was, and one that
+        succeeds leaves exactly what was dumped (no table of a later release left over)."""
+        name = self.name
+        staging, replaced = f"{name[:40]}__restoring", f"{name[:40]}__replaced"
+        with self._server("preparing the restore") as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(staging)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
+        try:
+            _run(
+                [
+                    "pg_restore",
+                    "--no-owner",
+                    "--no-acl",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    f"--dbname={staging}",
+                    str(dump),
+                ],
+                self.libpq_env(env, database=staging),
+                doing,
+            )
+            with self._server("swapping in the restored database") as conn:
+                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                present = exists.fetchone() is not None
+                with conn.transaction():
+                    if present:
+                        conn.execute(
+                            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                                sql.Identifier(name), sql.Identifier(replaced)
+                            )
+                        )
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(staging), sql.Identifier(name)
+                        )
+                    )
+                if present:
+                    conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(replaced)))
+        except BaseException:
+            with suppress(BackupError), self._server("cleaning up") as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(staging)))
+            raise
 
 
 @dataclass(frozen=True)
@@ -229,24 +284,16 @@ class PostgresSource:
                 f"the backup holds tenant(s) {', '.join(unknown)} that the backup source does "
                 "not name; add them to it to restore them"
             )
+        databases = [self.portals[code].database for code in manifest.tenants]
+        in_use = [db.name for db in [*databases, self.keycloak] if db.others_connected()]
+        if in_use:
+            raise BackupError(
+                f"database(s) {', '.join(in_use)} in use: stop the portals and Keycloak "
+                "before a restore, and start them again after"
+            )
 
     def _restore(self, db: Database, dump: Path, doing: str) -> None:
-        db.ensure_exists(self.env)
-        _run(
-            [
-                "pg_restore",
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--no-acl",
-                "--single-transaction",
-                "--exit-on-error",
-                f"--dbname={db.name}",
-                str(dump),
-            ],
-            db.libpq_env(self.env),
-            doing,
-        )
+        db.restore(dump, self.env, doing)
 
     def restore(
         self, manifest: BackupManifest, files: Mapping[str, Path], progress: Progress

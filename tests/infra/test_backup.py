@@ -56,6 +56,13 @@ class Deployment:
             )
             return [row[0] for row in found]
 
+    def tables(self, database: str) -> list[str]:
+        with psycopg.connect(self.server.url(database)) as conn:
+            found = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+            return [row[0] for row in found]
+
     def execute(self, database: str, statement: str) -> None:
         with psycopg.connect(self.server.url(database), autocommit=True) as conn:
             conn.execute(statement)  # type: ignore[arg-type]
@@ -231,6 +238,27 @@ def test_a_part_that_does_not_match_its_checksum_is_refused_with_the_database_un
     assert "portal-bihar.pgdump" in line and "checksum" in line
     assert "nothing was restored" in line
     assert "Added after the backup" in deployment.rows(deployment.portal_db, "course")
+
+
+def test_a_restore_waits_for_the_services_to_stop_and_then_leaves_exactly_the_backup(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    assert (
+        cli("backup", "--to", str(backups), "--source", str(deployment.source_file)).exit_code == 0
+    )
+    backup = only_backup(backups)
+    # A later release's table, and a portal still connected.
+    deployment.execute(deployment.portal_db, "CREATE TABLE later_release (id int)")
+    restore = ("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
+    with psycopg.connect(deployment.server.url(deployment.portal_db)):
+        line = one_line_error(cli(*restore))
+    assert f"{deployment.portal_db} in use" in line and "stop the portals and Keycloak" in line
+    assert "later_release" in deployment.tables(deployment.portal_db)
+
+    result = cli(*restore)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.tables(deployment.portal_db) == ["course"]
 
 
 def test_an_unwritable_folder_fails_with_one_line_before_any_dump(
