@@ -218,6 +218,12 @@ def restore_backup(
             f"onto a {source.kind} one (choose the deployment with --source)"
         )
     source.check_restorable(manifest)
+    if manifest.kit_version != kit_version():
+        progress(
+            f"note: the backup was made by kit {manifest.kit_version}, this is {kit_version()}; "
+            "the databases are as that kit left them; `karmayogi up` (or the target's "
+            "deploy) runs the portal's migrations"
+        )
     with tempfile.TemporaryDirectory(prefix="karmayogi-restore-", dir=scratch_root) as scratch:
         files: dict[str, Path] = {}
         for part in manifest.parts:
