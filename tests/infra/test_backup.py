@@ -357,6 +357,29 @@ def test_retention_keeps_the_newest_and_the_young_and_prunes_incomplete_ones_on_
     assert days[3].name in [e.name for e in list_backups(store)]
 
 
+def test_a_backup_with_keep_removes_the_older_complete_ones(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    store = FolderStore(tmp_path / "backups")
+    older = make_backup(
+        deployment.source(), store, lambda _: None, now=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    result = cli(
+        "backup",
+        "--to",
+        str(store.root),
+        "--source",
+        str(deployment.source_file),
+        "--keep",
+        "1",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    made = json.loads(result.stdout)
+    assert made["complete"] and made["removed"] == [older.name]
+    assert [e.name for e in list_backups(store)] == [made["name"]]
+
+
 # --- to S3 ----------------------------------------------------------------------------------
 
 
@@ -375,7 +398,7 @@ def test_backup_to_s3_lists_it_and_restores_from_it(
     )
     assert result.exit_code == 0, result.output + result.stderr
     listed = cli("backups", "--to", to, "--s3-endpoint", moto.endpoint, "--json")
-    entries = json.loads(listed.output)["backups"]
+    entries = json.loads(listed.stdout)["backups"]
     assert [(e["complete"], e["tenants"]) for e in entries] == [(True, ["bihar"])]
 
     deployment.drop(deployment.portal_db)
