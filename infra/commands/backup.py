@@ -6,11 +6,14 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from infra.backup.sources import BackupSource, Progress
 from infra.commands.common import JSON_OPTION, columns, err, friendly_errors, read_env
+
+if TYPE_CHECKING:  # the backup modules (psycopg, boto3) load only when a command runs
+    from infra.backup.sources import BackupSource, Progress
 
 app = typer.Typer()
 
