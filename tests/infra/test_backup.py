@@ -1,0 +1,475 @@
+"""Backup and restore of a PostgreSQL deployment (issue 14, item 4), to a folder and to S3.
+
+The deployment is real: a portal database and a Keycloak database on the suite's PostgreSQL
+and a media folder, found through the portal's rendered settings as on a VM. S3 is moto's
+server on loopback, the only AWS stand-in the suite uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner, Result
+
+from infra.backup import BackupError, list_backups, make_backup, prune, restore_backup
+from infra.backup.format import MANIFEST
+from infra.backup.sources import PostgresSource, postgres_source_from_file
+from infra.backup.stores import FolderStore, S3Store, store_for
+from infra.cli import app
+from infra.net import free_port
+from tests.postgres import PostgresServer
+
+CERTIFICATE = b"%PDF-1.7 a learner's certificate\n"
+
+
+@dataclass
+class Deployment:
+    """A portal and a Keycloak database with rows, a media folder, and its backup-source file."""
+
+    server: PostgresServer
+    code: str
+    portal_db: str
+    keycloak_db: str
+    media: Path
+    source_file: Path
+
+    def rows(self, database: str, table: str) -> list[str]:
+        with psycopg.connect(self.server.url(database)) as conn:
+            found = conn.execute(
+                sql.SQL("SELECT name FROM {} ORDER BY name").format(sql.Identifier(table))
+            )
+            return [row[0] for row in found]
+
+    def tables(self, database: str) -> list[str]:
+        with psycopg.connect(self.server.url(database)) as conn:
+            found = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+            return [row[0] for row in found]
+
+    def execute(self, database: str, statement: str) -> None:
+        with psycopg.connect(self.server.url(database), autocommit=True) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+    def drop(self, database: str) -> None:
+        with psycopg.connect(self.server.url(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+
+    def source(self) -> PostgresSource:
+        return postgres_source_from_file(self.source_file, dict(os.environ))
+
+
+@pytest.fixture
+def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]:
+    suffix = uuid.uuid4().hex[:8]
+    code = "bihar"
+    portal_db, keycloak_db = f"portal_{suffix}", f"keycloak_{suffix}"
+    for name in (portal_db, keycloak_db):
+        postgres.create_database(name)
+    media = tmp_path / "srv" / code / "media"
+    (media / "certificates").mkdir(parents=True)
+    (media / "certificates" / "cert-1.pdf").write_bytes(CERTIFICATE)
+    # The portal's rendered settings on its host, as the VM target writes them.
+    settings = tmp_path / "etc" / f"{code}.env"
+    settings.parent.mkdir()
+    settings.write_text(
+        f"DATABASE_URL={postgres.url(portal_db)}\nKARMAYOGI_MEDIA_ROOT={media}\n", encoding="utf-8"
+    )
+    source_file = tmp_path / "etc" / "backup-source.json"
+    source_file.write_text(
+        json.dumps(
+            {
+                "deployment": "bharat",
+                "keycloak": {"database_url": postgres.url(keycloak_db)},
+                "portals": {code: {"settings": f"{code}.env"}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    found = Deployment(postgres, code, portal_db, keycloak_db, media, source_file)
+    found.execute(portal_db, "CREATE TABLE course (name text PRIMARY KEY)")
+    found.execute(portal_db, "INSERT INTO course VALUES ('Noting and drafting'), ('RTI basics')")
+    found.execute(keycloak_db, "CREATE TABLE user_entity (name text PRIMARY KEY)")
+    found.execute(keycloak_db, "INSERT INTO user_entity VALUES ('asha.learner')")
+    yield found
+    for name in (portal_db, keycloak_db):
+        found.drop(name)
+
+
+@dataclass
+class MotoServer:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+    bucket: str = ""
+
+    def client(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's S3 server on a free loopback port, with throwaway credentials, for the module."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        port = free_port()
+        server = Path(sys.executable).parent / "moto_server"
+        process = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    httpx.get(endpoint, timeout=1.0)
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, "moto_server exited"
+                    time.sleep(0.05)
+            yield MotoServer(endpoint, process)
+        finally:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The module's S3 server with a new, empty bucket for the test."""
+    bucket = f"backups-{uuid.uuid4().hex[:8]}"
+    moto_server.client().create_bucket(Bucket=bucket)
+    return MotoServer(moto_server.endpoint, moto_server.process, bucket)
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    # Progress lines ("> 0.1s …") may come first; the failure is one line.
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith(">")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def only_backup(folder: Path) -> Path:
+    found = [p for p in folder.iterdir() if p.is_dir()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- to a folder ----------------------------------------------------------------------------
+
+
+def test_backup_to_a_folder_then_restore_brings_back_deleted_data(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    result = cli("backup", "--to", str(backups), "--source", str(deployment.source_file))
+    assert result.exit_code == 0, result.output + result.stderr
+    backup = only_backup(backups)
+    manifest = json.loads((backup / MANIFEST).read_text())
+    assert manifest["format"] == 1
+    assert manifest["deployment"] == "bharat"
+    assert manifest["tenants"] == ["bihar"]
+    assert {p["name"]: p["kind"] for p in manifest["parts"]} == {
+        "portal-bihar.pgdump": "portal-database",
+        "media-bihar.tar.gz": "media",
+        "keycloak.pgdump": "keycloak-database",
+    }
+    assert all(p["method"] for p in manifest["parts"])
+    for part in manifest["parts"]:
+        assert (backup / part["name"]).stat().st_size == part["size"]
+    assert (backup / "portal-bihar.pgdump").read_bytes().startswith(b"PGDMP")  # custom format
+
+    # Disaster: a course deleted, Keycloak's database dropped, the certificate gone.
+    deployment.execute(deployment.portal_db, "DELETE FROM course WHERE name = 'RTI basics'")
+    deployment.drop(deployment.keycloak_db)
+    (deployment.media / "certificates" / "cert-1.pdf").unlink()
+
+    result = cli("restore", "--from", str(backup), "--source", str(deployment.source_file), "--yes")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
+    assert deployment.rows(deployment.keycloak_db, "user_entity") == ["asha.learner"]
+    assert (deployment.media / "certificates" / "cert-1.pdf").read_bytes() == CERTIFICATE
+
+
+def test_a_part_that_does_not_match_its_checksum_is_refused_with_the_database_untouched(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    assert (
+        cli("backup", "--to", str(backups), "--source", str(deployment.source_file)).exit_code == 0
+    )
+    backup = only_backup(backups)
+    dump = backup / "portal-bihar.pgdump"
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    deployment.execute(deployment.portal_db, "INSERT INTO course VALUES ('Added after the backup')")
+
+    result = cli("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
+    line = one_line_error(result)
+    assert "portal-bihar.pgdump" in line and "checksum" in line
+    assert "nothing was restored" in line
+    assert "Added after the backup" in deployment.rows(deployment.portal_db, "course")
+
+
+def test_a_restore_waits_for_the_services_to_stop_and_then_leaves_exactly_the_backup(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    backups = tmp_path / "backups"
+    assert (
+        cli("backup", "--to", str(backups), "--source", str(deployment.source_file)).exit_code == 0
+    )
+    backup = only_backup(backups)
+    # A later release's table, and a portal still connected.
+    deployment.execute(deployment.portal_db, "CREATE TABLE later_release (id int)")
+    restore = ("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
+    with psycopg.connect(deployment.server.url(deployment.portal_db)):
+        line = one_line_error(cli(*restore))
+    assert f"{deployment.portal_db} in use" in line and "stop the portals and Keycloak" in line
+    assert "later_release" in deployment.tables(deployment.portal_db)
+
+    result = cli(*restore)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.tables(deployment.portal_db) == ["course"]
+
+
+def test_an_unwritable_folder_fails_with_one_line_before_any_dump(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the backups folder should be")
+    result = cli(
+        "backup", "--to", str(blocker / "backups"), "--source", str(deployment.source_file)
+    )
+    line = one_line_error(result)
+    assert line.startswith("error: cannot write backups to") and str(blocker) in line
+
+
+def test_a_dump_that_fails_is_one_line_and_leaves_no_backup_behind(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    source = json.loads(deployment.source_file.read_text())
+    source["keycloak"]["database_url"] = deployment.server.url("no_such_database")
+    deployment.source_file.write_text(json.dumps(source))
+    backups = tmp_path / "backups"
+    line = one_line_error(
+        cli("backup", "--to", str(backups), "--source", str(deployment.source_file))
+    )
+    assert line.startswith("error: dumping Keycloak's database:") and "no_such_database" in line
+    assert deployment.server.password not in line
+    assert list(backups.iterdir()) == []
+
+
+def test_restore_from_a_folder_that_is_not_a_backup_is_refused(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    assert (
+        cli(
+            "backup", "--to", str(tmp_path / "b"), "--source", str(deployment.source_file)
+        ).exit_code
+        == 0
+    )
+    line = one_line_error(
+        cli("restore", "--from", str(tmp_path / "b"), "--source", str(deployment.source_file), "-y")
+    )
+    assert "does not name a backup" in line
+
+
+def test_a_source_file_with_a_missing_field_is_named(tmp_path: Path) -> None:
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps({"deployment": "bharat", "portals": {}}))
+    line = one_line_error(cli("backup", "--to", str(tmp_path / "b"), "--source", str(source)))
+    assert str(source) in line and "keycloak.database_url" in line
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def test_retention_keeps_the_newest_and_the_young_and_prunes_incomplete_ones_on_request(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    store = FolderStore(tmp_path / "backups")
+    source = deployment.source()
+    t0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    days = [
+        make_backup(source, store, lambda _: None, now=t0 + timedelta(days=d)) for d in range(4)
+    ]
+    # One cut short between the second and the third, one still being written after the last.
+    for moment in (t0 + timedelta(days=1, hours=12), t0 + timedelta(days=3, hours=1)):
+        name = moment.strftime("%Y%m%dT%H%M%SZ")
+        store.open(name)
+        store.put_bytes(name, "portal-bihar.pgdump", b"PGDMP half")
+    listed = {e.name: e.complete for e in list_backups(store)}
+    assert list(listed.values()).count(False) == 2 and list(listed.values()).count(True) == 4
+
+    result = cli("backups", "--to", str(store.root))
+    assert result.exit_code == 0
+    states = {line.split()[0]: line.split()[1] for line in result.output.splitlines()[1:]}
+    assert states == {name: "complete" if done else "INCOMPLETE" for name, done in listed.items()}
+
+    now = t0 + timedelta(days=3, hours=2)
+    removed = prune(store, keep=3, now=now)
+    assert [e.name for e in removed] == [days[0].name]
+    removed = prune(store, max_age=timedelta(days=1, hours=6), now=now)
+    assert [e.name for e in removed] == [days[1].name]
+    left = list_backups(store)
+    assert [e.name for e in left if e.complete] == [days[3].name, days[2].name]
+    assert len([e for e in left if not e.complete]) == 2  # incomplete ones stay unless asked
+
+    removed = prune(store, incomplete=True, now=now)
+    assert [e.name for e in removed] == ["20261102T140000Z"]  # older than the newest complete
+    assert [e.name for e in list_backups(store)] == [
+        "20261104T030000Z",  # may still be being written: kept
+        days[3].name,
+        days[2].name,
+    ]
+    # However old, the newest complete backup is never removed.
+    removed = prune(store, max_age=timedelta(0), now=now + timedelta(days=30))
+    assert [e.name for e in removed] == [days[2].name]
+    assert days[3].name in [e.name for e in list_backups(store)]
+
+
+def test_a_backup_with_keep_removes_the_older_complete_ones(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    store = FolderStore(tmp_path / "backups")
+    older = make_backup(
+        deployment.source(), store, lambda _: None, now=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    result = cli(
+        "backup",
+        "--to",
+        str(store.root),
+        "--source",
+        str(deployment.source_file),
+        "--keep",
+        "1",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    made = json.loads(result.stdout)
+    assert made["complete"] and made["removed"] == [older.name]
+    assert [e.name for e in list_backups(store)] == [made["name"]]
+
+
+# --- to S3 ----------------------------------------------------------------------------------
+
+
+def test_backup_to_s3_lists_it_and_restores_from_it(
+    deployment: Deployment, moto: MotoServer
+) -> None:
+    to = f"s3://{moto.bucket}/bharat/nightly"
+    result = cli(
+        "backup",
+        "--to",
+        to,
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    listed = cli("backups", "--to", to, "--s3-endpoint", moto.endpoint, "--json")
+    entries = json.loads(listed.stdout)["backups"]
+    assert [(e["complete"], e["tenants"]) for e in entries] == [(True, ["bihar"])]
+
+    deployment.drop(deployment.portal_db)
+    deployment.execute(deployment.keycloak_db, "DELETE FROM user_entity")
+    result = cli(
+        "restore",
+        "--from",
+        entries[0]["location"],
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+        "--yes",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
+    assert deployment.rows(deployment.keycloak_db, "user_entity") == ["asha.learner"]
+
+
+def test_an_upload_cut_midway_leaves_no_manifest_and_is_not_offered_for_restore(
+    deployment: Deployment, moto: MotoServer
+) -> None:
+    to = f"s3://{moto.bucket}/bharat"
+    # Short timeouts and one attempt: the frozen server below fails the upload quickly.
+    store = store_for(to, endpoint_url=moto.endpoint, read_timeout=2, connect_timeout=2, attempts=1)
+    assert isinstance(store, S3Store)
+
+    def freeze_after_first_part(message: str) -> None:
+        if message.startswith("stored "):
+            moto.process.send_signal(signal.SIGSTOP)
+
+    with pytest.raises(BackupError, match=r"uploading .*media-bihar\.tar\.gz failed"):
+        make_backup(deployment.source(), store, freeze_after_first_part)
+    moto.process.send_signal(signal.SIGCONT)
+
+    keys = [o["Key"] for o in moto.client().list_objects_v2(Bucket=moto.bucket)["Contents"]]
+    assert any(k.endswith("/portal-bihar.pgdump") for k in keys)
+    assert not any(k.endswith(MANIFEST) for k in keys)
+    [entry] = list_backups(store)
+    assert not entry.complete
+    listed = cli("backups", "--to", to, "--s3-endpoint", moto.endpoint)
+    assert "INCOMPLETE" in listed.output
+
+    deployment.execute(deployment.portal_db, "DELETE FROM course")
+    result = cli(
+        "restore",
+        "--from",
+        entry.location,
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+        "-y",
+    )
+    line = one_line_error(result)
+    assert "incomplete" in line and entry.name in line
+    assert deployment.rows(deployment.portal_db, "course") == []  # nothing was touched
+    with pytest.raises(BackupError, match="incomplete"):
+        restore_backup(deployment.source(), store, entry.name, lambda _: None)
+
+
+def test_an_unknown_bucket_fails_with_one_line(deployment: Deployment, moto: MotoServer) -> None:
+    result = cli(
+        "backup",
+        "--to",
+        "s3://no-such-bucket/x",
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+    )
+    assert one_line_error(result) == (
+        "error: s3://no-such-bucket/x: bucket 'no-such-bucket' does not exist"
+    )
