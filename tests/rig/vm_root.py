@@ -5,9 +5,10 @@ Why Python rather than a shell script: the root's place comes from the kit's cac
 fixture calls :func:`ensure_root` directly; ``python -m tests.rig.vm_root`` builds it by hand.
 
 The root is a fresh server as a data centre hands it out: minbase plus systemd as init, D-Bus,
-OpenSSH, Python 3, sudo and CA certificates. Nothing the roles install is in it. It is cached
-under ``<cache>/vm-root/<ROOT_VERSION>`` (bump the version when the recipe changes) and each
-session boots a copy of it (:func:`copy_root`), so a test can never change the cached one.
+OpenSSH, Python 3, sudo, CA certificates and iproute2. Nothing the roles install is in it. It
+is cached under ``<cache>/vm-root/<ROOT_VERSION>`` (bump the version when the recipe changes)
+and each session boots a copy of it (:func:`copy_root`), so a test never changes the cached
+one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.rig.apt_sources import RELEASE, AptSource, machine_sources
 from tests.rig.errors import RigError
 
 # Bump when anything below changes what the root holds.
-ROOT_VERSION = f"debian-{RELEASE}-1"
+ROOT_VERSION = f"debian-{RELEASE}-2"
 PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -35,6 +36,7 @@ PACKAGES = (
     "python3",
     "sudo",
     "ca-certificates",
+    "iproute2",  # priority "important", so on every real server; Ansible's network facts need it
 )
 HOSTNAME = "karmayogi-vm"
 COMPLETE = ".karmayogi-root-complete"
