@@ -30,7 +30,7 @@ from pathlib import Path
 from tests.rig.apt_sources import machine_sources
 from tests.rig.errors import RigError
 from tests.rig.offline import AptProxy, file_server, serving
-from tests.rig.vm_root import configure_copy, copy_root, ensure_root
+from tests.rig.vm_root import configure_copy, ensure_root, root_copy
 
 SUBNET_ENV = "KARMAYOGI_VM_SUBNET"
 DEFAULT_SUBNET = "10.213.0.0/24"
@@ -160,9 +160,7 @@ def booted_vm(
              str(key)],
             check=True,
         )  # fmt: skip
-        copy = workdir / "root"
-        stack.callback(_remove_copy, copy)
-        copy_root(root, copy)
+        copy = stack.enter_context(root_copy(root, workdir))
         configure_copy(
             copy,
             authorized_key=key.with_suffix(".pub").read_text(encoding="utf-8"),
@@ -270,11 +268,6 @@ def _stop(container: subprocess.Popen[bytes], slot: _Slot) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(container.pid, signal.SIGKILL)
             container.wait(timeout=10)
-
-
-def _remove_copy(copy: Path) -> None:
-    if copy.exists():
-        subprocess.run(["rm", "-rf", "--one-file-system", str(copy)], check=False)
 
 
 def _wait_for_ssh(host: VmHost, container: subprocess.Popen[bytes]) -> None:

@@ -7,8 +7,8 @@ fixture calls :func:`ensure_root` directly; ``python -m tests.rig.vm_root`` buil
 The root is a fresh server as a data centre hands it out: minbase plus systemd as init, D-Bus,
 OpenSSH, Python 3, sudo, CA certificates and iproute2. Nothing the roles install is in it. It
 is cached under ``<cache>/vm-root/<ROOT_VERSION>`` (bump the version when the recipe changes)
-and each session boots a copy of it (:func:`copy_root`), so a test never changes the cached
-one.
+and each session boots a copy of it (:func:`root_copy`, an overlay), so a test never changes the
+cached one.
 """
 
 from __future__ import annotations
@@ -62,12 +62,35 @@ def ensure_root(cache: Path, *, log: Path | None = None) -> Path:
     return root
 
 
-def copy_root(root: Path, target: Path) -> Path:
-    """A private copy of ``root`` at ``target``, sharing blocks where the file system can."""
-    if target.exists():
-        raise RigError(f"{target}: already exists; a test host copy must start empty")
-    _run(["cp", "--reflink=auto", "-a", str(root), str(target)], "copying the test host's root")
-    return target
+@contextlib.contextmanager
+def root_copy(root: Path, workdir: Path) -> Iterator[Path]:
+    """A private, writable view of ``root`` for one boot, removed when the block ends.
+
+    An overlay (the cached root below, this session's changes above) costs nothing to make
+    and only what the session wrote to remove; where overlayfs cannot be mounted, a full copy
+    (``cp --reflink=auto``) stands in.
+    """
+    upper, work, merged = workdir / "root-upper", workdir / "root-work", workdir / "root"
+    for folder in (upper, work, merged):
+        if folder.exists():
+            raise RigError(f"{folder}: already exists; a test host's root must start empty")
+        folder.mkdir()
+    options = f"lowerdir={root},upperdir={upper},workdir={work}"
+    overlaid = subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True
+    )
+    try:
+        if overlaid.returncode != 0:
+            merged.rmdir()
+            _run(["cp", "--reflink=auto", "-a", str(root), str(merged)], "copying the root")
+        yield merged
+    finally:
+        if overlaid.returncode == 0:
+            unmounted = subprocess.run(["umount", str(merged)], capture_output=True)
+            if unmounted.returncode != 0:  # still busy: detach it, so the files can go
+                subprocess.run(["umount", "--lazy", str(merged)], capture_output=True)
+        for folder in (merged, upper, work):
+            _remove_tree(folder)
 
 
 def configure_copy(

@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from infra.home import KitHome
 from tests.rig.apt_sources import machine_sources
-from tests.rig.vm import VmHost
+from tests.rig.errors import RigError
+from tests.rig.vm import SUBNET_ENV, VmHost, booted_vm, slots
 
 
 def test_systemd_is_pid_1_and_the_system_comes_up(vm_host: VmHost) -> None:
@@ -58,6 +60,13 @@ def test_the_host_reaches_the_rig_and_nothing_else(vm_host: VmHost) -> None:
     assert _connect_from_guest(vm_host, vm_host.host_address, 3142) == "ok"
     refused = _connect_from_guest(vm_host, mirror_address, mirror.port or 80)
     assert refused != "ok" and "unreachable" in refused.lower()
+    # The proxy forwards to this machine's mirrors only: it is no way out either.
+    elsewhere = vm_host.run(
+        'python3 -c "import urllib.request as u, urllib.error as e\n'
+        "try: u.urlopen('" + vm_host.apt_proxy_url + "/pypi.org/simple/')\n"
+        'except e.HTTPError as x: print(x.code)"',
+    ).stdout.strip()
+    assert elsewhere == "403"
     routes = vm_host.run("cat /proc/net/route").stdout.splitlines()[1:]
     destinations = {line.split()[1] for line in routes}
     assert "00000000" not in destinations, routes  # no default route
@@ -112,3 +121,38 @@ def test_ansible_gathers_the_hosts_facts(inventory: Path, vm_host: VmHost) -> No
     assert facts["ansible_service_mgr"] == "systemd"
     assert facts["ansible_default_ipv4"] == {}  # no default route: an offline host
     assert vm_host.address in facts["ansible_all_ipv4_addresses"]
+
+
+class _Failed(Exception):
+    pass
+
+
+def _netns_names() -> set[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    return {entry["name"] for entry in json.loads(out or "[]")}
+
+
+def test_a_second_host_boots_beside_the_first_and_leaves_nothing_after_a_failure(
+    vm_host: VmHost, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "second"
+    workdir.mkdir()
+    with pytest.raises(_Failed), booted_vm(workdir, cache=KitHome.from_env().cache) as second:
+        assert second.address != vm_host.address
+        assert second.run("cat /proc/1/comm").stdout.strip() == "systemd"
+        vm_host.run("true")  # the session's host is still up: two hosts at once
+        raise _Failed
+    assert second.name not in _netns_names()
+    assert not (workdir / "root").exists()
+    mounts = Path("/proc/self/mounts").read_text(encoding="utf-8")
+    assert str(workdir) not in mounts
+    nspawns = subprocess.run(
+        ["pgrep", "-f", f"systemd-nspawn.*{workdir}"], capture_output=True, text=True
+    )
+    assert nspawns.stdout == ""
+
+
+def test_a_subnet_that_is_no_network_is_named_in_the_error() -> None:
+    with pytest.raises(RigError, match=f"{SUBNET_ENV}='10.213.0.0/33'"):
+        slots({SUBNET_ENV: "10.213.0.0/33"})
+    assert [s.guest for s in slots({SUBNET_ENV: "10.99.0.0/29"})] == ["10.99.0.2", "10.99.0.6"]
