@@ -9,6 +9,7 @@ Wheels are built by this Python, so they fit servers of the same Python (Debian 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -59,14 +60,17 @@ def build_wheelhouse(
     key = wheelhouse_key(root / "pyproject.toml")
     target = out or cache / "wheelhouse" / key
     target.mkdir(parents=True, exist_ok=True)
-    reused = (target / COMPLETE).is_file()
-    # Once the dependencies are there, only the kit's own wheel is built again.
-    args = ["wheel", "--wheel-dir", str(target), *(["--no-deps"] if reused else []), str(root)]
-    code = _pip(args, output)
-    if code != 0:
-        raise KitError(f"pip wheel exited {code} while filling {target} (pip's output above)")
-    if not reused:
-        (target / COMPLETE).write_text(f"{key}\n", encoding="utf-8")
+    # One filler at a time: two sessions may share the cache's wheelhouse.
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reused = (target / COMPLETE).is_file()
+        # Once the dependencies are there, only the kit's own wheel is built again.
+        deps = ["--no-deps"] if reused else []
+        code = _pip(["wheel", "--wheel-dir", str(target), *deps, str(root)], output)
+        if code != 0:
+            raise KitError(f"pip wheel exited {code} while filling {target} (pip's output above)")
+        if not reused:
+            (target / COMPLETE).write_text(f"{key}\n", encoding="utf-8")
     wheels = tuple(sorted(p.name for p in target.glob("*.whl")))
     return Wheelhouse(path=target, key=key, wheels=wheels, reused=reused)
 

@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -132,6 +133,7 @@ def booted_vm(
 ) -> Iterator[VmHost]:
     """Boot a fresh copy of the cached root; everything it took is given back afterwards."""
     env = dict(os.environ) if env is None else env
+    _check_prerequisites()
     root = ensure_root(cache, log=workdir / "debootstrap.log")
     sources = machine_sources()
     with contextlib.ExitStack() as stack:
@@ -185,6 +187,19 @@ def booted_vm(
         )
         _wait_for_ssh(host, container)
         yield host
+
+
+def _check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        raise RigError("the test host needs root (network namespaces, mounts, systemd-nspawn)")
+    for command, package in (
+        ("systemd-nspawn", "systemd-container"),
+        ("ip", "iproute2"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+    ):
+        if shutil.which(command) is None:
+            raise RigError(f"{command} is missing: run `make test-deps` (Debian package {package})")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
