@@ -38,6 +38,19 @@ def test_apt_installs_and_starts_a_service_through_the_proxy(vm_host: VmHost) ->
     assert "Welcome to nginx" in page
 
 
+def test_apt_also_takes_the_proxy_as_acquire_http_proxy(vm_host: VmHost) -> None:
+    """The other form operators know from apt-cacher-ng: the mirror's own URLs, by proxy."""
+    direct = machine_sources()[0]
+    vm_host.run(
+        f"mkdir -p /tmp/direct/lists/partial && echo '{direct.line()}' > /tmp/direct/sources.list"
+        f" && apt-get update -q -o Acquire::http::Proxy={vm_host.apt_proxy_url}"
+        " -o Dir::Etc::SourceList=/tmp/direct/sources.list -o Dir::Etc::SourceParts=/dev/null"
+        " -o Dir::State::Lists=/tmp/direct/lists"
+    )
+    lists = vm_host.run("ls /tmp/direct/lists").stdout
+    assert f"{direct.host}_" in lists and "_Packages" in lists, lists
+
+
 def _connect_from_guest(vm_host: VmHost, address: str, port: int) -> str:
     """``ok`` or the error of a TCP connect from the guest."""
     probe = (
