@@ -85,19 +85,23 @@ class _AptProxyHandler(http.server.BaseHTTPRequestHandler):
             if not send_body:
                 return
             if _immutable(path):
-                self._copy_and_cache(upstream, cached)
+                length = upstream.headers.get("Content-Length")
+                self._copy_and_cache(upstream, cached, int(length) if length else None)
             else:
                 shutil.copyfileobj(upstream, self.wfile)
 
-    def _copy_and_cache(self, upstream: object, cached: Path) -> None:
+    def _copy_and_cache(self, upstream: object, cached: Path, length: int | None) -> None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".part-")
         try:
+            copied = 0
             with os.fdopen(fd, "wb") as keep:
                 while chunk := upstream.read(1 << 16):  # type: ignore[attr-defined]
                     keep.write(chunk)
                     self.wfile.write(chunk)
-            os.replace(tmp, cached)  # only a whole file is ever served from the cache
+                    copied += len(chunk)
+            if length is None or copied == length:
+                os.replace(tmp, cached)  # only a whole file is ever served from the cache
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -37,6 +37,7 @@ SUBNET_ENV = "KARMAYOGI_VM_SUBNET"
 DEFAULT_SUBNET = "10.213.0.0/24"
 APT_PROXY_PORT = 3142  # apt-cacher-ng's, so URLs read as operators know them
 FILES_PORT = 8080
+APT_CACHE = "apt-proxy"  # under the kit's cache: package files the proxy fetched, by mirror
 BOOT_TIMEOUT = 180.0
 SSH_OPTIONS = (
     "-F", "/dev/null",
@@ -144,7 +145,7 @@ def booted_vm(
         apt_proxy_url = f"http://{slot.host}:{APT_PROXY_PORT}"
         upstreams = {s.host: s.scheme for s in sources}
         proxy = AptProxy(
-            (slot.host, APT_PROXY_PORT), upstreams, cache / "apt-proxy", workdir / "apt-proxy.log"
+            (slot.host, APT_PROXY_PORT), upstreams, cache / APT_CACHE, workdir / "apt-proxy.log"
         )
         stack.enter_context(serving(proxy))
         served = workdir / "served"

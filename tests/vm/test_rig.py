@@ -19,7 +19,7 @@ import pytest
 from infra.home import KitHome
 from tests.rig.apt_sources import machine_sources
 from tests.rig.errors import RigError
-from tests.rig.vm import SUBNET_ENV, VmHost, booted_vm, slots
+from tests.rig.vm import APT_CACHE, SUBNET_ENV, VmHost, booted_vm, slots
 
 
 def test_systemd_is_pid_1_and_the_system_comes_up(vm_host: VmHost) -> None:
@@ -36,6 +36,9 @@ def test_apt_installs_and_starts_a_service_through_the_proxy(vm_host: VmHost) ->
     page = vm_host.run("python3 -c \"import urllib.request as u; print(u.urlopen("
                        "'http://127.0.0.1/').read().decode())\"").stdout  # fmt: skip
     assert "Welcome to nginx" in page
+    # Package files are kept, so the next session's install needs no mirror for them.
+    kept = KitHome.from_env().cache / APT_CACHE / machine_sources()[0].host
+    assert any(kept.rglob("nginx*.deb"))
 
 
 def test_apt_also_takes_the_proxy_as_acquire_http_proxy(vm_host: VmHost) -> None:
