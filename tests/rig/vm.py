@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.home import KitHome
 from tests.rig.apt_sources import machine_sources
 from tests.rig.errors import RigError
 from tests.rig.offline import AptProxy, file_server, serving
@@ -127,13 +128,18 @@ def slots(env: Mapping[str, str]) -> list[_Slot]:
 def booted_vm(
     workdir: Path,
     *,
-    cache: Path,
+    cache: Path | None = None,
     wheelhouse: Path | None = None,
     files: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[VmHost]:
-    """Boot a fresh copy of the cached root; everything it took is given back afterwards."""
+    """Boot a fresh copy of the cached root; everything it took is given back afterwards.
+
+    ``cache`` defaults to the kit's (``$KARMAYOGI_CACHE``); ``wheelhouse`` and ``files`` are
+    served under ``/wheels/`` and ``/files/`` (empty folders when not given).
+    """
     env = dict(os.environ) if env is None else env
+    cache = KitHome.from_env(dict(env)).cache if cache is None else cache
     _check_prerequisites()
     root = ensure_root(cache, log=workdir / "debootstrap.log")
     sources = machine_sources()

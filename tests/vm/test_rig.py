@@ -153,7 +153,7 @@ def test_a_second_host_boots_beside_the_first_and_leaves_nothing_after_a_failure
 ) -> None:
     workdir = tmp_path / "second"
     workdir.mkdir()
-    with pytest.raises(_Failed), booted_vm(workdir, cache=KitHome.from_env().cache) as second:
+    with pytest.raises(_Failed), booted_vm(workdir) as second:
         assert second.address != vm_host.address
         assert second.run("cat /proc/1/comm").stdout.strip() == "systemd"
         vm_host.run("true")  # the session's host is still up: two hosts at once
