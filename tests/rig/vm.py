@@ -132,6 +132,7 @@ def booted_vm(
     wheelhouse: Path | None = None,
     files: Path | None = None,
     env: Mapping[str, str] | None = None,
+    boot_timeout: float = BOOT_TIMEOUT,
 ) -> Iterator[VmHost]:
     """Boot a fresh copy of the cached root; everything it took is given back afterwards.
 
@@ -192,7 +193,7 @@ def booted_vm(
             console_log=console,
             root=copy,
         )
-        _wait_for_ssh(host, container)
+        _wait_for_ssh(host, container, boot_timeout)
         yield host
 
 
@@ -292,8 +293,8 @@ def _stop(container: subprocess.Popen[bytes], slot: _Slot) -> None:
             container.wait(timeout=10)
 
 
-def _wait_for_ssh(host: VmHost, container: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + BOOT_TIMEOUT
+def _wait_for_ssh(host: VmHost, container: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if container.poll() is not None:
@@ -307,7 +308,7 @@ def _wait_for_ssh(host: VmHost, container: subprocess.Popen[bytes]) -> None:
         last = done.stderr.strip()
         time.sleep(1)
     raise RigError(
-        f"the test host at {host.address} did not answer SSH within {BOOT_TIMEOUT:.0f} s "
+        f"the test host {host.name} at {host.address} did not answer SSH within {timeout:.0f} s "
         f"(last: {last}); console:\n{_console_tail(host.console_log)}"
     )
 

@@ -8,6 +8,7 @@ its veth is reachable from it.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -166,6 +167,21 @@ def test_a_second_host_boots_beside_the_first_and_leaves_nothing_after_a_failure
         ["pgrep", "-f", f"systemd-nspawn.*{workdir}"], capture_output=True, text=True
     )
     assert nspawns.stdout == ""
+
+
+def test_a_host_that_never_answers_is_reported_with_its_console_and_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    # No time at all to answer: the failure path, whatever the machine's speed.
+    with pytest.raises(RigError) as failure, booted_vm(tmp_path, boot_timeout=0):
+        pass
+    message = str(failure.value)
+    assert "did not answer SSH within 0 s" in message and "console:" in message
+    name = re.search(r"the test host (kyvm\d+) at", message)
+    assert name is not None, message
+    assert name.group(1) not in _netns_names()
+    assert str(tmp_path) not in Path("/proc/self/mounts").read_text(encoding="utf-8")
+    assert not (tmp_path / "root").exists()
 
 
 def test_a_subnet_that_is_no_network_is_named_in_the_error() -> None:
