@@ -179,7 +179,7 @@ def booted_vm(
 
         console = workdir / "console.log"
         container = _start(copy, slot, console)
-        stack.callback(_stop, container, slot)
+        stack.callback(_stop, container)
         host = VmHost(
             name=slot.netns,
             address=slot.guest,
@@ -282,7 +282,7 @@ def _start(copy: Path, slot: _Slot, console: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
-def _stop(container: subprocess.Popen[bytes], slot: _Slot) -> None:
+def _stop(container: subprocess.Popen[bytes]) -> None:
     if container.poll() is None:
         container.terminate()  # nspawn asks the guest's systemd to power off
         try:
