@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import typer
 
-from infra.commands import backup, federation, identity, keycloak, local, spec, targets, tenant
+from infra.commands import (
+    backup,
+    bundle,
+    federation,
+    identity,
+    keycloak,
+    local,
+    spec,
+    targets,
+    tenant,
+)
 
 app = typer.Typer(
     help="Karmayogi Federation Kit: tenant specs in, learning platforms out.",
@@ -19,6 +29,7 @@ app.add_typer(spec.app)
 app.add_typer(local.app)
 app.add_typer(targets.app)
 app.add_typer(backup.app)
+app.add_typer(bundle.app)
 app.add_typer(keycloak.app, name="keycloak")
 app.add_typer(identity.app, name="identity")
 app.add_typer(federation.app, name="federation")
