@@ -183,16 +183,20 @@ def only_backup(folder: Path) -> Path:
     return found[0]
 
 
+def backed_up(deployment: Deployment, backups: Path) -> Path:
+    """The one backup ``karmayogi backup`` made of the deployment into ``backups``."""
+    result = cli("backup", "--to", str(backups), "--source", str(deployment.source_file))
+    assert result.exit_code == 0, result.output + result.stderr
+    return only_backup(backups)
+
+
 # --- to a folder ----------------------------------------------------------------------------
 
 
 def test_backup_to_a_folder_then_restore_brings_back_deleted_data(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    backups = tmp_path / "backups"
-    result = cli("backup", "--to", str(backups), "--source", str(deployment.source_file))
-    assert result.exit_code == 0, result.output + result.stderr
-    backup = only_backup(backups)
+    backup = backed_up(deployment, tmp_path / "backups")
     manifest = json.loads((backup / MANIFEST).read_text())
     assert manifest["format"] == 1
     assert manifest["deployment"] == "bharat"
@@ -222,11 +226,7 @@ def test_backup_to_a_folder_then_restore_brings_back_deleted_data(
 def test_a_part_that_does_not_match_its_checksum_is_refused_with_the_database_untouched(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    backups = tmp_path / "backups"
-    assert (
-        cli("backup", "--to", str(backups), "--source", str(deployment.source_file)).exit_code == 0
-    )
-    backup = only_backup(backups)
+    backup = backed_up(deployment, tmp_path / "backups")
     dump = backup / "portal-bihar.pgdump"
     data = bytearray(dump.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -243,11 +243,7 @@ def test_a_part_that_does_not_match_its_checksum_is_refused_with_the_database_un
 def test_a_restore_waits_for_the_services_to_stop_and_then_leaves_exactly_the_backup(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    backups = tmp_path / "backups"
-    assert (
-        cli("backup", "--to", str(backups), "--source", str(deployment.source_file)).exit_code == 0
-    )
-    backup = only_backup(backups)
+    backup = backed_up(deployment, tmp_path / "backups")
     # A later release's table, and a portal still connected.
     deployment.execute(deployment.portal_db, "CREATE TABLE later_release (id int)")
     restore = ("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
