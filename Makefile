@@ -39,9 +39,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The production tests terminate TLS with nginx and make Chromium trust their CA with certutil.
+# The production tests terminate TLS with nginx and make Chromium trust their CA with certutil;
+# the directory tests run their own slapd (never the system's instance) and fill it with ldapadd.
 test-deps:
-	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools
+	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools slapd ldap-utils
 
 test: lint translations test-deps
 	@scripts/browser-deps.sh >/dev/null

@@ -92,3 +92,23 @@ def identity_destroy(
     for code in codes:
         removed = local_destroy(code, specs_in(tenants), read_env())
         typer.echo(f"{code}: removed {', '.join(removed) or 'nothing (not present)'}")
+
+
+@app.command("secret")
+@friendly_errors
+def identity_secret(
+    code: str = typer.Argument(..., help="The tenant whose provider names the secret."),
+    name: str = typer.Argument(..., help="The secret's name, as the spec's {secret: …} gives it."),
+) -> None:
+    """Keep a provider's secret (read from standard input) in the tenant's local store.
+
+    The spec names it, e.g. `clientSecret: {secret: parichay-client}`; `identity apply` puts it
+    into Keycloak's vault, so neither the spec nor the admin API ever carries it.
+    """
+    import sys
+
+    from infra.targets.local.runtime import store_provider_secret
+
+    value = sys.stdin.read().rstrip("\r\n")
+    path = store_provider_secret(code, name, value, read_env())
+    typer.echo(f"{code}: secret {name} kept in {path}; run `karmayogi identity apply {code}`")

@@ -1,0 +1,332 @@
+"""A state's own identity providers against the real Keycloak.
+
+A second realm in the session's Keycloak plays the state's SSO (a Parichay-like OIDC
+provider); the tenant realm brokers to it with the client secret read from Keycloak's file
+vault, which the reconciler fills. Realms are named with a uuid and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+import pytest
+
+from identity.admin import AdminAPI
+from identity.desired import (
+    ExternalProvider,
+    Federation,
+    ProviderMapper,
+    TenantRealm,
+    VaultSecret,
+)
+from identity.reconciler import Reconciler
+from identity.vault import FileVault, vault_file_name
+from infra.targets.local.keycloak import LocalKeycloak
+from tests.identity.browser import Client, browser_session, sign_in
+from tests.identity.test_reconciler import PASSWORD, admin_api, make_tenant, portal
+
+CLAIMS = {"dept": "HLTH", "designation": "Section Officer", "karmayogi_role": "trainer"}
+
+
+@dataclass(frozen=True)
+class StateSSO:
+    """The state's existing OIDC provider: a realm with one client for the tenant."""
+
+    realm: str
+    client_id: str
+    secret: str
+    issuer: str
+
+    def config(self) -> dict[str, str]:
+        endpoints = f"{self.issuer}/protocol/openid-connect"
+        return {
+            "issuer": self.issuer,
+            "authorizationUrl": f"{endpoints}/auth",
+            "tokenUrl": f"{endpoints}/token",
+            "userInfoUrl": f"{endpoints}/userinfo",
+            "jwksUrl": f"{endpoints}/certs",
+            "clientId": self.client_id,
+            "clientSecret": "${vault.state-sso}",
+        }
+
+
+def _claim_mapper(attribute: str) -> dict[str, Any]:
+    return {
+        "name": attribute,
+        "protocol": "openid-connect",
+        "protocolMapper": "oidc-usermodel-attribute-mapper",
+        "config": {
+            "user.attribute": attribute,
+            "claim.name": attribute,
+            "jsonType.label": "String",
+            "id.token.claim": "true",
+            "access.token.claim": "true",
+            "userinfo.token.claim": "true",
+        },
+    }
+
+
+def make_state_sso(api: AdminAPI, server_url: str, tenant: str, alias: str) -> StateSSO:
+    realm = f"sso-{uuid.uuid4().hex[:8]}"
+    secret = uuid.uuid4().hex
+    api.post(
+        "",
+        {
+            "realm": realm,
+            "enabled": True,
+            "clients": [
+                {
+                    "clientId": "karmayogi",
+                    "protocol": "openid-connect",
+                    "publicClient": False,
+                    "secret": secret,
+                    "standardFlowEnabled": True,
+                    "redirectUris": [f"{server_url}/realms/{tenant}/broker/{alias}/endpoint"],
+                    "protocolMappers": [_claim_mapper(a) for a in CLAIMS],
+                }
+            ],
+        },
+        "create the state's SSO realm",
+    )
+    api.renew_token()
+    profile = api.get(f"/{realm}/users/profile", "profile")
+    api.put(
+        f"/{realm}/users/profile", {**profile, "unmanagedAttributePolicy": "ENABLED"}, "profile"
+    )
+    return StateSSO(realm, "karmayogi", secret, f"{server_url}/realms/{realm}")
+
+
+def add_officer(api: AdminAPI, realm: str, username: str, **claims: str) -> None:
+    api.post(
+        f"/{realm}/users",
+        {
+            "username": username,
+            "enabled": True,
+            "email": f"{username}@state.example",
+            "emailVerified": True,
+            "firstName": "Asha",
+            "lastName": "Kumari",
+            "attributes": {k: [v] for k, v in {**CLAIMS, **claims}.items()},
+            "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+        },
+        f"create {username} in {realm}",
+    )
+
+
+def provider(sso: StateSSO, **options: Any) -> ExternalProvider:
+    return ExternalProvider(
+        alias="state-sso",
+        kind="oidc",
+        display_name="Sign in with State SSO",
+        config=sso.config(),
+        mappers=(
+            ProviderMapper("dept", "HLTH", department="health"),
+            ProviderMapper("dept", "EDU", department="education"),
+            ProviderMapper("designation", attribute="post"),
+            ProviderMapper("karmayogi_role", "trainer", role="content_creator"),
+        ),
+        **options,
+    )
+
+
+@dataclass
+class Setup:
+    api: AdminAPI
+    sso: StateSSO
+    tenant: TenantRealm
+    vault: FileVault
+
+
+@pytest.fixture
+def setup(keycloak: LocalKeycloak) -> Iterator[Setup]:
+    api = admin_api(keycloak)
+    code = f"gamma-{uuid.uuid4().hex[:8]}"
+    sso = make_state_sso(api, keycloak.url, code, "state-sso")
+    tenant = dataclasses.replace(
+        make_tenant(code),
+        providers=(provider(sso),),
+        vault=(VaultSecret("state-sso", sso.secret),),
+    )
+    vault = FileVault(keycloak.paths.vault)
+    yield Setup(api, sso, tenant, vault)
+    for realm in (code, sso.realm):
+        if api.get(f"/{realm}", "cleanup") is not None:
+            api.delete(f"/{realm}", "cleanup")
+    vault.remove_realm(code)
+
+
+def _reconciler(keycloak: LocalKeycloak, setup: Setup, tenant: TenantRealm) -> Reconciler:
+    return Reconciler(admin_api(keycloak), Federation(keycloak.url, (tenant,)), vault=setup.vault)
+
+
+def test_officer_signs_in_through_the_state_sso_with_department_post_and_role(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    _reconciler(keycloak, setup, setup.tenant).apply()
+    add_officer(setup.api, setup.sso.realm, "asha")
+
+    token = sign_in(portal(keycloak, setup.tenant), "asha", PASSWORD, via_idp="state-sso")
+
+    claims = unverified_claims(token["access_token"])
+    assert claims["groups"] == ["/departments/health"]
+    assert "content_creator" in claims["roles"]
+    code = setup.tenant.code
+    user = setup.api.get(f"/{code}/users/{claims['sub']}", "user")
+    assert user["attributes"]["post"] == ["Section Officer"]
+    assert user["email"] == "asha@state.example"
+    # The admin API carries the vault expression, never the secret; the file holds it, 0600.
+    idp = setup.api.get(f"/{code}/identity-provider/instances/state-sso", "idp")
+    assert idp["config"]["clientSecret"] == "${vault.state-sso}"
+    path = setup.vault.path(code, "state-sso")
+    assert path.read_text() == setup.sso.secret
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.name == vault_file_name(code, "state-sso")
+
+
+def test_department_follows_the_claim_at_the_next_sign_in(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    _reconciler(keycloak, setup, setup.tenant).apply()
+    add_officer(setup.api, setup.sso.realm, "ravi")
+    client = portal(keycloak, setup.tenant)
+    sign_in(client, "ravi", PASSWORD, via_idp="state-sso")
+    # The state transfers Ravi to education and he is no trainer any more.
+    found = setup.api.get(f"/{setup.sso.realm}/users", "ravi", username="ravi", exact="true")
+    setup.api.put(
+        f"/{setup.sso.realm}/users/{found[0]['id']}",
+        {
+            **found[0],
+            "attributes": {
+                **{k: [v] for k, v in CLAIMS.items()},
+                "dept": ["EDU"],
+                "karmayogi_role": ["learner"],
+            },
+        },
+        "transfer",
+    )
+    claims = unverified_claims(
+        sign_in(client, "ravi", PASSWORD, via_idp="state-sso")["access_token"]
+    )
+    assert claims["groups"] == ["/departments/education"]
+    assert "content_creator" not in claims["roles"]
+
+
+def test_first_sign_in_links_to_the_account_with_the_same_email(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    tenant = dataclasses.replace(setup.tenant, providers=(provider(setup.sso, link_by_email=True),))
+    _reconciler(keycloak, setup, tenant).apply()
+    existing = setup.api.post(
+        f"/{tenant.code}/users",
+        {
+            "username": "asha.kumari",
+            "enabled": True,
+            "email": "meena@state.example",
+            "emailVerified": True,
+            "firstName": "Meena",
+            "lastName": "Devi",
+        },
+        "an account made before the SSO was connected",
+    )
+    add_officer(setup.api, setup.sso.realm, "meena")
+
+    token = sign_in(portal(keycloak, tenant), "meena", PASSWORD, via_idp="state-sso")
+
+    assert unverified_claims(token["access_token"])["sub"] == existing
+    links = setup.api.get(f"/{tenant.code}/users/{existing}/federated-identity", "links")
+    assert [link["identityProvider"] for link in links] == ["state-sso"]
+
+
+def test_sign_in_only_through_the_provider_skips_the_login_form(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    tenant = dataclasses.replace(setup.tenant, providers=(provider(setup.sso, exclusive=True),))
+    _reconciler(keycloak, setup, tenant).apply()
+
+    add_officer(setup.api, setup.sso.realm, "asha")
+    client = portal(keycloak, tenant)
+
+    # The tenant's login page never shows: the first page is the state SSO's own form ...
+    page = first_page(client)
+    assert f"/realms/{setup.sso.realm}/" in str(page.url)
+    assert "kc-form-login" in page.text
+    # ... and signing in there is the whole way in.
+    token = sign_in(client, "asha", PASSWORD)
+    assert unverified_claims(token["access_token"])["groups"] == ["/departments/health"]
+
+
+def test_provider_drift_is_named_with_secrets_hidden_and_put_back(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    _reconciler(keycloak, setup, setup.tenant).apply()
+    code = setup.tenant.code
+    api = setup.api
+    base = f"/{code}/identity-provider/instances/state-sso"
+    idp = api.get(base, "idp")
+    api.put(base, {**idp, "config": {**idp["config"], "clientSecret": "typed-in-by-hand"}}, "t")
+    mapper = next(
+        m
+        for m in api.get(f"{base}/mappers", "mappers")
+        if m["config"].get("group") == "/departments/health"
+    )
+    api.put(
+        f"{base}/mappers/{mapper['id']}",
+        {
+            **mapper,
+            "config": {
+                **mapper["config"],
+                "group": "/departments/education",
+                "claims": '[{"key": "dept", "value": "EDU"}]',
+            },
+        },
+        "tamper",
+    )
+    setup.vault.write(code, "state-sso", "stale")
+
+    reconciler = _reconciler(keycloak, setup, setup.tenant)
+    changes = reconciler.plan()
+    described = "\n".join(c.describe() for c in changes)
+    assert "vault-secret" in described and "(secret)" in described
+    assert "stale" not in described and setup.sso.secret not in described
+    # A secret typed into the console instead of the vault expression: Keycloak masks it.
+    assert "config.clientSecret: '**********' -> '${vault.state-sso}'" in described
+    assert "typed-in-by-hand" not in described
+    assert any(c.resource.kind == "idp-mapper" for c in changes)
+
+    reconciler.apply()
+    again = _reconciler(keycloak, setup, setup.tenant)
+    assert again.apply() == []
+    assert again.api.writes == 0
+    assert setup.vault.read(code, "state-sso") == setup.sso.secret
+
+
+def first_page(client: Client) -> httpx.Response:
+    """The first page a browser shows after following the sign-in redirects."""
+    params = {
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": "x" * 43,
+        "code_challenge_method": "S256",
+    }
+    url = f"{client.server_url}/realms/{client.realm}/protocol/openid-connect/auth"
+    with browser_session() as session:
+        response = session.get(url, params=params)
+        while response.status_code in (302, 303):
+            response = session.get(urljoin(str(response.url), response.headers["Location"]))
+        return response
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    import base64
+    import json
+
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
