@@ -330,3 +330,104 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def make_saml_idp(api: AdminAPI, server_url: str, tenant: str, alias: str) -> dict[str, str]:
+    """The state's SAML 2.0 IdP: a realm whose SAML client is the tenant realm; returns the
+    tenant side's settings (endpoint, entity id, signing certificate)."""
+    realm = f"saml-{uuid.uuid4().hex[:8]}"
+    endpoint = f"{server_url}/realms/{tenant}/broker/{alias}/endpoint"
+
+    def attribute(name: str, kind: str = "saml-user-attribute-mapper") -> dict[str, Any]:
+        return {
+            "name": name,
+            "protocol": "saml",
+            "protocolMapper": kind,
+            "config": {
+                "user.attribute": name,
+                "attribute.name": name,
+                "attribute.nameformat": "Basic",
+                "friendly.name": name,
+            },
+        }
+
+    api.post(
+        "",
+        {
+            "realm": realm,
+            "enabled": True,
+            "clients": [
+                {
+                    # Keycloak's default entity id of a realm acting as a SAML SP.
+                    "clientId": f"{server_url}/realms/{tenant}",
+                    "protocol": "saml",
+                    "enabled": True,
+                    "redirectUris": [endpoint],
+                    "attributes": {
+                        "saml.assertion.signature": "true",
+                        "saml.server.signature": "true",
+                        "saml.client.signature": "false",
+                        "saml.force.post.binding": "true",
+                        "saml_assertion_consumer_url_post": endpoint,
+                    },
+                    "protocolMappers": [
+                        *(attribute(a) for a in CLAIMS),
+                        *(
+                            attribute(a, "saml-user-property-mapper")
+                            for a in ("email", "firstName", "lastName")
+                        ),
+                    ],
+                }
+            ],
+        },
+        "create the state's SAML IdP realm",
+    )
+    api.renew_token()
+    profile = api.get(f"/{realm}/users/profile", "profile")
+    api.put(
+        f"/{realm}/users/profile", {**profile, "unmanagedAttributePolicy": "ENABLED"}, "profile"
+    )
+    keys = api.get(f"/{realm}/keys", "keys")["keys"]
+    certificate = next(k["certificate"] for k in keys if k.get("algorithm") == "RS256")
+    return {
+        "realm": realm,
+        "singleSignOnServiceUrl": f"{server_url}/realms/{realm}/protocol/saml",
+        "idpEntityId": f"{server_url}/realms/{realm}",
+        "signingCertificate": certificate,
+    }
+
+
+def test_officer_signs_in_through_a_saml_idp_with_department_post_and_role(
+    keycloak: LocalKeycloak, setup: Setup
+) -> None:
+    saml = make_saml_idp(setup.api, keycloak.url, setup.tenant.code, "state-saml")
+    try:
+        provider = ExternalProvider(
+            alias="state-saml",
+            kind="saml",
+            display_name="Sign in with the state's SAML IdP",
+            config={k: v for k, v in saml.items() if k != "realm"},
+            mappers=(
+                ProviderMapper("dept", "HLTH", department="health"),
+                ProviderMapper("designation", attribute="post"),
+                ProviderMapper("karmayogi_role", "trainer", role="content_creator"),
+                ProviderMapper("email", attribute="email"),
+                ProviderMapper("firstName", attribute="firstName"),
+                ProviderMapper("lastName", attribute="lastName"),
+            ),
+        )
+        tenant = dataclasses.replace(setup.tenant, providers=(provider,), vault=())
+        _reconciler(keycloak, setup, tenant).apply()
+        add_officer(setup.api, saml["realm"], "kavita")
+
+        token = sign_in(portal(keycloak, tenant), "kavita", PASSWORD, via_idp="state-saml")
+
+        claims = unverified_claims(token["access_token"])
+        assert claims["groups"] == ["/departments/health"]
+        assert "content_creator" in claims["roles"]
+        user = setup.api.get(f"/{tenant.code}/users/{claims['sub']}", "user")
+        assert user["attributes"]["post"] == ["Section Officer"]
+        assert user["email"] == "kavita@state.example"
+        assert _reconciler(keycloak, setup, tenant).plan() == []
+    finally:
+        setup.api.delete(f"/{saml['realm']}", "cleanup")
