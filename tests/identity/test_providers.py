@@ -7,15 +7,20 @@ vault, which the reconciler fills. Realms are named with a uuid and deleted afte
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
+import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import Page, Route
 
 from identity.admin import AdminAPI
 from identity.desired import (
@@ -30,6 +35,7 @@ from identity.vault import FileVault, vault_file_name
 from infra.targets.local.keycloak import LocalKeycloak
 from tests.identity.browser import Client, browser_session, sign_in
 from tests.identity.test_reconciler import PASSWORD, admin_api, make_tenant, portal
+from tests.tenant_portal.browser import chromium_fixture, page_fixture  # noqa: F401
 
 CLAIMS = {"dept": "HLTH", "designation": "Section Officer", "karmayogi_role": "trainer"}
 
@@ -165,13 +171,62 @@ def _reconciler(keycloak: LocalKeycloak, setup: Setup, tenant: TenantRealm) -> R
     return Reconciler(admin_api(keycloak), Federation(keycloak.url, (tenant,)), vault=setup.vault)
 
 
+def chromium_sign_in(
+    page: Page, client: Client, username: str, password: str, via_idp: str
+) -> dict[str, Any]:
+    """Sign in with Chromium: the provider's button on the realm's login page, then the
+    provider's own form; the portal's callback is answered here and its code exchanged."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    params = {
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    base = f"{client.server_url}/realms/{client.realm}/protocol/openid-connect"
+    callbacks: list[str] = []
+
+    def portal_callback(route: Route) -> None:
+        callbacks.append(route.request.url)
+        route.fulfill(body="the portal")
+
+    page.route(f"{client.redirect_uri}**", portal_callback)
+    page.goto(f"{base}/auth?{urlencode(params)}")
+    page.click(f"a[href*='/broker/{via_idp}/login']")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#kc-login")
+    page.wait_for_url(f"{client.redirect_uri}**")
+    code = parse_qs(urlsplit(callbacks[-1]).query)["code"][0]
+    token = httpx.post(
+        f"{base}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": client.redirect_uri,
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "code_verifier": verifier,
+        },
+        timeout=30,
+    )
+    token.raise_for_status()
+    return dict(token.json())
+
+
 def test_officer_signs_in_through_the_state_sso_with_department_post_and_role(
-    keycloak: LocalKeycloak, setup: Setup
+    keycloak: LocalKeycloak, setup: Setup, page: Page
 ) -> None:
     _reconciler(keycloak, setup, setup.tenant).apply()
     add_officer(setup.api, setup.sso.realm, "asha")
 
-    token = sign_in(portal(keycloak, setup.tenant), "asha", PASSWORD, via_idp="state-sso")
+    token = chromium_sign_in(
+        page, portal(keycloak, setup.tenant), "asha", PASSWORD, via_idp="state-sso"
+    )
 
     claims = unverified_claims(token["access_token"])
     assert claims["groups"] == ["/departments/health"]
@@ -325,9 +380,7 @@ def first_page(client: Client) -> httpx.Response:
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
-    import base64
-    import json
-
+    """The claims of a token that came straight from Keycloak's token endpoint."""
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
