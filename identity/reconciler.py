@@ -787,6 +787,22 @@ class Reconciler:
             if "flow" in node:
                 self._add_executions(realm, node["flow"], node["executions"], what)
 
+    # directories ------------------------------------------------------------------------
+
+    def sync_directory(self, code: str, alias: str, *, full: bool = False) -> dict[str, int]:
+        """Sync a directory's users now: those changed since the last sync, or (``full``)
+        all of them. Returns Keycloak's counts: added, updated, removed, failed."""
+        ldap = self.live.ldap(code, alias)
+        if ldap is None:
+            raise IdentityError(f"{code}: no directory {alias!r} in realm {code}; apply it first")
+        result = self.api.trigger(
+            f"/{q(code)}/user-storage/{q(ldap['id'])}/sync",
+            f"{code}: sync directory {alias}",
+            action="triggerFullSync" if full else "triggerChangedUsersSync",
+        )
+        counts = result if isinstance(result, dict) else {}
+        return {k: int(counts.get(k, 0)) for k in ("added", "updated", "removed", "failed")}
+
     # destroy ----------------------------------------------------------------------------
 
     def destroy(

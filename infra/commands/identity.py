@@ -112,3 +112,22 @@ def identity_secret(
     value = sys.stdin.read().rstrip("\r\n")
     path = store_provider_secret(code, name, value, read_env())
     typer.echo(f"{code}: secret {name} kept in {path}; run `karmayogi identity apply {code}`")
+
+
+@app.command("sync")
+@friendly_errors
+def identity_sync(
+    code: str = typer.Argument(..., help="The tenant whose directory to sync."),
+    alias: str = typer.Argument(..., help="The directory's alias in spec.identity.providers."),
+    full: bool = typer.Option(False, "--full", help="All users, not only those changed."),
+    tenants: Path = TENANTS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Sync a directory's users into the realm now (it also syncs periodically)."""
+    from infra.targets.local.runtime import sync_directory
+
+    counts = sync_directory(code, alias, specs_in(tenants), read_env(), full=full)
+    if as_json:
+        typer.echo(json.dumps(counts))
+    else:
+        typer.echo(f"{code}/{alias}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

@@ -184,3 +184,23 @@ def test_an_unreachable_directory_is_refused_before_anything_is_applied(
     assert apply.api.writes == 0
     assert admin_api(keycloak).get(f"/{tenant.code}", "realm") is None
     assert FileVault(keycloak.paths.vault).read(tenant.code, "ldap-reader") is None
+
+
+def test_an_on_demand_sync_imports_every_officer_with_department_and_post(
+    keycloak: LocalKeycloak, tenant: TenantRealm
+) -> None:
+    reconciler(keycloak, tenant).apply()
+
+    counts = reconciler(keycloak, tenant).sync_directory(tenant.code, "state-ldap", full=True)
+
+    assert counts == {"added": 2, "updated": 0, "removed": 0, "failed": 0}
+    api = admin_api(keycloak)
+    arun = user_named(api, tenant.code, "arun.das")
+    assert arun["attributes"]["post"] == ["Headmaster"]  # type: ignore[index]
+    groups = api.get(f"/{tenant.code}/users/{arun['id']}/groups", "groups")
+    assert [g["path"] for g in groups] == ["/departments/education"]
+    with pytest.raises(IdentityError) as unknown:
+        reconciler(keycloak, tenant).sync_directory(tenant.code, "elsewhere")
+    assert str(unknown.value) == (
+        f"{tenant.code}: no directory 'elsewhere' in realm {tenant.code}; apply it first"
+    )

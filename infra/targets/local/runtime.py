@@ -109,6 +109,13 @@ def reconciler_for(
     )
 
 
+def sync_directory(
+    code: str, alias: str, specs: Sequence[TenantSpec], env: dict[str, str], *, full: bool
+) -> dict[str, int]:
+    """Sync a tenant's directory now (on top of its periodic syncs)."""
+    return reconciler_for(specs, local_keycloak(env)).sync_directory(code, alias, full=full)
+
+
 def store_provider_secret(code: str, name: str, value: str, env: dict[str, str]) -> Path:
     """Keep a provider's secret (client secret, bind password) in the tenant's local store;
     the next ``identity apply`` puts it into Keycloak's vault."""
