@@ -503,6 +503,25 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
     ]
 
 
+@case("secret-name-escaping-the-vault")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    # The name becomes a file name in Keycloak's vault folder: a path is refused.
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: secretariat\n"
+        "        type: ldap\n"
+        "        displayName: Secretariat\n"
+        "        config: {connectionUrl: 'ldap://ldap.bihar.example', usersDn: 'dc=bihar',\n"
+        "                 bindCredential: {secret: ../../etc/shadow}}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'shadow')}: spec.identity.providers[0].config.bindCredential.secret: "
+        f"expected 2-32 {SLUG_RULE}, got '../../etc/shadow'",
+    ]
+
+
 @case("mail-literal-password-and-ldap-group-renamed")
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(
