@@ -612,6 +612,11 @@ def _provider_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
     exclusive = [p.alias for p in identity.providers if p.exclusive]
     for index, provider in enumerate(identity.providers):
         at: Loc = ("spec", "identity", "providers", index)
+        if identity.broker_to_hub and provider.alias == tenant.hub_code:
+            yield (
+                (*at, "alias"),
+                f"alias {provider.alias!r} is the hub's sign-in (brokerToHub); choose another",
+            )
         secret_settings = SECRET_SETTINGS[provider.type]
         for key, value in provider.config.items():
             where = (*at, "config", key)

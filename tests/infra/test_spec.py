@@ -503,6 +503,23 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
     ]
 
 
+@case("provider-alias-of-the-hub")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: karmayogi-bharat\n"
+        "        type: saml\n"
+        "        displayName: Not the hub\n"
+        "        config: {singleSignOnServiceUrl: 'https://sso.example', idpEntityId: x}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'alias: karmayogi-bharat')}: spec.identity.providers[0].alias: "
+        "alias 'karmayogi-bharat' is the hub's sign-in (brokerToHub); choose another",
+    ]
+
+
 @case("secret-name-escaping-the-vault")
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     # The name becomes a file name in Keycloak's vault folder: a path is refused.
