@@ -105,6 +105,10 @@ class AdminAPI:
         result = self._call("POST", path, what, body)
         return result if isinstance(result, str) else None
 
+    def trigger(self, path: str, what: str, **params: str) -> Any:
+        """POST an action without a body (a sync, say) and return Keycloak's JSON answer."""
+        return self._call("POST", path, what, None, **params)
+
     def export_realm(self, realm: str) -> dict[str, Any]:
         """The realm's configuration with clients, groups and roles (no users, secrets masked)."""
         rep = self._call(

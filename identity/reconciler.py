@@ -7,22 +7,27 @@ carrying its settings, roles, groups and clients, as a realm import would.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from identity.admin import AdminAPI, q
 from identity.desired import (
     ADMIN_ROLE,
     DEPARTMENTS_GROUP,
+    LDAP_MAPPER,
     REALM_MANAGEMENT,
+    USER_STORAGE,
     Federation,
     Resource,
     TenantRealm,
     desired_resources,
 )
 from identity.errors import IdentityError
+from identity.vault import Vault
 
 T = TypeVar("T")
 # Kinds a new realm's POST carries inside its representation.
@@ -221,6 +226,58 @@ class LiveState:
             ),
         )
 
+    def idp_mappers(self, realm: str, alias: str) -> dict[str, dict[str, Any]]:
+        def read() -> dict[str, dict[str, Any]]:
+            if self.idp(realm, alias) is None:
+                return {}
+            mappers = self.api.get(
+                f"/{q(realm)}/identity-provider/instances/{q(alias)}/mappers",
+                f"mappers of idp {realm}/{alias}",
+            )
+            return {m["name"]: m for m in mappers or []}
+
+        return self._cached(("idp-mappers", realm, alias), read)
+
+    def components(self, realm: str, parent: str | None, kind: str) -> dict[str, dict[str, Any]]:
+        """Components of ``kind`` under ``parent`` (a realm's or a component's id), by name."""
+
+        def read() -> dict[str, dict[str, Any]]:
+            if parent is None:
+                return {}
+            found = self.api.get(
+                f"/{q(realm)}/components", f"components of {realm}", parent=parent, type=kind
+            )
+            return {c["name"]: c for c in found or []}
+
+        return self._cached(("components", realm, parent or "", kind), read)
+
+    def ldap(self, realm: str, alias: str) -> dict[str, Any] | None:
+        live = self.realm(realm)
+        return self.components(realm, live["id"] if live else None, USER_STORAGE).get(alias)
+
+    def ldap_mappers(self, realm: str, alias: str) -> dict[str, dict[str, Any]]:
+        ldap = self.ldap(realm, alias)
+        return self.components(realm, ldap["id"] if ldap else None, LDAP_MAPPER)
+
+    def localization(self, realm: str, locale: str) -> dict[str, Any]:
+        return self._cached(
+            ("localization", realm, locale),
+            lambda: (
+                self._get_object(
+                    f"/{q(realm)}/localization/{q(locale)}", f"texts of {realm} in {locale}"
+                )
+                or {}
+            ),
+        )
+
+    def user_profile(self, realm: str) -> dict[str, Any]:
+        return self._cached(
+            ("user-profile", realm),
+            lambda: (
+                self._get_object(f"/{q(realm)}/users/profile", f"user profile of {realm}") or {}
+            ),
+        )
+
     def flow(self, realm: str, alias: str) -> dict[str, Any] | None:
         """The flow as the nested shape of :func:`identity.desired.browser_flow`."""
 
@@ -314,6 +371,9 @@ class Reconciler:
     federation: Federation
     theme_drift: ThemeDrift | None = None
     theme_write: ThemeWrite | None = None
+    # Keycloak's vault, when this target lets the reconciler fill it (the local target does;
+    # production targets deliver vault files with their own secret store).
+    vault: Vault | None = None
     live: LiveState = field(init=False)
 
     def __post_init__(self) -> None:
@@ -340,6 +400,11 @@ class Reconciler:
         desired = desired_resources(self.federation, wanted)
         new_realms: set[str] = set()
         for resource in desired:
+            if resource.kind == "vault-secret":
+                change = self._compare_vault(resource)
+                if change is not None:
+                    changes.append(change)
+                continue
             if resource.kind == "realm" and self.live.realm(resource.realm) is None:
                 new_realms.add(resource.realm)
             if resource.realm in new_realms:
@@ -390,6 +455,21 @@ class Reconciler:
         ]
         return Change("update", resource, tuple(fields)) if fields else None
 
+    def _compare_vault(self, resource: Resource) -> Change | None:
+        if self.vault is None:
+            return None
+        value = resource.body.get("value")
+        if value is None:
+            raise IdentityError(
+                f"{resource.tenant}: secret {resource.name!r} is not in the secret store"
+            )
+        live = self.vault.read(resource.realm, resource.name)
+        if live is None:
+            return Change("create", resource)
+        if live != value:
+            return Change("update", resource, (FieldChange("value", "(secret)", "(secret)"),))
+        return None
+
     def _diff_client(
         self, desired: Mapping[str, Any], live: Mapping[str, Any]
     ) -> list[FieldChange]:
@@ -421,6 +501,20 @@ class Reconciler:
             return live.client(realm, name)
         if kind == "idp":
             return live.idp(realm, name)
+        if kind == "idp-mapper":
+            alias, _, mapper = name.partition("/")
+            return live.idp_mappers(realm, alias).get(mapper)
+        if kind == "localization":
+            texts = live.localization(realm, name)
+            return {k: texts[k] for k in resource.body if k in texts} or None
+        if kind == "ldap":
+            return live.ldap(realm, name)
+        if kind == "ldap-mapper":
+            alias, _, mapper = name.partition("/")
+            return live.ldap_mappers(realm, alias).get(mapper)
+        if kind == "profile-attribute":
+            attributes = live.user_profile(realm).get("attributes", [])
+            return next((dict(a) for a in attributes if a.get("name") == name), None)
         if kind == "flow":
             return live.flow(realm, name)
         raise IdentityError(f"unknown resource kind {kind}")
@@ -439,6 +533,11 @@ class Reconciler:
 
     def apply(self, codes: Iterable[str] | None = None) -> list[Change]:
         changes = self.plan(codes)
+        # A directory Keycloak could not reach would take every sign-in down with it: check
+        # before the first write, so a refused apply leaves everything as it was.
+        for change in changes:
+            if change.resource.kind == "ldap":
+                _check_reachable(change.resource)
         created: set[str] = set()
         for change in changes:
             resource = change.resource
@@ -509,6 +608,34 @@ class Reconciler:
                 live = self.live.idp(r.realm, r.name) or {}
                 body = {**live, **r.body, "config": {**live.get("config", {}), **r.body["config"]}}
                 api.put(f"{realm}/identity-provider/instances/{q(r.name)}", body, what)
+        elif r.kind == "idp-mapper":
+            base = f"{realm}/identity-provider/instances/{q(r.body['identityProviderAlias'])}"
+            if change.action == "create":
+                api.post(f"{base}/mappers", dict(r.body), what)
+            else:
+                alias, _, name = r.name.partition("/")
+                live = self.live.idp_mappers(r.realm, alias)[name]
+                body = {**live, **r.body, "config": {**live.get("config", {}), **r.body["config"]}}
+                api.put(f"{base}/mappers/{live['id']}", body, what)
+        elif r.kind == "profile-attribute":
+            self.live.forget(r.realm)
+            profile = self.live.user_profile(r.realm)
+            attributes = [a for a in profile.get("attributes", []) if a.get("name") != r.name]
+            live = next((a for a in profile.get("attributes", []) if a.get("name") == r.name), {})
+            api.put(
+                f"{realm}/users/profile",
+                {**profile, "attributes": [*attributes, {**live, **r.body}]},
+                what,
+            )
+            self.live.forget(r.realm)
+        elif r.kind == "localization":
+            # Keycloak's import of realm texts adds or replaces the given keys only.
+            api.post(f"{realm}/localization/{q(r.name)}", dict(r.body), what)
+        elif r.kind in ("ldap", "ldap-mapper"):
+            self._apply_component(change, realm, what)
+        elif r.kind == "vault-secret":
+            if self.vault is not None:
+                self.vault.write(r.realm, r.name, str(r.body["value"]))
         elif r.kind == "flow":
             self._apply_flow(change, realm, what)
         elif r.kind == "theme":
@@ -516,6 +643,27 @@ class Reconciler:
                 self.theme_write(self._tenant(r.tenant))
         else:
             raise IdentityError(f"{what}: unknown resource kind")
+
+    def _apply_component(self, change: Change, realm: str, what: str) -> None:
+        r = change.resource
+        alias, _, mapper = r.name.partition("/")
+        if r.kind == "ldap":
+            live_realm = self.live.realm(r.realm) or {}
+            parent, live = live_realm.get("id"), self.live.ldap(r.realm, alias)
+        else:
+            ldap = self.live.ldap(r.realm, alias)
+            if ldap is None:  # created earlier in this apply
+                self.live.forget(r.realm)
+                ldap = self.live.ldap(r.realm, alias)
+            if ldap is None:
+                raise IdentityError(f"{what}: the directory {alias} is missing")
+            parent, live = ldap["id"], self.live.ldap_mappers(r.realm, alias).get(mapper)
+        if change.action == "create" or live is None:
+            self.api.post(f"{realm}/components", {**r.body, "parentId": parent}, what)
+        else:
+            body = {**live, **r.body, "config": {**live.get("config", {}), **r.body["config"]}}
+            self.api.put(f"{realm}/components/{live['id']}", body, what)
+        self.live.forget(r.realm)
 
     def _apply_department(self, change: Change, realm: str, what: str) -> None:
         r = change.resource
@@ -639,6 +787,22 @@ class Reconciler:
             if "flow" in node:
                 self._add_executions(realm, node["flow"], node["executions"], what)
 
+    # directories ------------------------------------------------------------------------
+
+    def sync_directory(self, code: str, alias: str, *, full: bool = False) -> dict[str, int]:
+        """Sync a directory's users now: those changed since the last sync, or (``full``)
+        all of them. Returns Keycloak's counts: added, updated, removed, failed."""
+        ldap = self.live.ldap(code, alias)
+        if ldap is None:
+            raise IdentityError(f"{code}: no directory {alias!r} in realm {code}; apply it first")
+        result = self.api.trigger(
+            f"/{q(code)}/user-storage/{q(ldap['id'])}/sync",
+            f"{code}: sync directory {alias}",
+            action="triggerFullSync" if full else "triggerChangedUsersSync",
+        )
+        counts = result if isinstance(result, dict) else {}
+        return {k: int(counts.get(k, 0)) for k in ("added", "updated", "removed", "failed")}
+
     # destroy ----------------------------------------------------------------------------
 
     def destroy(
@@ -666,9 +830,29 @@ class Reconciler:
             self.api.delete(f"/{q(code)}", f"{code}: delete realm {code}")
             removed.append(f"realm {code}")
         self.live.forget(code)
+        if self.vault is not None:
+            removed += [f"vault secret {name}" for name in self.vault.remove_realm(code)]
         if theme_remove is not None:
             theme_remove(code)
         return removed
+
+
+def _check_reachable(resource: Resource) -> None:
+    """Connect to the directory's first reachable URL, or refuse naming what failed."""
+    urls = str((resource.body["config"].get("connectionUrl") or [""])[0]).split()
+    problems = []
+    for url in urls:
+        parts = urlsplit(url)
+        port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=5):
+                return
+        except OSError as exc:
+            problems.append(f"{url} ({exc.strerror or exc})")
+    raise IdentityError(
+        f"{resource.tenant}: directory {resource.name}: cannot reach "
+        f"{', '.join(problems) or 'it: no connectionUrl'}; nothing was applied"
+    )
 
 
 def plan_as_json(changes: Sequence[Change]) -> list[dict[str, Any]]:

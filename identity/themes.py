@@ -192,7 +192,7 @@ def theme_jar(themes: Sequence[LoginTheme]) -> bytes:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise IdentityError(f"theme JAR: {', '.join(repeated)} given more than once")
-    listing = {"themes": [{"name": name, "types": ["login"]} for name in sorted(names)]}
+    listing = {"themes": [{"name": name, "types": ["email", "login"]} for name in sorted(names)]}
     files = {JAR_THEME_LIST: (json.dumps(listing, indent=2) + "\n").encode("utf-8")}
     for theme in themes:
         for rel, content in render_theme(theme).items():

@@ -92,3 +92,42 @@ def identity_destroy(
     for code in codes:
         removed = local_destroy(code, specs_in(tenants), read_env())
         typer.echo(f"{code}: removed {', '.join(removed) or 'nothing (not present)'}")
+
+
+@app.command("secret")
+@friendly_errors
+def identity_secret(
+    code: str = typer.Argument(..., help="The tenant whose provider names the secret."),
+    name: str = typer.Argument(..., help="The secret's name, as the spec's {secret: …} gives it."),
+) -> None:
+    """Keep a provider's secret (read from standard input) in the tenant's local store.
+
+    The spec names it, e.g. `clientSecret: {secret: parichay-client}`; `identity apply` puts it
+    into Keycloak's vault, so neither the spec nor the admin API ever carries it.
+    """
+    import sys
+
+    from infra.targets.local.runtime import store_provider_secret
+
+    value = sys.stdin.read().rstrip("\r\n")
+    path = store_provider_secret(code, name, value, read_env())
+    typer.echo(f"{code}: secret {name} kept in {path}; run `karmayogi identity apply {code}`")
+
+
+@app.command("sync")
+@friendly_errors
+def identity_sync(
+    code: str = typer.Argument(..., help="The tenant whose directory to sync."),
+    alias: str = typer.Argument(..., help="The directory's alias in spec.identity.providers."),
+    full: bool = typer.Option(False, "--full", help="All users, not only those changed."),
+    tenants: Path = TENANTS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Sync a directory's users into the realm now (it also syncs periodically)."""
+    from infra.targets.local.runtime import sync_directory
+
+    counts = sync_directory(code, alias, specs_in(tenants), read_env(), full=full)
+    if as_json:
+        typer.echo(json.dumps(counts))
+    else:
+        typer.echo(f"{code}/{alias}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

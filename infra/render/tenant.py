@@ -17,10 +17,15 @@ from typing import Any
 from identity.desired import (
     DEMO_ROLE,
     Department,
+    ExternalProvider,
     Federation,
+    MailServer,
     PortalClient,
+    ProviderMapper,
     RemoteHub,
     TenantRealm,
+    VaultSecret,
+    vault_expression,
 )
 from identity.themes import LoginTheme, theme_name
 from infra.render.colors import accessible_palette
@@ -39,6 +44,7 @@ from infra.render.inputs import (
 from infra.render.sizes import SIZES, Size
 from infra.spec import TenantSpec
 from infra.spec.languages import LANGUAGES
+from infra.spec.model import Provider, SecretRef
 
 PortalSettings = Mapping[str, "str | int | bool | list[Any] | dict[str, Any] | Secret"]
 
@@ -96,6 +102,64 @@ def _value_or_empty(secret: Secret) -> str:
     return secret.value or ""
 
 
+def external_provider(provider: Provider) -> ExternalProvider:
+    """The spec's provider as the reconciler takes it: secrets as vault expressions."""
+    return ExternalProvider(
+        alias=provider.alias,
+        kind=provider.type,
+        display_name=provider.display_name,
+        config={
+            key: vault_expression(value.secret) if isinstance(value, SecretRef) else value
+            for key, value in provider.config.items()
+        },
+        mappers=tuple(
+            ProviderMapper(m.source, m.value, m.department, m.role, m.attribute)
+            for m in provider.mappers
+        ),
+        exclusive=provider.exclusive,
+        link_by_email=provider.link_by_email,
+        sync_period=provider.sync_period,
+    )
+
+
+def secret_references(spec: TenantSpec) -> list[tuple[str, SecretRef]]:
+    """Every secret the spec names, with the field that names it."""
+    identity = spec.spec.identity
+    found = [
+        (f"spec.identity.providers[{index}].config.{key}", value)
+        for index, provider in enumerate(identity.providers)
+        for key, value in provider.config.items()
+        if isinstance(value, SecretRef)
+    ]
+    if identity.mail is not None and isinstance(identity.mail.password, SecretRef):
+        found.append(("spec.identity.mail.password", identity.mail.password))
+    return found
+
+
+def vault_secrets(spec: TenantSpec, secrets: SecretStore) -> tuple[VaultSecret, ...]:
+    """The secrets the spec names, with their values when the store holds them."""
+    names = dict.fromkeys(ref.secret for _, ref in secret_references(spec))
+    return tuple(VaultSecret(name, secrets.secret(spec.code, name).value) for name in names)
+
+
+def mail_server(spec: TenantSpec) -> MailServer | None:
+    mail = spec.spec.identity.mail
+    if mail is None:
+        return None
+    return MailServer(
+        host=mail.host,
+        port=mail.port,
+        from_address=mail.from_address,
+        from_name=mail.from_name or spec.spec.branding.display_name,
+        security=mail.security,
+        reply_to=mail.reply_to,
+        user=mail.user,
+        password=(
+            vault_expression(mail.password.secret) if isinstance(mail.password, SecretRef) else None
+        ),
+    )
+
+
 def tenant_realm(
     spec: TenantSpec, placement: Placement, secrets: SecretStore, *, demo: bool
 ) -> TenantRealm:
@@ -118,6 +182,9 @@ def tenant_realm(
         keys_url=f"{portal_url}/federation/v1/keys",
         broker_secret=_value_or_empty(secrets.secret(spec.code, BROKER_CLIENT_SECRET)),
         federation_secret=_value_or_empty(secrets.secret(spec.code, FEDERATION_CLIENT_SECRET)),
+        providers=tuple(external_provider(p) for p in identity.providers),
+        vault=vault_secrets(spec, secrets),
+        mail=mail_server(spec),
     )
 
 

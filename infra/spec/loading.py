@@ -24,7 +24,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from infra.spec.model import HUB_FORM_ERROR, SPEC_SUFFIXES, HubRef, TenantSpec
+from infra.spec.model import (
+    HUB_FORM_ERROR,
+    SETTING_FORM_ERROR,
+    SPEC_SUFFIXES,
+    HubRef,
+    TenantSpec,
+)
 from infra.spec.problems import Loc, Problem, SpecError
 from infra.spec.problems import dotted as _dotted
 
@@ -214,6 +220,9 @@ def _strip_union_tags(loc: Loc) -> Loc:
     hub = ("spec", "federation", "hub")
     if loc[:3] == hub and len(loc) > 3 and loc[3] in ("code", "ref"):
         return loc[:3] + loc[4:]
+    # ... and into those inside a provider's setting (text or a secret's reference).
+    if loc[:3] == ("spec", "identity", "providers") and len(loc) > 6 and loc[6] in ("text", "ref"):
+        return loc[:6] + loc[7:]
     return loc
 
 
@@ -251,6 +260,9 @@ def _message(error: Any, loc: Loc) -> str:
         return f"expected true or false, got {got}"
     if kind == "too_short":
         return "must not be empty"
+    if kind == SETTING_FORM_ERROR:
+        hint = " (put it in quotes)" if isinstance(value, int | float) else ""
+        return f"expected text{hint} or a secret's name as {{secret: <name>}}, got {got}"
     if kind == HUB_FORM_ERROR:
         return f"expected a hub code, or a mapping with code and url, got {got}"
     return str(error["msg"])

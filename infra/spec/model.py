@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from identity.desired import MAPPABLE_ATTRIBUTES, ROLES
 from infra.errors import KitError
 from infra.spec.languages import LANGUAGES
 from infra.spec.problems import Loc
@@ -215,15 +216,134 @@ class Branding(_Model):
     colors: Colors
 
 
+class SecretRef(_Model):
+    """A secret named, never given: the target's secret store holds its value, and the realm
+    reads it through Keycloak's vault."""
+
+    secret: Name = Field(description="The secret's name in the tenant's secret store.")
+
+
+def _setting_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict | SecretRef):
+        return "ref"
+    return None
+
+
+SETTING_FORM_ERROR = "setting_form"
+SettingValue = Annotated[
+    Annotated[str, Tag("text")] | Annotated[SecretRef, Tag("ref")],
+    Discriminator(
+        _setting_form, custom_error_type=SETTING_FORM_ERROR, custom_error_message="bad setting"
+    ),
+]
+
+# The settings in which Keycloak reads a secret from its vault, per provider type.
+SECRET_SETTINGS: dict[str, tuple[str, ...]] = {
+    "oidc": ("clientSecret",),
+    "saml": (),
+    "ldap": ("bindCredential",),
+}
+# Settings a provider cannot work without, per type (Keycloak's names).
+REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "oidc": ("clientId", "clientSecret", "authorizationUrl", "tokenUrl", "jwksUrl", "issuer"),
+    "saml": ("singleSignOnServiceUrl", "idpEntityId"),
+    "ldap": ("connectionUrl", "usersDn"),
+}
+
+
+class ProviderMapper(_Model):
+    """What a sign-in through the provider sets on the user: a department, a role or the post."""
+
+    source: Text = Field(
+        description="The OIDC claim, SAML attribute or LDAP attribute to read.",
+    )
+    value: str | None = Field(
+        default=None,
+        description="The value of source that selects the department or role.",
+    )
+    department: Name | None = Field(
+        default=None, description="A department code of spec.identity.departments."
+    )
+    role: str | None = Field(default=None, description="A realm role, e.g. content_creator.")
+    attribute: str | None = Field(
+        default=None, description="The user attribute that takes source's value, e.g. post."
+    )
+
+
 class Provider(_Model):
-    """An extra identity provider offered on the tenant's login page."""
+    """An identity provider or directory the state already runs, connected to its realm."""
 
     alias: Name = Field(description="Keycloak alias of the provider, unique in the tenant.")
     type: Literal["oidc", "saml", "ldap"]
     display_name: Text = Field(alias="displayName", description="Label on the login button.")
-    config: dict[str, str] = Field(
+    config: dict[str, SettingValue] = Field(
         default_factory=dict,
-        description="Provider settings (e.g. issuer, metadata URL); never secrets.",
+        description=(
+            "Keycloak's settings of the provider by their Keycloak names (issuer, clientId, "
+            "connectionUrl, ...). A secret is named as {secret: <name>}, never given."
+        ),
+    )
+    mappers: list[ProviderMapper] = Field(default_factory=list)
+    exclusive: StrictBool = Field(
+        default=False,
+        description="Sign in only through this provider: the login page goes straight to it.",
+    )
+    link_by_email: StrictBool = Field(
+        default=False,
+        alias="linkByEmail",
+        description=(
+            "Trust the provider's e-mail: a first sign-in links to the account with that "
+            "e-mail instead of asking the user to prove it is theirs."
+        ),
+    )
+    sync_period: int | None = Field(
+        default=None,
+        alias="syncPeriod",
+        ge=60,
+        description="LDAP only: seconds between periodic syncs of changed users (default 1 hour).",
+    )
+
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+
+def _check_email(value: str) -> str:
+    if not re.fullmatch(EMAIL_PATTERN, value):
+        _fail(f"expected an e-mail address such as karmayogi@bihar.example, got {value!r}")
+    return value
+
+
+def _check_mail_host(value: str) -> str:
+    if not (_is_hostname(value) or re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", value)):
+        _fail(f"expected a hostname or an IPv4 address, got {value!r}")
+    return value.lower()
+
+
+EmailAddress = Annotated[
+    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})
+]
+MailHost = Annotated[str, AfterValidator(_check_mail_host), WithJsonSchema({"type": "string"})]
+
+
+class Mail(_Model):
+    """The realm's SMTP server: password resets, e-mail verification, required actions."""
+
+    host: MailHost = Field(description="The SMTP server's hostname.")
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="starttls (port 587), ssl (implicit TLS, port 465) or none (port 25).",
+    )
+    from_address: EmailAddress = Field(alias="from", description="The sender's address.")
+    from_name: Text | None = Field(
+        default=None, alias="fromName", description="The sender's name (default: displayName)."
+    )
+    reply_to: EmailAddress | None = Field(default=None, alias="replyTo")
+    user: Text | None = Field(default=None, description="SMTP user, when the server wants one.")
+    password: SettingValue | None = Field(
+        default=None, description="The SMTP password, named as {secret: <name>}; needs user."
     )
 
 
@@ -258,6 +378,10 @@ class Identity(_Model):
     )
     providers: list[Provider] = Field(default_factory=list)
     departments: list[Department] = Field(default_factory=list)
+    mail: Mail | None = Field(
+        default=None,
+        description="The realm's SMTP server; without it Keycloak cannot send e-mail.",
+    )
 
 
 class HubRef(_Model):
@@ -442,13 +566,16 @@ def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
     )
     providers = ("spec", "identity", "providers")
     yield from _duplicates(providers, [p.alias for p in spec.identity.providers], "alias", "alias")
-    for index, provider in enumerate(spec.identity.providers):
-        for key in provider.config:
-            if re.search("secret|password|credential|token", key, re.IGNORECASE):
-                yield (
-                    (*providers, index, "config", key),
-                    "looks like a secret; secrets are kept outside the spec, never in it",
-                )
+    yield from _provider_violations(tenant)
+    mail = spec.identity.mail
+    if mail is not None and isinstance(mail.password, str):
+        yield (
+            ("spec", "identity", "mail", "password"),
+            "a secret is kept outside the spec, never in it: name it as {secret: <name>} "
+            "and put its value in the secret store",
+        )
+    if mail is not None and mail.password is not None and mail.user is None:
+        yield ("spec", "identity", "mail", "password"), "a password needs a user; set mail.user"
 
     if tenant.login_domain == spec.domain:
         yield (
@@ -473,6 +600,103 @@ def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
             yield broker, "brokering needs a hub; set spec.federation.hub"
         if spec.federation.publish:
             yield publish, "publishing needs a hub; set spec.federation.hub"
+
+
+# A setting named like a secret (tokenUrl is an address, not a token).
+_SECRET_KEY = re.compile("secret|password|credential|token(?!url)", re.IGNORECASE)
+
+
+def _provider_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
+    identity = tenant.spec.identity
+    departments = {d.code for d in identity.departments}
+    exclusive = [p.alias for p in identity.providers if p.exclusive]
+    for index, provider in enumerate(identity.providers):
+        at: Loc = ("spec", "identity", "providers", index)
+        if identity.broker_to_hub and provider.alias == tenant.hub_code:
+            yield (
+                (*at, "alias"),
+                f"alias {provider.alias!r} is the hub's sign-in (brokerToHub); choose another",
+            )
+        secret_settings = SECRET_SETTINGS[provider.type]
+        for key, value in provider.config.items():
+            where = (*at, "config", key)
+            if isinstance(value, SecretRef):
+                if key not in secret_settings:
+                    yield (
+                        where,
+                        f"Keycloak reads this {provider.type} provider's secrets from its vault "
+                        f"only in {', '.join(secret_settings) or 'no setting'}",
+                    )
+            elif _SECRET_KEY.search(key):
+                yield (
+                    where,
+                    "looks like a secret; secrets are kept outside the spec, never in it: "
+                    "name it as {secret: <name>} and put its value in the secret store",
+                )
+        missing = [k for k in REQUIRED_SETTINGS[provider.type] if k not in provider.config]
+        if missing:
+            yield (*at, "config"), f"this {provider.type} provider needs {', '.join(missing)}"
+        if provider.exclusive and provider.type == "ldap":
+            yield (*at, "exclusive"), "a directory signs in through the login form; use false"
+        if provider.exclusive and len(exclusive) > 1:
+            yield (
+                (*at, "exclusive"),
+                f"only one provider can be the only way in ({', '.join(exclusive)})",
+            )
+        if provider.sync_period is not None and provider.type != "ldap":
+            yield (*at, "syncPeriod"), "only a directory (type ldap) is synced"
+        for number, mapper in enumerate(provider.mappers):
+            yield from _mapper_violations(
+                (*at, "mappers", number), provider, mapper, departments, ROLES, MAPPABLE_ATTRIBUTES
+            )
+
+
+def _mapper_violations(
+    at: Loc,
+    provider: Provider,
+    mapper: ProviderMapper,
+    departments: set[str],
+    roles: Any,
+    attributes: Sequence[str],
+) -> Iterator[tuple[Loc, str]]:
+    targets = [t for t in ("department", "role", "attribute") if getattr(mapper, t) is not None]
+    if len(targets) != 1:
+        yield at, "set exactly one of department, role and attribute"
+        return
+    target = targets[0]
+    if target == "department" and mapper.department not in departments:
+        yield (
+            (*at, "department"),
+            f"unknown department {mapper.department!r}; known: "
+            f"{', '.join(sorted(departments)) or 'none (add them to spec.identity.departments)'}",
+        )
+    if target == "role" and mapper.role not in roles:
+        yield (*at, "role"), f"unknown role {mapper.role!r}; known: {', '.join(roles)}"
+    if target == "attribute" and mapper.attribute not in attributes:
+        yield (
+            (*at, "attribute"),
+            f"unknown attribute {mapper.attribute!r}; known: {', '.join(attributes)}",
+        )
+    if target == "attribute" and mapper.value is not None:
+        yield (*at, "value"), "an attribute takes the source's value; remove value"
+    if target != "attribute" and provider.type != "ldap" and mapper.value is None:
+        yield (*at, "value"), f"which value of {mapper.source!r} selects this {target}?"
+    if (
+        provider.type == "ldap"
+        and target == "department"
+        and mapper.value
+        not in (
+            None,
+            mapper.department,
+        )
+    ):
+        yield (
+            (*at, "value"),
+            "Keycloak takes a directory group's cn as the department's code: name the group "
+            f"cn={mapper.department} in {mapper.source}, and leave out value",
+        )
+    if provider.type == "ldap" and target == "role":
+        yield (*at, "role"), "a directory maps departments and the post; roles stay in the realm"
 
 
 def _duplicates(

@@ -57,9 +57,32 @@ def browser_session() -> httpx.Client:
     return client
 
 
+HIDDEN_INPUT = re.compile(r'<input[^>]*type="hidden"[^>]*>', re.S)
+ATTRIBUTE = re.compile(r'(name|value)="([^"]*)"')
+
+
+def _auto_post(session: httpx.Client, response: httpx.Response) -> httpx.Response | None:
+    """Submit a SAML POST-binding form, as a browser's script does on load; None if none."""
+    if response.status_code != 200 or not re.search(
+        r'name="SAML(Request|Response)"', response.text
+    ):
+        return None
+    data = {}
+    for tag in HIDDEN_INPUT.findall(response.text):
+        attributes = dict(ATTRIBUTE.findall(tag))
+        if "name" in attributes:
+            data[attributes["name"]] = html.unescape(attributes.get("value", ""))
+    return session.post(urljoin(str(response.url), form_action(response.text)), data=data)
+
+
 def _follow(session: httpx.Client, response: httpx.Response, stop_prefix: str) -> httpx.Response:
-    """Follow redirects until a page, or a redirect to ``stop_prefix`` (the client callback)."""
+    """Follow redirects (and SAML's self-submitting forms) until a page, or a redirect to
+    ``stop_prefix`` (the client callback)."""
     for _ in range(20):
+        posted = _auto_post(session, response)
+        if posted is not None:
+            response = posted
+            continue
         if response.status_code not in (301, 302, 303, 307):
             return response
         location = urljoin(str(response.url), response.headers["Location"])

@@ -17,6 +17,15 @@ from identity.themes import LoginTheme
 LOGO = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle r="5"/></svg>\n'
 HI_BUNDLE = Path(themes.__file__).parent / "theme" / "login" / "messages" / "messages_hi.properties"
 ENGLISH_BUNDLE = "theme/base/login/messages/messages_en.properties"
+# The kit's Hindi bundles and Keycloak's English ones they are complete against, per theme type.
+BUNDLES = {
+    "login": (HI_BUNDLE, ENGLISH_BUNDLE, 400),
+    "email": (
+        Path(themes.__file__).parent / "theme" / "email" / "messages" / "messages_hi.properties",
+        "theme/base/email/messages/messages_en.properties",
+        50,
+    ),
+}
 V2_THEME_PROPERTIES = "theme/keycloak.v2/login/theme.properties"
 # Values that are the same in Hindi: placeholders, product names, acronyms, the console's "y".
 SAME_AS_ENGLISH = {
@@ -92,15 +101,23 @@ def themes_jar(dist: Path) -> zipfile.ZipFile:
     return zipfile.ZipFile(jars[0])
 
 
+@pytest.fixture(params=list(BUNDLES))
+def kind(request: pytest.FixtureRequest) -> str:
+    """The theme type whose bundles a test checks: the login pages or the e-mails."""
+    return str(request.param)
+
+
 @pytest.fixture
-def english(keycloak_dist: Path) -> dict[str, str]:
+def english(keycloak_dist: Path, kind: str) -> dict[str, str]:
     with themes_jar(keycloak_dist) as jar:
-        return parse_properties(jar.read(ENGLISH_BUNDLE).decode("utf-8"))
+        bundle = parse_properties(jar.read(BUNDLES[kind][1]).decode("utf-8"))
+    assert len(bundle) > BUNDLES[kind][2], "the English bundle did not parse"
+    return bundle
 
 
 @pytest.fixture
-def hindi() -> dict[str, str]:
-    return parse_properties(HI_BUNDLE.read_text(encoding="utf-8"))
+def hindi(kind: str) -> dict[str, str]:
+    return parse_properties(BUNDLES[kind][0].read_text(encoding="utf-8"))
 
 
 # --- names and validation ----------------------------------------------------------------
@@ -155,6 +172,8 @@ def test_render_lays_out_a_keycloak_login_theme() -> None:
         "login/messages/messages_hi.properties",
         "login/messages/messages_en.properties",
         "login/messages/messages_mai.properties",
+        "email/theme.properties",
+        "email/messages/messages_hi.properties",
     }
     assert files["login/resources/img/logo.svg"] == LOGO
     png = themes.render_theme(make_theme(logo=b"\x89PNG\r\n", logo_suffix=".png"))
@@ -293,6 +312,7 @@ def test_changing_the_theme_rewrites_only_what_differs(tmp_path: Path) -> None:
     hi_before = (root / "login/messages/messages_hi.properties").stat().st_mtime_ns
     smaller = make_theme(languages=("hi", "en"), primary="#1f3c88")
     assert themes.theme_drift(smaller, tmp_path) == [
+        "email/theme.properties",  # the e-mails' languages follow the tenant's too
         "login/messages/messages_mai.properties",
         "login/resources/css/karmayogi.css",
         "login/theme.properties",
@@ -352,14 +372,13 @@ def test_remove_theme_refuses_themes_the_kit_does_not_own(tmp_path: Path, name: 
 # --- the Hindi bundle against Keycloak's English one ------------------------------------
 
 
-def test_hindi_bundle_is_utf8_without_bom() -> None:
-    raw = HI_BUNDLE.read_bytes()
+def test_hindi_bundle_is_utf8_without_bom(kind: str) -> None:
+    raw = BUNDLES[kind][0].read_bytes()
     assert not raw.startswith(b"\xef\xbb\xbf")
     raw.decode("utf-8")
 
 
 def test_hindi_bundle_has_every_english_key(english: dict[str, str], hindi: dict[str, str]) -> None:
-    assert len(english) > 400, "the English bundle did not parse"
     assert sorted(set(english) - set(hindi)) == []
     assert sorted(set(hindi) - set(english)) == []  # stale keys: Keycloak dropped them
 

@@ -156,8 +156,8 @@ def test_the_jar_lists_every_theme_and_holds_their_files(tmp_path: Path) -> None
     listing = json.loads(jar.read("META-INF/keycloak-themes.json"))
     assert listing == {
         "themes": [
-            {"name": "karmayogi-bihar", "types": ["login"]},
-            {"name": "karmayogi-kerala", "types": ["login"]},
+            {"name": "karmayogi-bihar", "types": ["email", "login"]},
+            {"name": "karmayogi-kerala", "types": ["email", "login"]},
         ]
     }
     for one in themes:

@@ -181,7 +181,7 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(demo / "bihar.yaml", "brokerToHub: true", "broker_to_hub: true")
     unknown = (
         "unknown field 'broker_to_hub'; expected one of brokerToHub, adminOtp, loginDomain, "
-        "providers, departments (did you mean 'brokerToHub'?)"
+        "providers, departments, mail (did you mean 'brokerToHub'?)"
     )
     return [demo], [f"{f}:{line(f, 'broker_to_hub')}: spec.identity.broker_to_hub: {unknown}"]
 
@@ -442,15 +442,127 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
         "      - alias: bihar-ad\n"
         "        type: ldap\n"
         "        displayName: Bihar Secretariat directory\n"
-        "        config: {connectionUrl: 'ldaps://ad.bihar.example', bindCredential: hunter2}\n"
-        "      - {alias: bihar-ad, type: oidc, displayName: e-Pramaan}",
+        "        config: {connectionUrl: 'ldaps://ad.bihar.example', usersDn: 'dc=bihar',\n"
+        "                 bindCredential: hunter2}\n"
+        "      - alias:  bihar-ad\n"
+        "        type: saml\n"
+        "        displayName: e-Pramaan\n"
+        "        config: {singleSignOnServiceUrl: 'https://sso.example', idpEntityId: x}",
     )
     return [demo], [
         f"{f}:{line(f, 'bindCredential')}: "
         "spec.identity.providers[0].config.bindCredential: "
-        "looks like a secret; secrets are kept outside the spec, never in it",
-        f"{f}:{line(f, 'e-Pramaan')}: spec.identity.providers[1].alias: "
+        "looks like a secret; secrets are kept outside the spec, never in it: "
+        "name it as {secret: <name>} and put its value in the secret store",
+        f"{f}:{line(f, 'alias:  bihar-ad')}: spec.identity.providers[1].alias: "
         "alias 'bihar-ad' is listed twice (first at spec.identity.providers[0].alias)",
+    ]
+
+
+@case("provider-missing-settings-and-misplaced-secret")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: parichay\n"
+        "        type: oidc\n"
+        "        displayName: Parichay\n"
+        "        config: {clientId: bihar, issuer: {secret: parichay-issuer}}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'parichay-issuer')}: spec.identity.providers[0].config.issuer: "
+        "Keycloak reads this oidc provider's secrets from its vault only in clientSecret",
+        f"{f}:{line(f, 'clientId: bihar')}: spec.identity.providers[0].config: "
+        "this oidc provider needs clientSecret, authorizationUrl, tokenUrl, jwksUrl",
+    ]
+
+
+@case("provider-mapper-unknown-department-and-role")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: parichay\n"
+        "        type: saml\n"
+        "        displayName: Parichay\n"
+        "        config: {singleSignOnServiceUrl: 'https://sso.example', idpEntityId: x}\n"
+        "        mappers:\n"
+        "          - {source: dept, value: MINES, department: mining}\n"
+        "          - {source: desig, value: DM, role: collector}\n"
+        "          - {source: desig, attribute: post}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'MINES')}: spec.identity.providers[0].mappers[0].department: "
+        "unknown department 'mining'; known: agriculture, education, finance, health, home, "
+        "panchayati-raj, rural-development",
+        f"{f}:{line(f, 'collector')}: spec.identity.providers[0].mappers[1].role: "
+        "unknown role 'collector'; known: learner, content_creator, content_reviewer, "
+        "content_publisher, mdo_admin, tenant_admin",
+    ]
+
+
+@case("provider-alias-of-the-hub")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: karmayogi-bharat\n"
+        "        type: saml\n"
+        "        displayName: Not the hub\n"
+        "        config: {singleSignOnServiceUrl: 'https://sso.example', idpEntityId: x}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'alias: karmayogi-bharat')}: spec.identity.providers[0].alias: "
+        "alias 'karmayogi-bharat' is the hub's sign-in (brokerToHub); choose another",
+    ]
+
+
+@case("secret-name-escaping-the-vault")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    # The name becomes a file name in Keycloak's vault folder: a path is refused.
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: secretariat\n"
+        "        type: ldap\n"
+        "        displayName: Secretariat\n"
+        "        config: {connectionUrl: 'ldap://ldap.bihar.example', usersDn: 'dc=bihar',\n"
+        "                 bindCredential: {secret: ../../etc/shadow}}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'shadow')}: spec.identity.providers[0].config.bindCredential.secret: "
+        f"expected 2-32 {SLUG_RULE}, got '../../etc/shadow'",
+    ]
+
+
+@case("mail-literal-password-and-ldap-group-renamed")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    f = edit(
+        demo / "bihar.yaml",
+        "providers: []",
+        "providers:\n"
+        "      - alias: secretariat\n"
+        "        type: ldap\n"
+        "        displayName: Secretariat\n"
+        "        config: {connectionUrl: 'ldap://ldap.bihar.example', usersDn: 'dc=bihar',\n"
+        "                 bindCredential: {secret: ldap-reader}}\n"
+        "        mappers:\n"
+        "          - {source: 'ou=groups,dc=bihar', value: health-staff, department: health}\n"
+        "    mail: {host: smtp.bihar.example, from: karmayogi@bihar.example,\n"
+        "           password: hunter2}",
+    )
+    return [demo], [
+        f"{f}:{line(f, 'health-staff')}: spec.identity.providers[0].mappers[0].value: "
+        "Keycloak takes a directory group's cn as the department's code: name the group "
+        "cn=health in ou=groups,dc=bihar, and leave out value",
+        f"{f}:{line(f, 'hunter2')}: spec.identity.mail.password: a secret is kept outside the "
+        "spec, never in it: name it as {secret: <name>} and put its value in the secret store",
+        f"{f}:{line(f, 'hunter2')}: spec.identity.mail.password: "
+        "a password needs a user; set mail.user",
     ]
 
 
@@ -467,7 +579,7 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
         f"{f}:{line(f, 'kerberos')}: spec.identity.providers[0].type: "
         "expected one of oidc, saml, ldap, got 'kerberos'",
         f"{f}:{line(f, 'timeout')}: spec.identity.providers[0].config.timeout: "
-        "expected text, got 30 (put it in quotes)",
+        "expected text (put it in quotes) or a secret's name as {secret: <name>}, got 30",
     ]
 
 
@@ -703,6 +815,7 @@ def test_json_schema_describes_the_yaml_keys() -> None:
         "loginDomain",
         "providers",
         "departments",
+        "mail",
     }
     assert set(defs["Deployment"]["properties"]) == {"target", "size", "name"}
     assert defs["Metadata"]["properties"]["type"]["enum"] == ["hub", "state", "country"]

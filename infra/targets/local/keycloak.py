@@ -103,6 +103,11 @@ class KeycloakPaths:
         return self.home.secrets / "keycloak-bootstrap.json"
 
     @property
+    def vault(self) -> Path:
+        """Keycloak's file vault: the secrets realms read as ``${vault.<name>}``."""
+        return self.home.keycloak / "vault"
+
+    @property
     def store(self) -> Path:
         """Keycloak's dev-file store (its H2 database), inside the unpacked release."""
         return self.dist / "data"
@@ -229,6 +234,7 @@ class LocalKeycloak:
         # A store an older kit's Keycloak made (without umask 077) becomes private too.
         make_private(self.paths.store)
         self.paths.home.themes.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.paths.vault)
 
         env = {k: v for k, v in self.env.items() if not k.startswith(("KC_", "KEYCLOAK_"))}
         env |= {"JAVA_HOME": str(java_home), "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{self.heap}"}
@@ -251,6 +257,10 @@ class LocalKeycloak:
             f"--http-management-port={management_port}",
             "--health-enabled=true",
             themes,
+            # Identity providers' and directories' secrets: files the reconciler writes from
+            # the secret store, so the admin API only carries ${vault.<name>}.
+            "--vault=file",
+            f"--vault-dir={self.paths.vault}",
         ]
         public = public_keycloak_url(self.paths.home)
         if public:

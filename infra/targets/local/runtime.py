@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -20,10 +21,12 @@ from identity.admin import AdminAPI, Credentials
 from identity.desired import TenantRealm
 from identity.reconciler import Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
+from identity.vault import FileVault
 from infra.errors import KitError
 from infra.home import KitHome
-from infra.render.tenant import federation_of
+from infra.render.tenant import RenderedTenant, federation_of, secret_references
 from infra.spec import TenantSpec, load_specs
+from infra.spec.model import NAME_PATTERN
 from infra.targets.local.demo import accounts_path, ensure_demo_accounts
 from infra.targets.local.federation import (
     FederationError,
@@ -79,8 +82,11 @@ def admin_api(kc: LocalKeycloak) -> AdminAPI:
     return AdminAPI(Credentials(account.server_url, account.client_id, account.client_secret))
 
 
-def reconciler_for(specs: Sequence[TenantSpec], kc: LocalKeycloak) -> Reconciler:
-    """A reconciler for ``specs`` on the local Keycloak, themes in the kit's theme folder."""
+def reconciler_for(
+    specs: Sequence[TenantSpec], kc: LocalKeycloak, *, check_secrets: bool = True
+) -> Reconciler:
+    """A reconciler for ``specs`` on the local Keycloak, themes in the kit's theme folder and
+    the providers' secrets in its vault folder."""
     home = kc.paths.home
     rendered = render_local(specs, home, kc.url)
     federation = federation_of(rendered, browser_keycloak_url(home, kc.url))
@@ -92,7 +98,47 @@ def reconciler_for(specs: Sequence[TenantSpec], kc: LocalKeycloak) -> Reconciler
     def write(tenant: TenantRealm) -> None:
         write_theme(themes[tenant.code], home.themes)
 
-    return Reconciler(admin_api(kc), federation, theme_drift=drift, theme_write=write)
+    if check_secrets:
+        check_vault_secrets(rendered)
+    return Reconciler(
+        admin_api(kc),
+        federation,
+        theme_drift=drift,
+        theme_write=write,
+        vault=FileVault(kc.paths.vault),
+    )
+
+
+def sync_directory(
+    code: str, alias: str, specs: Sequence[TenantSpec], env: dict[str, str], *, full: bool
+) -> dict[str, int]:
+    """Sync a tenant's directory now (on top of its periodic syncs)."""
+    return reconciler_for(specs, local_keycloak(env)).sync_directory(code, alias, full=full)
+
+
+def store_provider_secret(code: str, name: str, value: str, env: dict[str, str]) -> Path:
+    """Keep a provider's secret (client secret, bind password) in the tenant's local store;
+    the next ``identity apply`` puts it into Keycloak's vault."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise KitError(f"secret name {name!r}: expected a-z, 0-9 and '-', as the spec names it")
+    if not value:
+        raise KitError(f"secret {name!r}: the value on standard input is empty")
+    store = LocalSecretStore(KitHome.from_env(env))
+    store.put(code, {name: value})
+    return store.path(code)
+
+
+def check_vault_secrets(rendered: Sequence[RenderedTenant]) -> None:
+    """Refuse, before anything is applied, a provider whose named secret the store lacks."""
+    for tenant in rendered:
+        missing = {s.name for s in tenant.realm.vault if s.value is None}
+        for where, ref in secret_references(tenant.spec):
+            if ref.secret in missing:
+                raise KitError(
+                    f"{tenant.spec.source}: {where}: secret {ref.secret!r} is not in the local "
+                    f"secret store; add it with `karmayogi identity secret {tenant.code} "
+                    f"{ref.secret}` (the value is read from standard input)"
+                )
 
 
 def local_reconciler(specs: Sequence[TenantSpec], env: dict[str, str]) -> Reconciler:
@@ -103,7 +149,7 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
     """Remove one tenant from Keycloak, whether or not its spec is still in the folder."""
     kc = local_keycloak(env)
     hub = next((s.code for s in specs if s.is_hub), None)
-    reconciler = reconciler_for(specs, kc)
+    reconciler = reconciler_for(specs, kc, check_secrets=False)
     themes = kc.paths.home.themes
     removed = reconciler.destroy(code, hub)
     if remove_theme(theme_name(code), themes):
