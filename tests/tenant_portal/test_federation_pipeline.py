@@ -63,9 +63,10 @@ def test_the_compiled_schema_refuses_what_jsonschema_refuses_in_its_words(case: 
     assert str(refused.value).startswith(reason), str(refused.value)
 
 
-def test_the_compiled_schema_checks_formats_jsonschema_skips() -> None:
+def test_the_compiled_schema_checks_formats_whatever_jsonschema_has_installed() -> None:
+    # jsonschema checks a format only when a library for it happens to be installed (moto
+    # brings rfc3339-validator); the compiled schema always does.
     data = record(dateModified="yesterday")
-    assert next(validator().iter_errors(data), None) is None  # no format library installed
     with pytest.raises(RecordError, match=r"^dateModified: .*date-time"):
         validate(data)
     validate(record())
