@@ -39,9 +39,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The production tests terminate TLS with nginx and make Chromium trust their CA with certutil.
+# The production tests terminate TLS with nginx and make Chromium trust their CA with certutil;
+# the VM tests build a Debian root with debootstrap, boot it with systemd-nspawn in a network
+# namespace (iproute2) and reach it over SSH (docs/vm.md, "The test host").
 test-deps:
-	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools
+	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools \
+		debootstrap systemd-container iproute2 openssh-client
 
 test: lint translations test-deps
 	@scripts/browser-deps.sh >/dev/null

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from infra.commands import federation, identity, keycloak, local, spec, targets, tenant
+from infra.commands import bundle, federation, identity, keycloak, local, spec, targets, tenant
 
 app = typer.Typer(
     help="Karmayogi Federation Kit: tenant specs in, learning platforms out.",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(spec.app)
 app.add_typer(local.app)
 app.add_typer(targets.app)
+app.add_typer(bundle.app)
 app.add_typer(keycloak.app, name="keycloak")
 app.add_typer(identity.app, name="identity")
 app.add_typer(federation.app, name="federation")

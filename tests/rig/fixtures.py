@@ -10,20 +10,26 @@ named apart from the fixtures, so a test's ``rig_ca`` argument does not shadow a
 - ``rig_name_map``: a factory for a separate ``NameMap`` (``rig_name_map({"a.test": addr})``),
   for a test that wants names of its own;
 - ``rig_trust_env``: environment variables making Python subprocesses trust the CA;
-- ``rig_chromium_home``: a ``HOME`` whose NSS database trusts the CA, for Chromium.
+- ``rig_chromium_home``: a ``HOME`` whose NSS database trusts the CA, for Chromium;
+- ``vm_wheelhouse``: the kit's wheelhouse (``karmayogi bundle``), cached per pyproject;
+- ``vm_host``: a booted Debian 12 test host (``tests.rig.vm.VmHost``) for the session, whose
+  only sources are the rig's apt proxy and the wheelhouse (docs/vm.md, "The test host").
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from infra.bundle import build_wheelhouse
+from infra.home import KitHome
 from tests.rig.ca import CertificateAuthority, python_trust_env
 from tests.rig.chromium import nss_home
 from tests.rig.names import NameMap
+from tests.rig.vm import VmHost, booted_vm
 
 
 @pytest.fixture(scope="session", name="rig_ca")
@@ -63,3 +69,24 @@ def rig_chromium_home_fixture(
 ) -> Path:
     """A ``HOME`` for Chromium whose NSS database trusts the rig's CA."""
     return nss_home(rig_ca, tmp_path_factory.mktemp("rig-chromium-home"))
+
+
+@pytest.fixture(scope="session", name="vm_wheelhouse")
+def vm_wheelhouse_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kit and its dependencies as wheels (built once per pyproject, in the kit's cache)."""
+    log = tmp_path_factory.mktemp("vm-wheelhouse") / "pip.log"
+    with log.open("w", encoding="utf-8") as output:
+        return build_wheelhouse(KitHome.from_env().cache, output=output).path
+
+
+@pytest.fixture(scope="session", name="vm_host")
+def vm_host_fixture(
+    tmp_path_factory: pytest.TempPathFactory, vm_wheelhouse: Path
+) -> Iterator[VmHost]:
+    """A Debian 12 host booted for the session (systemd as PID 1), reached over SSH."""
+    with booted_vm(
+        tmp_path_factory.mktemp("vm-host"),
+        cache=KitHome.from_env().cache,
+        wheelhouse=vm_wheelhouse,
+    ) as host:
+        yield host
