@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from infra.commands.common import TENANTS_OPTION, err, friendly_errors, read_env, specs_in
 from infra.errors import KitError
@@ -110,6 +111,6 @@ def deploy(
     if out is not None:
         env["KARMAYOGI_RENDER_DIR"] = str(out)
     target_for(chosen.pop(), env).deploy(
-        specs, codes, lambda message: err.print(f"[bold]>[/] {message}")
+        specs, codes, lambda message: err.print(f"[bold]>[/] {escape(message)}", highlight=False)
     )
     typer.echo(f"deployed {', '.join(codes)}")

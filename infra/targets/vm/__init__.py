@@ -170,6 +170,8 @@ class VmTarget(ProductionTarget):
             )
         for old in dist.glob("karmayogi_kit-*.whl"):
             old.unlink()
+        # setuptools packs whatever an earlier build left in build/lib, deleted files too.
+        shutil.rmtree(root / "build", ignore_errors=True)
         compiled = subprocess.run(
             [str(root / "scripts" / "compile-translations.sh")],
             capture_output=True,
@@ -274,13 +276,12 @@ def run_streaming(command: Sequence[str], env: Mapping[str, str]) -> Iterator[st
     tail: list[str] = []
     for line in process.stdout:
         line = line.rstrip("\n")
-        tail = [*tail[-20:], line]
+        tail = [*tail[-60:], line]
         yield line
     if process.wait() != 0:
-        failed = next((t for t in reversed(tail) if "fatal:" in t or "FAILED" in t), None)
-        raise KitError(
-            f"ansible-playbook failed (exit {process.returncode}): {failed or tail[-1:]}"
-        )
+        said = [t.strip() for t in tail if t.strip().startswith(("[ERROR]", "fatal:", "msg:"))]
+        reason = " ".join(said[-2:]) or "see the play's output above"
+        raise KitError(f"ansible-playbook failed (exit {process.returncode}): {reason}")
 
 
 # --- files -----------------------------------------------------------------------------------
