@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -374,7 +375,7 @@ def _rendered_vars(
     ordered = sorted(rendered, key=lambda r: r.code)
     first = ordered[0]
     render_dir = "{{ inventory_dir }}/.."
-    wheel_sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    wheel_sha = content_digest(wheel)
     portals = []
     for index, tenant in enumerate(ordered):
         settings, secret = split_secrets(tenant.code, references(tenant.portal))
@@ -481,7 +482,7 @@ def _rendered_vars(
         ),
         (
             "portal_release_id",
-            "the kit's version and its wheel's SHA-256",
+            "the kit's version and a digest of its wheel's files",
             f"{_version(wheel)}-{wheel_sha[:12]}",
         ),
         (
@@ -519,6 +520,16 @@ def _rendered_vars(
         ),
     ]
     return _yaml_doc(entries)
+
+
+def content_digest(wheel: Path) -> str:
+    """SHA-256 of a wheel's RECORD (every file's name and SHA-256): the same code built again,
+    with other timestamps in the zip, gives the same digest, so the same release."""
+    with zipfile.ZipFile(wheel) as archive:
+        record = next((n for n in archive.namelist() if n.endswith(".dist-info/RECORD")), None)
+        if record is None:
+            raise KitError(f"{wheel}: not a wheel (no RECORD)")
+        return hashlib.sha256(archive.read(record)).hexdigest()
 
 
 def _version(wheel: Path) -> str:
@@ -608,7 +619,8 @@ def _ensure_vault(
     if not missing:
         return
     for name in missing:
-        values[name] = secrets.token_urlsafe(32)
+        # 64 characters: Django wants a secret key of 50 or more.
+        values[name] = secrets.token_urlsafe(48)
     for tenant in rendered:
         # The URL is made from the password and the database host, never stored twice.
         db = database_name(tenant.code)
