@@ -18,6 +18,16 @@ pytest_plugins = ["tests.rig.fixtures"]
 
 
 @pytest.fixture(scope="session")
+def kit_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The kit's wheel, built once a session (the vm target's renders take it by
+    KARMAYOGI_KIT_WHEEL rather than building their own)."""
+    from infra.targets.vm import VmTarget
+
+    dist = tmp_path_factory.mktemp("kit-wheel")
+    return VmTarget(dict(os.environ))._kit_wheel(dist)
+
+
+@pytest.fixture(scope="session")
 def kit_home(tmp_path_factory: pytest.TempPathFactory) -> KitHome:
     """A kit home of the test session's own; downloads come from the machine's cache."""
     return KitHome(root=tmp_path_factory.mktemp("kit-home"), cache=KitHome.from_env().cache)

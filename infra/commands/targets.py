@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from infra.commands.common import TENANTS_OPTION, err, friendly_errors, read_env, specs_in
 from infra.errors import KitError
@@ -22,6 +23,32 @@ TARGET_OPTION = typer.Option(
 )
 
 
+VAULT_OPTION = typer.Option(
+    None,
+    "--vault-password-file",
+    help="The vault password file of targets that keep secrets in Ansible Vault (vm).",
+)
+HOST_OPTION = typer.Option(
+    None, "--host", help="The VM that runs the deployment (vm, at the first render)."
+)
+DATABASE_HOST_OPTION = typer.Option(
+    None, "--database-host", help="A host of its own for PostgreSQL (vm, at the first render)."
+)
+
+
+def _target_env(
+    vault_password_file: Path | None, host: str | None, database_host: str | None
+) -> dict[str, str]:
+    """The environment, with the options a target reads from it (only it knows which)."""
+    env = read_env()
+    given = {
+        "ANSIBLE_VAULT_PASSWORD_FILE": str(vault_password_file) if vault_password_file else None,
+        "KARMAYOGI_VM_HOST": host,
+        "KARMAYOGI_VM_DATABASE_HOST": database_host,
+    }
+    return env | {name: value for name, value in given.items() if value}
+
+
 def _tenant(specs: list[TenantSpec], code: str, folder: Path) -> TenantSpec:
     spec = next((s for s in specs if s.code == code), None)
     if spec is None:
@@ -32,12 +59,15 @@ def _tenant(specs: list[TenantSpec], code: str, folder: Path) -> TenantSpec:
 @app.command()
 @friendly_errors
 def render(
-    code: str = typer.Argument(..., help="The tenant to render."),
+    codes: list[str] = typer.Argument(..., help="The tenants to render (one deployment)."),
     target: str | None = TARGET_OPTION,
     out: Path = typer.Option(
-        None, "--out", help="Folder to write into (default: rendered/<code>)."
+        None, "--out", help="Folder to write into (default: rendered/<code> of the first)."
     ),
     tenants: Path = TENANTS_OPTION,
+    vault_password_file: Path | None = VAULT_OPTION,
+    host: str | None = HOST_OPTION,
+    database_host: str | None = DATABASE_HOST_OPTION,
 ) -> None:
     """Write the target's inputs for a tenant, with a manifest; no secret value in them.
 
@@ -45,11 +75,13 @@ def render(
     an Ansible Vault variable, a Kubernetes Secret, an AWS Secrets Manager name).
     """
     specs = specs_in(tenants)
-    spec = _tenant(specs, code, tenants)
-    chosen = target_for(target or spec.spec.deployment.target, read_env())
-    folder = out or Path("rendered") / code
+    named = {target or _tenant(specs, code, tenants).spec.deployment.target for code in codes}
+    if len(named) != 1:
+        raise KitError(f"these tenants render for {', '.join(sorted(named))}: one at a time")
+    chosen = target_for(named.pop(), _target_env(vault_password_file, host, database_host))
+    folder = out or Path("rendered") / codes[0]
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = chosen.render(specs, [code], folder)
+    manifest = chosen.render(specs, codes, folder)
     for artefact in manifest.files:
         typer.echo(f"wrote {folder / artefact.path}")
     for secret in manifest.secrets:
@@ -63,13 +95,22 @@ def deploy(
     codes: list[str] = typer.Argument(..., help="The tenants to deploy."),
     target: str | None = TARGET_OPTION,
     tenants: Path = TENANTS_OPTION,
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder the vm target renders into before it runs the play."
+    ),
+    vault_password_file: Path | None = VAULT_OPTION,
+    host: str | None = HOST_OPTION,
+    database_host: str | None = DATABASE_HOST_OPTION,
 ) -> None:
     """Deploy tenants with their target (the local target runs the whole folder, as `up`)."""
     specs = specs_in(tenants)
     chosen = {target or _tenant(specs, c, tenants).spec.deployment.target for c in codes}
     if len(chosen) != 1:
         raise KitError(f"these tenants deploy to {', '.join(sorted(chosen))}: one at a time")
-    target_for(chosen.pop(), read_env()).deploy(
-        specs, codes, lambda message: err.print(f"[bold]>[/] {message}")
+    env = _target_env(vault_password_file, host, database_host)
+    if out is not None:
+        env["KARMAYOGI_RENDER_DIR"] = str(out)
+    target_for(chosen.pop(), env).deploy(
+        specs, codes, lambda message: err.print(f"[bold]>[/] {escape(message)}", highlight=False)
     )
     typer.echo(f"deployed {', '.join(codes)}")

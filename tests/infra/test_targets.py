@@ -32,6 +32,15 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def vm_options(tmp_path: Path, kit_wheel: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a vm render needs beyond the others: a vault password file and a host."""
+    password = tmp_path / "vault-password"
+    password.write_text("a vault password\n", encoding="utf-8")
+    monkeypatch.setenv("KARMAYOGI_KIT_WHEEL", str(kit_wheel))
+    return ["--vault-password-file", str(password), "--host", "app.vm.example"]
+
+
 def set_deployment(spec: Path, text: str) -> None:
     content = spec.read_text(encoding="utf-8")
     spec.write_text(content.replace("  deployment:\n", f"  deployment:\n{text}"), "utf-8")
@@ -64,11 +73,11 @@ def walk_secret_refs(value: Any, path: str = "") -> dict[str, str]:
     ],
 )
 def test_render_for_a_production_target_writes_a_manifest_and_no_secret(
-    folder: Path, tmp_path: Path, target: str, reference: str
+    folder: Path, tmp_path: Path, target: str, reference: str, vm_options: list[str]
 ) -> None:
     out = tmp_path / "rendered" / "bihar"
     args = ["render", "bihar", "--tenants", str(folder), "--out", str(out)]
-    result = runner.invoke(app, [*args, "--target", target])
+    result = runner.invoke(app, [*args, "--target", target, *vm_options])
     assert result.exit_code == 0, result.output
 
     manifest = json.loads((out / "manifest.json").read_text())
@@ -109,14 +118,26 @@ def test_render_for_a_production_target_writes_a_manifest_and_no_secret(
     assert f"secret portal_client_secret: kept at {reference}" in result.output
 
 
-def test_local_secret_values_never_reach_a_production_render(folder: Path, tmp_path: Path) -> None:
+def test_local_secret_values_never_reach_a_production_render(
+    folder: Path, tmp_path: Path, vm_options: list[str]
+) -> None:
     """A machine that ran `up` holds real client secrets; rendering for VMs must not copy them."""
     home = KitHome(root=tmp_path / "home", cache=tmp_path / "cache")
     values = LocalSecretStore(home).values("bihar")
     out = tmp_path / "out"
     result = runner.invoke(
         app,
-        ["render", "bihar", "--target", "vm", "--out", str(out), "--tenants", str(folder)],
+        [
+            "render",
+            "bihar",
+            "--target",
+            "vm",
+            "--out",
+            str(out),
+            "--tenants",
+            str(folder),
+            *vm_options,
+        ],
         env={"KARMAYOGI_HOME": str(home.root)},
     )
     assert result.exit_code == 0, result.output
@@ -150,10 +171,25 @@ def test_an_unknown_target_or_tenant_is_one_line(folder: Path, tmp_path: Path) -
 
 
 def test_deploying_to_a_target_the_kit_does_not_drive_yet_says_with_what(folder: Path) -> None:
-    result = runner.invoke(app, ["deploy", "bihar", "--target", "vm", "--tenants", str(folder)])
+    args = ["deploy", "bihar", "--target", "kubernetes", "--tenants", str(folder)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 1
-    assert "ansible-playbook playbooks/site.yml" in result.output
+    assert "helm upgrade --install" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_deploying_to_vms_without_the_vault_password_file_stops_before_any_work(
+    folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rendered"
+    args = ["deploy", "bihar", "--target", "vm", "--tenants", str(folder), "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: the vm target keeps secrets in an Ansible Vault: give --vault-password-file "
+        "FILE (a file holding the vault's password, kept out of git)"
+    ]
+    assert not out.exists()
 
 
 def test_tenants_sharing_a_keycloak_must_share_its_hostname(folder: Path) -> None:

@@ -1,0 +1,140 @@
+"""The realm step of ``playbooks/site.yml``: run on the Keycloak host from the release's
+virtualenv, it makes the kit's accounts in place of Keycloak's temporary bootstrap client
+(once) and applies the tenants' realms with the reconciler.
+
+Its input is one 0600 JSON file Ansible writes from the inventory and the vault::
+
+    {"specs": "/etc/karmayogi/specs", "codes": ["karmayogi-bharat", "bihar"],
+     "data_root": "/var/lib/karmayogi", "keycloak_url": "http://127.0.0.1:8080",
+     "bootstrap_client_id": "karmayogi-bootstrap", "bootstrap_client_secret": "…",
+     "accounts_file": "/etc/karmayogi/keycloak-accounts.json",
+     "secrets": {"bihar": {"portal_client_secret": "…", …}, …}}
+
+It prints one JSON line, ``{"changed": bool, "changes": [..]}``, for Ansible's
+``changed_when``; a problem is one line on standard error and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.errors import KitError
+from infra.render.inputs import Secret
+
+
+@dataclass(frozen=True)
+class VaultValues:
+    """The secrets Ansible passed from the vault, by tenant and name."""
+
+    values: Mapping[str, Mapping[str, str]]
+
+    def secret(self, code: str, name: str) -> Secret:
+        return Secret(name, f"ansible-vault:{code}/{name}", self.values.get(code, {}).get(name))
+
+
+def _read_input(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KitError(f"{path}: cannot read the realm step's input ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise KitError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    required = (
+        "specs",
+        "codes",
+        "data_root",
+        "keycloak_url",
+        "bootstrap_client_id",
+        "bootstrap_client_secret",
+        "accounts_file",
+        "secrets",
+    )
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise KitError(f"{path}: missing {', '.join(missing)}")
+    return dict(data)
+
+
+def apply_realms(config: Mapping[str, Any]) -> list[str]:
+    """Make the kit's accounts if needed and apply the realms of ``config['codes']``;
+    returns each change the reconciler made, described."""
+    from identity.admin import AdminAPI, Credentials
+    from identity.reconciler import Reconciler
+    from infra.home import write_private_text
+    from infra.keycloak.accounts import (
+        OperatorAccounts,
+        ServiceAccount,
+        bootstrap_operator_accounts,
+    )
+    from infra.render.tenant import federation_of, render_tenants
+    from infra.spec import load_specs
+    from infra.targets.production import HostnamePlacement
+
+    specs = load_specs([Path(config["specs"])])
+    codes: Sequence[str] = config["codes"]
+    logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
+    placement = HostnamePlacement(specs, config["data_root"])
+    everyone = render_tenants(specs, placement, VaultValues(config["secrets"]), logos)
+    rendered = tuple(r for r in everyone if r.code in codes)
+    url = str(config["keycloak_url"]).rstrip("/")
+    accounts_file = Path(config["accounts_file"])
+    existing = None
+    if accounts_file.exists():
+        kept = json.loads(accounts_file.read_text(encoding="utf-8"))
+        existing = OperatorAccounts(
+            kept["admin_username"],
+            kept["admin_password"],
+            ServiceAccount(url, kept["reconciler_client_id"], kept["reconciler_client_secret"]),
+        )
+
+    def store(accounts: OperatorAccounts) -> None:
+        write_private_text(
+            accounts_file,
+            json.dumps(
+                {
+                    "admin_username": accounts.admin_username,
+                    "admin_password": accounts.admin_password,
+                    "reconciler_client_id": accounts.reconciler.client_id,
+                    "reconciler_client_secret": accounts.reconciler.client_secret,
+                }
+            ),
+        )
+
+    accounts = bootstrap_operator_accounts(
+        url,
+        config["bootstrap_client_id"],
+        config["bootstrap_client_secret"],
+        existing=existing,
+        store=store,
+    )
+    api = AdminAPI(
+        Credentials(url, accounts.reconciler.client_id, accounts.reconciler.client_secret)
+    )
+    public = placement.keycloak_url(rendered[0].code)
+    changes = Reconciler(api, federation_of(rendered, public)).apply(codes)
+    return [change.describe() for change in changes]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m infra.targets.vm.realms INPUT.json", file=sys.stderr)
+        return 2
+    from identity.errors import IdentityError
+
+    try:
+        changes = apply_realms(_read_input(Path(args[0])))
+    except (KitError, IdentityError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"changed": bool(changes), "changes": changes}))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - run by the play
+    sys.exit(main())
