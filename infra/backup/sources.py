@@ -86,6 +86,18 @@ def tar_folder(folder: Path, target: Path) -> None:
                     tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
 
 
+def _plain_files(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
+    """The archive's members, refused whole unless each is a file or folder at a relative path
+    inside the folder (what :func:`tar_folder` writes). Checked here rather than by tarfile's
+    ``data`` filter, which Debian 12's Python (3.11.2) does not have."""
+    members = tar.getmembers()
+    for member in members:
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise BackupError(f"{archive.name}: {member.name!r} is not a plain file of the media")
+    return members
+
+
 def replace_folder(folder: Path, archive: Path) -> None:
     """Replace ``folder``'s contents with ``archive``'s: unpacked beside it, then swapped in,
     so a failed unpack leaves the old folder as it was."""
@@ -93,8 +105,7 @@ def replace_folder(folder: Path, archive: Path) -> None:
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-restoring-"))
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            # The data filter refuses absolute paths, links out of the folder and devices.
-            tar.extractall(staging, filter="data")
+            tar.extractall(staging, members=_plain_files(tar, archive))
         old = folder.parent / f".{folder.name}-replaced"
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():

@@ -7,11 +7,13 @@ server on loopback, the only AWS stand-in the suite uses.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +31,7 @@ from typer.testing import CliRunner, Result
 
 from infra.backup import BackupError, list_backups, make_backup, prune, restore_backup
 from infra.backup.format import MANIFEST
-from infra.backup.sources import PostgresSource, postgres_source_from_file
+from infra.backup.sources import PostgresSource, postgres_source_from_file, replace_folder
 from infra.backup.stores import FolderStore, S3Store, store_for
 from infra.cli import app
 from infra.net import free_port
@@ -469,3 +471,27 @@ def test_an_unknown_bucket_fails_with_one_line(deployment: Deployment, moto: Mot
     assert one_line_error(result) == (
         "error: s3://no-such-bucket/x: bucket 'no-such-bucket' does not exist"
     )
+
+
+@pytest.mark.parametrize("kind", ["a path out of the folder", "a link"])
+def test_a_media_archive_with_more_than_plain_files_is_refused_and_the_folder_kept(
+    tmp_path: Path, kind: str
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "kept.txt").write_text("kept")
+    archive = tmp_path / "media.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        if kind == "a link":
+            link = tarfile.TarInfo("certificates/passwd")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(link)
+        else:
+            data = b"outside"
+            escape = tarfile.TarInfo("../escaped.txt")
+            escape.size = len(data)
+            tar.addfile(escape, io.BytesIO(data))
+    with pytest.raises(BackupError, match=r"is not a plain file of the media"):
+        replace_folder(media, archive)
+    assert (media / "kept.txt").read_text() == "kept"
+    assert not (tmp_path / "escaped.txt").exists()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
-from infra.targets.vm import VAULT_FILE, read_vault
+from infra.targets.vm import VAULT_FILE, database_name, read_vault
 from tests.rig.apt_sources import machine_sources
 from tests.rig.ca import CertificateAuthority
 from tests.rig.vm import VmHost
@@ -245,3 +245,35 @@ def test_a_release_that_fails_its_health_check_leaves_the_previous_one_serving(
     # The failed tasks' output names the tenants, never their secrets.
     values = read_vault(converged.out / VAULT_FILE, converged.password_file).values()
     assert not [v for v in values if "{{" not in v and v in output]
+
+
+def test_the_backup_timer_backs_up_the_deployment_and_restore_brings_a_lost_database_back(
+    converged: Converged,
+) -> None:
+    host = converged.host
+    kit = "cd /tmp && sudo -u karmayogi /opt/karmayogi/current/bin/karmayogi"
+    state = next(code for code in converged.codes if code.startswith("bihar"))
+    database = database_name(state)
+    pages = f"psql -d {database} -tAc 'SELECT title FROM wagtailcore_page ORDER BY path'"
+    as_postgres = "cd /tmp && sudo -u postgres"
+    before = host.run(f"{as_postgres} {pages}").stdout
+    assert before.strip()
+
+    host.run("systemctl start karmayogi-backup.service")  # what the timer runs, to its end
+    listed = json.loads(host.run(f"{kit} backups --to /var/backups/karmayogi --json").stdout)
+    [backup] = listed["backups"]
+    assert backup["complete"] and sorted(backup["tenants"]) == sorted(converged.codes)
+
+    # Bihar's database lost while everything that uses the databases is stopped.
+    portals = " ".join(f"karmayogi-portal@{code}" for code in converged.codes)
+    timers = "'karmayogi-sync@*.timer' 'karmayogi-xapi@*.timer'"
+    host.run(f"systemctl stop {timers} {portals} keycloak")
+    try:
+        host.run(f"{as_postgres} dropdb {database}")
+        restore = f"restore --from /var/backups/karmayogi/{backup['name']}"
+        host.run(f"{kit} {restore} --source /etc/karmayogi/backup-source.json --yes")
+    finally:
+        host.run(f"systemctl start keycloak {portals} {timers}")
+    assert host.run(f"{as_postgres} {pages}").stdout == before
+    for code in converged.codes:  # serving again once started
+        host.run(f"systemctl is-active karmayogi-portal@{code}")

@@ -376,7 +376,7 @@ def _rendered_vars(
     first = ordered[0]
     render_dir = "{{ inventory_dir }}/.."
     wheel_sha = content_digest(wheel)
-    portals = []
+    portals: list[dict[str, Any]] = []
     for index, tenant in enumerate(ordered):
         settings, secret = split_secrets(tenant.code, references(tenant.portal))
         runtime_logo = str(settings["KARMAYOGI_LOGO"])
@@ -501,7 +501,25 @@ def _rendered_vars(
             [{"domain": p["domain"], "port": p["port"]} for p in portals],
         ),
         ("nginx_keycloak_domain", "spec identity.loginDomain", first.spec.login_domain),
-        ("backup_tenants", "the tenants rendered together", [t.code for t in ordered]),
+        (
+            "backup_source",
+            "what `karmayogi backup` reads (docs/backup.md): the databases and media",
+            {
+                "deployment": deployment,
+                "keycloak": {
+                    "database_url": "postgresql://keycloak:{{ "
+                    + vault_variable(deployment, KEYCLOAK_DB_PASSWORD)
+                    + f" | urlencode }}}}@{database_host}:5432/keycloak"
+                },
+                "portals": {
+                    p["code"]: {
+                        "database_url": p["secrets"]["DATABASE_URL"],
+                        "media_root": p["settings"]["KARMAYOGI_MEDIA_ROOT"],
+                    }
+                    for p in portals
+                },
+            },
+        ),
         (
             "karmayogi_realms_input",
             "the realm step's input, written 0600 on the host",
