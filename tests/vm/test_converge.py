@@ -16,10 +16,11 @@ import httpx
 import pytest
 from ruamel.yaml import YAML
 
+from infra.home import KitHome
 from infra.targets.vm import VAULT_FILE, database_name, read_vault
 from tests.rig.apt_sources import machine_sources
 from tests.rig.ca import CertificateAuthority
-from tests.rig.vm import VmHost
+from tests.rig.vm import VmHost, booted_vm
 from tests.vm.conftest import LOGIN_DOMAIN, PLAYBOOKS, ansible_env, one_deployment
 
 KARMAYOGI = Path(sys.executable).with_name("karmayogi")
@@ -76,8 +77,22 @@ def _edit_yaml(path: Path, changes: dict[str, object]) -> None:
 
 
 @pytest.fixture(scope="module")
+def converge_host(
+    tmp_path_factory: pytest.TempPathFactory, vm_wheelhouse: Path
+) -> Iterator[VmHost]:
+    """A host of the converge's own: the play changes it (apt sources, nginx, firewall), and
+    the rig's tests check the session's host as the rig made it."""
+    with booted_vm(
+        tmp_path_factory.mktemp("converge-host"),
+        cache=KitHome.from_env().cache,
+        wheelhouse=vm_wheelhouse,
+    ) as host:
+        yield host
+
+
+@pytest.fixture(scope="module")
 def converged(
-    vm_host: VmHost,
+    converge_host: VmHost,
     rig_ca: CertificateAuthority,
     kit_wheel: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -107,7 +122,7 @@ def converged(
             "--vault-password-file",
             str(password_file),
             "--host",
-            vm_host.address,
+            converge_host.address,
         ],
         capture_output=True,
         text=True,
@@ -116,12 +131,12 @@ def converged(
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     # What an operator edits once: how to reach the host, its sources, its certificates.
     hosts = out / "inventory" / "hosts.yml"
-    host_vars = vm_host.ansible_inventory_vars()
+    host_vars = converge_host.ansible_inventory_vars()
     hosts.write_text(
         json.dumps(
             {
-                "karmayogi_app": {"hosts": {vm_host.address: host_vars}},
-                "karmayogi_database": {"hosts": {vm_host.address: host_vars}},
+                "karmayogi_app": {"hosts": {converge_host.address: host_vars}},
+                "karmayogi_database": {"hosts": {converge_host.address: host_vars}},
             }
         ),
         encoding="utf-8",
@@ -134,7 +149,7 @@ def converged(
     sources = [
         {
             "name": f"karmayogi-{index}",
-            "uris": source.through(vm_host.apt_proxy_url).uri,
+            "uris": source.through(converge_host.apt_proxy_url).uri,
             "suites": " ".join(source.suites),
             "components": " ".join(source.components),
         }
@@ -144,16 +159,18 @@ def converged(
         out / "inventory" / "group_vars" / "all" / "site.yml",
         {
             "karmayogi_apt_sources": sources,
-            "karmayogi_wheelhouse_url": vm_host.wheelhouse_url,
+            "karmayogi_wheelhouse_url": converge_host.wheelhouse_url,
             "nginx_certificates": certificates,
         },
     )
     # The data centre's DNS: every public name is the host itself.
-    vm_host.run(f"echo '127.0.0.1 {' '.join(names)}' >> /etc/hosts")
+    converge_host.run(f"echo '127.0.0.1 {' '.join(names)}' >> /etc/hosts")
     done = deploy(out, root / "tenants", password_file, codes, root / "deploy-1.log")
     assert done.returncode == 0, failure(done)
     output = done.stdout + done.stderr
-    return Converged(vm_host, out, root / "tenants", password_file, codes, domains, rig_ca, output)
+    return Converged(
+        converge_host, out, root / "tenants", password_file, codes, domains, rig_ca, output
+    )
 
 
 @pytest.fixture(scope="module")

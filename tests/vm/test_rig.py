@@ -30,8 +30,12 @@ def test_systemd_is_pid_1_and_the_system_comes_up(vm_host: VmHost) -> None:
 
 
 def test_apt_installs_and_starts_a_service_through_the_proxy(vm_host: VmHost) -> None:
-    sources = vm_host.run("cat /etc/apt/sources.list").stdout
-    assert vm_host.apt_proxy_url in sources
+    # The rig writes sources.list; a converge earlier in the session may have replaced it
+    # with deb822 files (karmayogi_apt_sources), through the same proxy.
+    sources = vm_host.run(
+        "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null", check=False
+    ).stdout
+    assert vm_host.apt_proxy_url in sources, sources
     vm_host.run("apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
     assert vm_host.run("systemctl is-active nginx").stdout.strip() == "active"
     page = vm_host.run("python3 -c \"import urllib.request as u; print(u.urlopen("
