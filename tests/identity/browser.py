@@ -169,8 +169,8 @@ def sign_in(
         return dict(token.json())
 
 
-def login_page(client: Client, ui_locales: str | None = None) -> httpx.Response:
-    """The realm's login page as a browser first sees it."""
+def authorization_request(client: Client) -> tuple[str, dict[str, str]]:
+    """The realm's authorization endpoint and the parameters a browser's sign-in starts with."""
     params = {
         "client_id": client.client_id,
         "redirect_uri": client.redirect_uri,
@@ -179,10 +179,15 @@ def login_page(client: Client, ui_locales: str | None = None) -> httpx.Response:
         "code_challenge": "x" * 43,
         "code_challenge_method": "S256",
     }
+    return f"{client.server_url}/realms/{client.realm}/protocol/openid-connect/auth", params
+
+
+def login_page(client: Client, ui_locales: str | None = None) -> httpx.Response:
+    """The realm's login page as a browser first sees it."""
+    endpoint, params = authorization_request(client)
     if ui_locales:
         params["ui_locales"] = ui_locales
-    base = f"{client.server_url}/realms/{client.realm}/protocol/openid-connect"
-    url = f"{base}/auth?{urlencode(params)}"
+    url = f"{endpoint}?{urlencode(params)}"
     with httpx.Client(follow_redirects=True, timeout=30.0) as session:
         return session.get(url)
 

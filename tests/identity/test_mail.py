@@ -28,7 +28,13 @@ from identity.themes import LoginTheme, remove_theme, theme_name, write_theme
 from identity.vault import FileVault
 from infra.net import free_port
 from infra.targets.local.keycloak import LocalKeycloak
-from tests.identity.browser import FlowError, browser_session, form_action, sign_in
+from tests.identity.browser import (
+    FlowError,
+    authorization_request,
+    browser_session,
+    form_action,
+    sign_in,
+)
 from tests.identity.test_reconciler import PASSWORD, admin_api, create_user, make_tenant, portal
 from tests.tenant_portal.browser import chromium_fixture, page_fixture  # noqa: F401
 
@@ -205,15 +211,7 @@ def test_mail_settings_are_drift_checked_with_the_password_read_from_the_vault(
 
 
 def _open(browser: Any, client: Any) -> Any:
-    params = {
-        "client_id": client.client_id,
-        "redirect_uri": client.redirect_uri,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": "x" * 43,
-        "code_challenge_method": "S256",
-    }
-    url = f"{client.server_url}/realms/{client.realm}/protocol/openid-connect/auth"
+    url, params = authorization_request(client)
     return _follow(browser, browser.get(url, params=params))
 
 

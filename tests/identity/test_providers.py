@@ -33,7 +33,7 @@ from identity.desired import (
 from identity.reconciler import Reconciler
 from identity.vault import FileVault, vault_file_name
 from infra.targets.local.keycloak import LocalKeycloak
-from tests.identity.browser import Client, browser_session, sign_in
+from tests.identity.browser import Client, authorization_request, browser_session, sign_in
 from tests.identity.test_reconciler import PASSWORD, admin_api, make_tenant, portal
 from tests.tenant_portal.browser import chromium_fixture, page_fixture  # noqa: F401
 
@@ -363,15 +363,7 @@ def test_provider_drift_is_named_with_secrets_hidden_and_put_back(
 
 def first_page(client: Client) -> httpx.Response:
     """The first page a browser shows after following the sign-in redirects."""
-    params = {
-        "client_id": client.client_id,
-        "redirect_uri": client.redirect_uri,
-        "response_type": "code",
-        "scope": "openid",
-        "code_challenge": "x" * 43,
-        "code_challenge_method": "S256",
-    }
-    url = f"{client.server_url}/realms/{client.realm}/protocol/openid-connect/auth"
+    url, params = authorization_request(client)
     with browser_session() as session:
         response = session.get(url, params=params)
         while response.status_code in (302, 303):
