@@ -4,15 +4,19 @@
 data centre's server that reaches no package index. The dependencies' wheels are built once per
 ``pyproject.toml`` (and Python version) and cached under ``<cache>/wheelhouse/<key>``; the kit's
 own wheel is built again on every call, since its code changes without its pyproject changing.
-Wheels are built by this Python, so they fit servers of the same Python (Debian 12: 3.11).
+The dependencies are chosen for the servers' Python, Debian 12's python3 (3.11.2), not this
+machine's: a release that wants a later 3.11 (soupsieve 4 wants 3.11.5) would not install there.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -20,6 +24,9 @@ from typing import TextIO
 from infra.errors import KitError
 
 COMPLETE = ".complete"
+# The servers' Python (Debian 12), and the manylinux tags its glibc (2.36) runs.
+SERVER_PYTHON = "3.11.2"
+_GLIBC_MINORS = (5, 12, 17, 24, 26, 27, 28, 31, 34, 35, 36)
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,9 @@ def source_root() -> Path:
 
 
 def wheelhouse_key(pyproject: Path) -> str:
-    """The cache key: the pyproject's content and this Python's version."""
+    """The cache key: the pyproject's content and the servers' Python."""
     digest = hashlib.sha256(pyproject.read_bytes())
-    digest.update(f"cp{sys.version_info.major}{sys.version_info.minor}".encode())
+    digest.update(f"cp{SERVER_PYTHON}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -64,15 +71,44 @@ def build_wheelhouse(
     with (target.parent / f".{target.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         reused = (target / COMPLETE).is_file()
-        # Once the dependencies are there, only the kit's own wheel is built again.
-        deps = ["--no-deps"] if reused else []
-        code = _pip(["wheel", "--wheel-dir", str(target), *deps, str(root)], output)
-        if code != 0:
-            raise KitError(f"pip wheel exited {code} while filling {target} (pip's output above)")
+        with tempfile.TemporaryDirectory() as built:
+            code = _pip(["wheel", "--no-deps", "--wheel-dir", built, str(root)], output)
+            if code != 0:
+                raise KitError(f"pip wheel exited {code} while building the kit (output above)")
+            [kit] = Path(built).glob("*.whl")
+            # Once the dependencies are there, only the kit's own wheel is built again.
+            if not reused:
+                code = _pip(_download(kit, target), output)
+                if code != 0:
+                    raise KitError(
+                        f"pip download exited {code} while filling {target} (pip's output above)"
+                    )
+            shutil.copy2(kit, target / kit.name)
         if not reused:
             (target / COMPLETE).write_text(f"{key}\n", encoding="utf-8")
     wheels = tuple(sorted(p.name for p in target.glob("*.whl")))
     return Wheelhouse(path=target, key=key, wheels=wheels, reused=reused)
+
+
+def _download(kit: Path, target: Path) -> list[str]:
+    """pip's arguments for ``kit``'s dependencies as wheels for the servers' Python."""
+    machine = platform.machine()
+    platforms = [f"--platform=manylinux_2_{minor}_{machine}" for minor in _GLIBC_MINORS]
+    platforms += [f"--platform=manylinux2014_{machine}", f"--platform=manylinux1_{machine}"]
+    return [
+        "download",
+        "--only-binary=:all:",
+        f"--python-version={SERVER_PYTHON}",
+        "--implementation=cp",
+        "--abi=cp311",
+        "--abi=abi3",
+        "--abi=none",
+        *platforms,
+        "--platform=any",
+        "--dest",
+        str(target),
+        str(kit),
+    ]
 
 
 def _pip(args: list[str], output: TextIO | None) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,43 +76,3 @@ def rendered_vm(tmp_path_factory: pytest.TempPathFactory, kit_wheel: Path) -> Re
     rendered = RenderedVm(root / "tenants", root / "out", password_file, codes, kit_wheel)
     render_vm(rendered, "--host", "app.vm.example")
     return rendered
-
-
-# Debian 12's python3: wheels whose Requires-Python excludes it (soupsieve 4 wants 3.11.5)
-# cannot install there, whatever this machine's Python accepts.
-DEBIAN_12_PYTHON = "3.11.2"
-MANYLINUX = (5, 12, 17, 24, 26, 27, 28, 31, 34, 35, 36)  # glibc 2.36 and older
-
-
-@pytest.fixture(scope="session")
-def vm_wheelhouse(tmp_path_factory: pytest.TempPathFactory, kit_wheel: Path) -> Path:
-    """The kit and its dependencies as wheels for Debian 12's Python (overrides the rig's
-    wheelhouse, built for this machine's Python, for the tests in this folder)."""
-    folder = tmp_path_factory.mktemp("vm-wheelhouse-debian12")
-    platforms = [f"--platform=manylinux_2_{v}_x86_64" for v in MANYLINUX]
-    platforms += ["--platform=manylinux2014_x86_64", "--platform=manylinux1_x86_64"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            f"--python-version={DEBIAN_12_PYTHON}",
-            "--implementation=cp",
-            "--abi=cp311",
-            "--abi=abi3",
-            "--abi=none",
-            *platforms,
-            "--platform=any",
-            "-d",
-            str(folder),
-            str(kit_wheel),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder
