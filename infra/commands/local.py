@@ -8,6 +8,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,9 +22,19 @@ from infra.commands.common import (
     specs_in,
 )
 from infra.errors import KitError
+from infra.targets import target_for
 from infra.targets.local import LocalTarget
 
 app = typer.Typer()
+
+
+TARGET_OPTION = typer.Option(
+    None, "--target", help="local or vm (default: the folder's target when all share one)."
+)
+OUT_OPTION = typer.Option(
+    None, "--out", help="vm: the folder render wrote (default: rendered/<first code>)."
+)
+VAULT_OPTION = typer.Option(None, "--vault-password-file", help="vm: the vault's password file.")
 
 
 @app.command()
@@ -133,15 +144,32 @@ def down() -> None:
 
 @app.command()
 @friendly_errors
-def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
+def status(
+    tenants: Path = TENANTS_OPTION,
+    as_json: bool = JSON_OPTION,
+    target: str | None = TARGET_OPTION,
+    out: Path | None = OUT_OPTION,
+    vault_password_file: Path | None = VAULT_OPTION,
+) -> None:
     """Each component's state, URLs, PIDs and federation lag.
 
     Exits 0 only when all are healthy: Keycloak, every portal, the syncer, and no peer whose
-    last sync failed.
+    last sync failed. On the vm target: each app host's services, portals, timers and the last
+    sync, delivery and backup, read on the host through Ansible.
     """
     from infra.targets.local.runtime import local_status
 
-    result = local_status(specs_in(tenants), read_env())
+    specs = specs_in(tenants)
+    chosen = _chosen_target(tenants, target)
+    if chosen != "local":
+        env = read_env() | _remote_env(out, vault_password_file)
+        remote = target_for(chosen, env).status(specs)
+        if as_json:
+            typer.echo(json.dumps(remote, indent=2))
+        else:
+            _print_host_status(remote)
+        raise typer.Exit(0 if remote["healthy"] else 1)
+    result = local_status(specs, read_env())
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
@@ -171,21 +199,83 @@ def status(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
     raise typer.Exit(0 if result["healthy"] else 1)
 
 
+def _chosen_target(tenants: Path, target: str | None) -> str:
+    """``--target``, else the folder's target when every spec in it shares one, else local."""
+    if target:
+        return target
+    if not tenants.is_dir():  # `logs keycloak` from anywhere reads the local target's
+        return "local"
+    named = {s.spec.deployment.target for s in specs_in(tenants)}
+    return named.pop() if len(named) == 1 else "local"
+
+
+def _remote_env(out: Path | None, vault_password_file: Path | None) -> dict[str, str]:
+    given = {"KARMAYOGI_RENDER_DIR": out, "ANSIBLE_VAULT_PASSWORD_FILE": vault_password_file}
+    return {name: str(value) for name, value in given.items() if value}
+
+
+def _print_host_status(result: dict[str, Any]) -> None:
+    """The vm target's status as lines: a host, its services, then each portal."""
+
+    def ran(unit: dict[str, Any]) -> str:
+        if not unit["last_run"]:
+            return "not run yet"
+        return f"last run {unit['last_run']}: {unit['result']}"
+
+    for host in result["hosts"]:
+        state = "healthy" if host["healthy"] else "NOT healthy"
+        typer.echo(f"{host.get('host', host['address'])} ({host['address']}): {state}")
+        if "error" in host:
+            typer.echo(f"  unreachable: {host['error']}")
+            continue
+        for name, unit in host["services"].items():
+            if unit["installed"]:
+                typer.echo(f"  {name:<12} {unit['state']}")
+        typer.echo(f"  {'keycloak':<12} ready: {'yes' if host['keycloak_ready'] else 'NO'}")
+        for tenant in host["tenants"]:
+            portal = "healthy" if tenant["healthy"] else "NOT healthy"
+            typer.echo(f"  {tenant['code']:<20} portal {tenant['portal']['state']}, {portal}")
+            typer.echo(f"  {'':<20} sync {ran(tenant['sync'])}; xAPI {ran(tenant['xapi'])}")
+        typer.echo(f"  backup: {ran(host['backup'])}")
+    typer.echo("all healthy" if result["healthy"] else "NOT all healthy")
+
+
 @app.command()
 @friendly_errors
 def logs(
     name: str = typer.Argument(..., help="A tenant's code, 'keycloak' or 'federation'."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
     lines: int = typer.Option(40, "--lines", "-n", help="How many of the last lines to show."),
+    tenants: Path = TENANTS_OPTION,
+    target: str | None = TARGET_OPTION,
+    out: Path | None = OUT_OPTION,
+    vault_password_file: Path | None = VAULT_OPTION,
 ) -> None:
-    """Print the end of a component's log (and follow it with -f, until Ctrl-C)."""
+    """Print the end of a component's log (and follow it with -f, until Ctrl-C).
+
+    On the vm target: the component's journal on every app host (also `nginx`, `backup`),
+    read through Ansible and kept in <render>/logs/; -f is not offered there.
+    """
     from infra.home import KitHome
     from infra.targets.local.portals import log_path
     from infra.targets.local.runtime import local_keycloak
 
     env = read_env()
-    home = KitHome.from_env(env)
-    path = local_keycloak(env).paths.log if name == "keycloak" else log_path(name, home)
+    chosen = _chosen_target(tenants, target)
+    if chosen != "local":
+        if follow:
+            raise KitError(
+                f"--follow works on the local target only; on {chosen} use journalctl -f"
+            )
+        env |= _remote_env(out, vault_password_file)
+        path = target_for(chosen, env).logs(name)
+    else:
+        home = KitHome.from_env(env)
+        path = local_keycloak(env).paths.log if name == "keycloak" else log_path(name, home)
+    if chosen != "local":
+        for line in deque(path.read_text(encoding="utf-8").splitlines(), maxlen=max(lines, 0)):
+            typer.echo(line)
+        return
     if not path.is_file():
         known = sorted(p.stem for p in home.logs.glob("*.log")) if home.logs.is_dir() else []
         raise KitError(

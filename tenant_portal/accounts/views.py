@@ -58,8 +58,11 @@ class CallbackView(OIDCAuthenticationCallbackView):
         except requests.RequestException as exc:
             # Keycloak refused the code (forged, expired, used, another flow's) or could not
             # be reached: the state was ours, the sign-in is not. No trace for the visitor.
-            status = exc.response.status_code if exc.response is not None else "no answer"
-            logger.warning("sign-in failed at the OIDC callback: Keycloak answered %s", status)
+            if exc.response is not None:
+                said = f"Keycloak answered {exc.response.status_code}"
+            else:  # e.g. a certificate the host does not trust: the operator must see which
+                said = f"Keycloak could not be reached ({type(exc).__name__}: {exc})"
+            logger.warning("sign-in failed at the OIDC callback: %s", said)
             return render(request, "accounts/sign_in_failed.html", status=400)
         except (RealmSessionError, PermissionError) as exc:
             logger.warning("sign-in refused at the OIDC callback: %s", exc)

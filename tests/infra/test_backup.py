@@ -11,19 +11,13 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import tarfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import boto3
-import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -34,8 +28,9 @@ from infra.backup.format import MANIFEST
 from infra.backup.sources import PostgresSource, postgres_source_from_file, replace_folder
 from infra.backup.stores import FolderStore, S3Store, store_for
 from infra.cli import app
-from infra.net import free_port
 from tests.postgres import PostgresServer
+from tests.rig.moto import CREDENTIALS, MotoServer
+from tests.rig.moto import moto_server as start_moto_server
 
 CERTIFICATE = b"%PDF-1.7 a learner's certificate\n"
 
@@ -114,56 +109,21 @@ def deployment(postgres: PostgresServer, tmp_path: Path) -> Iterator[Deployment]
         found.drop(name)
 
 
-@dataclass
-class MotoServer:
-    endpoint: str
-    process: subprocess.Popen[bytes]
-    bucket: str = ""
-
-    def client(self) -> Any:
-        return boto3.client("s3", endpoint_url=self.endpoint)
-
-
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoServer]:
     """moto's S3 server on a free loopback port, with throwaway credentials, for the module."""
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
+        for key, value in CREDENTIALS.items():
             patch.setenv(key, value)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        port = free_port()
-        server = Path(sys.executable).parent / "moto_server"
-        process = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        endpoint = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(600):
-                try:
-                    httpx.get(endpoint, timeout=1.0)
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None, "moto_server exited"
-                    time.sleep(0.05)
-            yield MotoServer(endpoint, process)
-        finally:
-            process.send_signal(signal.SIGCONT)
-            process.terminate()
-            process.wait(timeout=30)
+        with start_moto_server() as server:
+            yield server
 
 
 @pytest.fixture
 def moto(moto_server: MotoServer) -> MotoServer:
     """The module's S3 server with a new, empty bucket for the test."""
-    bucket = f"backups-{uuid.uuid4().hex[:8]}"
-    moto_server.client().create_bucket(Bucket=bucket)
-    return MotoServer(moto_server.endpoint, moto_server.process, bucket)
+    return moto_server.with_bucket(f"backups-{uuid.uuid4().hex[:8]}")
 
 
 def cli(*args: str) -> Result:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import secrets
@@ -239,6 +240,97 @@ class VmTarget(ProductionTarget):
             progress(line)
         return out
 
+    # --- status and logs ----------------------------------------------------------------------
+
+    def status(self, specs: Sequence[TenantSpec]) -> dict[str, Any]:
+        """Each app host's services, portals, timers and last runs, read on the host
+        (``infra.targets.vm.hoststatus``) through Ansible with the inventory's connection."""
+        probe = "{{ portal_root | default('/opt/karmayogi') }}/current/bin/python"
+        hosts = []
+        for name, result in self._on_app_hosts(
+            self._render_dir(specs), f"{probe} -m infra.targets.vm.hoststatus"
+        ):
+            if result.get("rc") == 0:
+                hosts.append({"address": name} | json.loads(result["stdout"]))
+            else:
+                hosts.append({"address": name, "healthy": False, "error": _reason(result)})
+        return {"target": "vm", "healthy": all(h["healthy"] for h in hosts), "hosts": hosts}
+
+    def logs(self, name: str) -> Path:
+        """The journal of a component on every app host, written to ``<render>/logs/<name>.log``:
+        a tenant's code (its portal, syncer and xAPI delivery), ``keycloak``, ``nginx``,
+        ``federation`` (every syncer) or ``backup``."""
+        given = self.env.get(RENDER_DIR)
+        if not given:
+            raise KitError("vm logs are read through the inventory: name the render with --out")
+        units = _LOG_UNITS.get(name)
+        if units is None:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{1,62}", name):
+                raise KitError(
+                    f"{name!r} is not a tenant code, keycloak, nginx, federation or backup"
+                )
+            units = [f"{unit}@{name}.service" for unit in _TENANT_UNITS]
+        out = Path(given)
+        command = "journalctl --no-pager --output=short-iso -n 1000 " + " ".join(
+            f"-u {unit}" for unit in units
+        )
+        parts = []
+        for host, result in self._on_app_hosts(out, command):
+            text = result.get("stdout") if result.get("rc") == 0 else f"({_reason(result)})"
+            parts.append(f"== {host} ==\n{text}\n")
+        path = out / "logs" / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(parts), encoding="utf-8")
+        return path
+
+    def _on_app_hosts(self, out: Path, command: str) -> list[tuple[str, dict[str, Any]]]:
+        """Run ``command`` as root on every app host (Ansible ad hoc, the inventory's own
+        connection settings); each host's result, by name."""
+        password_file = self._password_file()
+        inventory = out / "inventory"
+        if not inventory.is_dir():
+            raise KitError(f"{inventory}: no inventory here; render or deploy with --out {out}")
+        argv = [_ansible_tool("ansible"), "karmayogi_app", "-i", str(inventory)]
+        argv += ["--vault-password-file", str(password_file), "--become"]
+        argv += ["-m", "ansible.builtin.command", "-a", command]
+        env = ansible_env(self.env, out) | {
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        }
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        try:
+            report = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KitError(f"ansible could not reach the app hosts: {said}") from None
+        return sorted(report["plays"][0]["tasks"][0]["hosts"].items())
+
+    def _render_dir(self, specs: Sequence[TenantSpec]) -> Path:
+        given = self.env.get(RENDER_DIR)
+        if given:
+            return Path(given)
+        first = next((s.code for s in specs if s.spec.deployment.target == self.name), None)
+        if first is None:
+            raise KitError("no tenant in the folder deploys to vm; name the render with --out")
+        return Path("rendered") / first
+
+
+# Components whose journal `karmayogi logs NAME --target vm` reads (a tenant's code reads its
+# portal, syncer and xAPI delivery).
+_LOG_UNITS = {
+    "keycloak": ["keycloak.service"],
+    "nginx": ["nginx.service"],
+    "federation": ["karmayogi-sync@*.service"],
+    "backup": ["karmayogi-backup.service"],
+}
+_TENANT_UNITS = ("karmayogi-portal", "karmayogi-sync", "karmayogi-xapi")
+
+
+def _reason(result: Mapping[str, Any]) -> str:
+    """Why an ad hoc command failed on a host, in one line (its end)."""
+    said = result.get("msg") or result.get("stderr") or "no answer"
+    return " ".join(str(said).split())[-300:]
+
 
 def ansible_env(env: Mapping[str, str], out: Path) -> dict[str, str]:
     """The environment of ``ansible-playbook``: the caller's, with the kit's defaults."""
@@ -250,15 +342,19 @@ def ansible_env(env: Mapping[str, str], out: Path) -> dict[str, str]:
 
 
 def playbook_command(out: Path, password_file: Path) -> list[str]:
-    tool = Path(sys.executable).with_name("ansible-playbook")
     return [
-        str(tool) if tool.exists() else "ansible-playbook",
+        _ansible_tool("ansible-playbook"),
         "-i",
         str(out / "inventory"),
         "--vault-password-file",
         str(password_file),
         str(source_root() / "playbooks" / "site.yml"),
     ]
+
+
+def _ansible_tool(name: str) -> str:
+    tool = Path(sys.executable).with_name(name)
+    return str(tool) if tool.exists() else name
 
 
 def run_streaming(command: Sequence[str], env: Mapping[str, str]) -> Iterator[str]:
@@ -582,6 +678,12 @@ def _site_vars(env: Mapping[str, str]) -> str:
         ),
         ("nginx_certificates", "Certificates by public name; none: self-signed (trials).", {}),
         (
+            "karmayogi_trusted_ca_certificates",
+            "CA certificates (PEM files here) the hosts trust, e.g. the CA that signed\n"
+            "nginx_certificates: the portals call each other and Keycloak by name.",
+            [],
+        ),
+        (
             "backup_destination",
             "A folder on the host or s3://bucket/prefix.",
             "/var/backups/karmayogi",
@@ -595,18 +697,13 @@ def _site_vars(env: Mapping[str, str]) -> str:
 # --- the vault -------------------------------------------------------------------------------
 
 
-def _vault_tool(name: str) -> str:
-    tool = Path(sys.executable).with_name(name)
-    return str(tool) if tool.exists() else name
-
-
 def read_vault(path: Path, password_file: Path) -> dict[str, Any]:
     """The decrypted vault's variables (empty when there is no vault yet)."""
     if not path.exists():
         return {}
     done = subprocess.run(
         [
-            _vault_tool("ansible-vault"),
+            _ansible_tool("ansible-vault"),
             "view",
             "--vault-password-file",
             str(password_file),
@@ -656,7 +753,7 @@ def _ensure_vault(
             handle.write(buffer.getvalue())
         done = subprocess.run(
             [
-                _vault_tool("ansible-vault"),
+                _ansible_tool("ansible-vault"),
                 "encrypt",
                 "--vault-password-file",
                 str(password_file),
