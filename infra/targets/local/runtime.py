@@ -132,10 +132,10 @@ def check_vault_secrets(rendered: Sequence[RenderedTenant]) -> None:
     """Refuse, before anything is applied, a provider whose named secret the store lacks."""
     for tenant in rendered:
         missing = {s.name for s in tenant.realm.vault if s.value is None}
-        for where, ref in secret_references(tenant.spec):
+        for file, where, ref in secret_references(tenant.spec):
             if ref.secret in missing:
                 raise KitError(
-                    f"{tenant.spec.source}: {where}: secret {ref.secret!r} is not in the local "
+                    f"{file}: {where}: secret {ref.secret!r} is not in the local "
                     f"secret store; add it with `karmayogi identity secret {tenant.code} "
                     f"{ref.secret}` (the value is read from standard input)"
                 )
