@@ -27,6 +27,7 @@ BASE_DN = "dc=state,dc=example"
 PEOPLE_DN = f"ou=people,{BASE_DN}"
 GROUPS_DN = f"ou=groups,{BASE_DN}"
 READER_DN = f"cn=keycloak,{BASE_DN}"
+ADMIN_DN = f"cn=admin,{BASE_DN}"  # slapd's root DN: may write passwords
 
 
 class LdapError(RuntimeError):
@@ -102,7 +103,7 @@ class LdapServer:
                 "-H",
                 self.url,
                 "-D",
-                f"cn=admin,{BASE_DN}",
+                ADMIN_DN,
                 "-w",
                 self.root_password,
             ],
@@ -112,6 +113,15 @@ class LdapServer:
         )
         if done.returncode != 0:
             raise LdapError(f"ldapadd failed: {done.stderr.decode().strip()}")
+
+    def binds(self, dn: str, password: str) -> bool:
+        """Whether the directory accepts ``password`` for ``dn`` (a simple bind)."""
+        done = subprocess.run(
+            ["ldapwhoami", "-x", "-H", self.url, "-D", dn, "-w", password],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
 
 
 def _config(folder: Path, root_password: str) -> str:
