@@ -300,6 +300,14 @@ class Provider(_Model):
             "e-mail instead of asking the user to prove it is theirs."
         ),
     )
+    ca: Text | None = Field(
+        default=None,
+        description=(
+            "The CA that signed the provider's TLS certificate (ldaps://, or an OIDC "
+            "provider's endpoints): a PEM file beside this spec, or an absolute path on the "
+            "machine that applies the realm. Keycloak's truststore gets it."
+        ),
+    )
     sync_period: int | None = Field(
         default=None,
         alias="syncPeriod",
@@ -557,6 +565,13 @@ class TenantSpec(_Model):
         hub = self.spec.federation.hub
         return hub.url if isinstance(hub, HubRef) else self._resolved_hub_url
 
+    def provider_ca(self, provider: Provider) -> Path | None:
+        """The file of the provider's CA: as given when absolute, else beside this spec."""
+        if provider.ca is None:
+            return None
+        given = Path(provider.ca).expanduser()
+        return given if given.is_absolute() else (self.source.parent / given).resolve()
+
     @property
     def mail(self) -> Mail | None:
         """The realm's SMTP server: the spec's own, else its deployment's default."""
@@ -718,6 +733,12 @@ def _provider_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
             yield (
                 (*at, "exclusive"),
                 f"only one provider can be the only way in ({', '.join(exclusive)})",
+            )
+        if provider.ca is not None and provider.type == "saml":
+            yield (
+                (*at, "ca"),
+                "Keycloak opens no TLS connection to a SAML provider; its signing "
+                "certificate goes in config.signingCertificate",
             )
         if provider.sync_period is not None and provider.type != "ldap":
             yield (*at, "syncPeriod"), "only a directory (type ldap) is synced"
