@@ -42,6 +42,8 @@ class KeycloakSite:
     # other address is ignored.
     proxy_addresses: tuple[str, ...] = ("127.0.0.1",)
     http_host: str = "127.0.0.1"
+    # Where the target writes the realms' vault files, when it does (None: it does not yet).
+    vault_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def keycloak_for(
         heap=size.keycloak_heap,
         http_host=site.http_host,
         proxy_trusted_addresses=site.proxy_addresses,
+        vault_dir=site.vault_dir,
         origins={
             "hostname": f"spec identity.loginDomain of deployment {name!r}",
             "replicas": f"deployment.size {size_name}: the largest in deployment {name!r}",

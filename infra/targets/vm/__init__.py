@@ -31,15 +31,19 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from identity.vault import vault_file_name
 from infra.errors import KitError
+from infra.home import KitHome
 from infra.keycloak.release import KEYCLOAK_SHA256, KEYCLOAK_VERSION, archive_path
-from infra.render.tenant import RenderedTenant
+from infra.render.tenant import RenderedTenant, secret_references
 from infra.spec import TenantSpec
+from infra.spec.model import DEPLOYMENT_FILES
 from infra.targets.base import Artefact, Manifest, Progress
 from infra.targets.production import (
     KEYCLOAK_BOOTSTRAP_SECRET,
@@ -64,10 +68,18 @@ PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "-q")
 RENDER_DIR = "KARMAYOGI_RENDER_DIR"
 VAULT_FILE = "inventory/group_vars/all/vault.yml"
 _VAULT_VAR = re.compile(r"^ansible-vault:(vault_[a-z0-9_]+)$")
+# Keycloak's file vault on the host: the state's secrets as <realm>_<name> files.
+KEYCLOAK_VAULT_DIR = "/opt/keycloak/vault"
 
 
 def vault_variable(code: str, name: str) -> str:
     return f"vault_karmayogi_{code.replace('-', '_')}_{name}"
+
+
+def state_secret_variable(code: str, name: str) -> str:
+    """The vault variable of a secret the state gave (``{secret: name}`` in its spec); the
+    ``state_`` prefix keeps it apart from the kit's own (``portal_client_secret`` …)."""
+    return vault_variable(code, f"state_{name.replace('-', '_')}")
 
 
 def database_name(code: str) -> str:
@@ -87,7 +99,7 @@ class VmTarget(ProductionTarget):
             DATA_ROOT,
             "ansible-playbook playbooks/site.yml",
             env,
-            KeycloakSite(database_host=database_host),
+            KeycloakSite(database_host=database_host, vault_dir=KEYCLOAK_VAULT_DIR),
         )
 
     def reference_of(self, code: str, name: str) -> str:
@@ -97,6 +109,9 @@ class VmTarget(ProductionTarget):
 
     def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
         password_file = self._password_file()
+        # The state's secrets are checked before anything is written.
+        given = _state_secrets([s for s in specs if s.code in codes], self.env)
+        _check_state_secrets(given, read_vault(out / VAULT_FILE, password_file))
         manifest, rendered = render_production(
             self.name,
             specs,
@@ -114,7 +129,7 @@ class VmTarget(ProductionTarget):
         vault_names = [m.group(1) for s in manifest.secrets if (m := _VAULT_VAR.match(s.reference))]
         vault_names += [vault_variable(r.code, DATABASE_PASSWORD) for r in rendered]
         vault = out / VAULT_FILE
-        _ensure_vault(vault, password_file, vault_names, rendered)
+        _ensure_vault(vault, password_file, vault_names, rendered, given)
         _record(manifest, out, vault, "the secrets' values, encrypted (Ansible Vault)")
         hosts = ("inventory/hosts.yml", "the hosts; yours to edit")
         site = (
@@ -310,7 +325,49 @@ def _copy_specs(specs: Sequence[TenantSpec], folder: Path) -> list[Path]:
         shutil.copyfile(spec.source, folder / spec.source.name)
         shutil.copyfile(spec.logo_path, folder / logo)
         copied += [folder / spec.source.name, folder / logo]
+        # The deployment's defaults beside the specs (a mail server) go with them.
+        for name in DEPLOYMENT_FILES:
+            if (spec.source.parent / name).is_file():
+                shutil.copyfile(spec.source.parent / name, folder / name)
+                copied.append(folder / name)
     return sorted(set(copied))
+
+
+@dataclass(frozen=True)
+class StateSecret:
+    """A secret the state's spec names, where it is named and, when the store on this
+    machine holds it, its value (never printed)."""
+
+    code: str
+    name: str
+    where: str  # the spec file and field, for messages
+    value: str | None = field(default=None, repr=False)
+
+    @property
+    def variable(self) -> str:
+        return state_secret_variable(self.code, self.name)
+
+    @property
+    def file(self) -> str:
+        """The file Keycloak's vault reads for ``${vault.<name>}`` in the tenant's realm."""
+        return vault_file_name(self.code, self.name)
+
+
+def _state_secrets(specs: Sequence[TenantSpec], env: Mapping[str, str]) -> list[StateSecret]:
+    """The secrets each tenant's spec names (providers, mail), valued from the same store
+    the local target reads: the kit home's, where `karmayogi identity secret` keeps them."""
+    from infra.targets.local.render import LocalSecretStore
+
+    store = LocalSecretStore(KitHome.from_env(dict(env)))
+    found: dict[tuple[str, str], StateSecret] = {}
+    for spec in sorted(specs, key=lambda s: s.code):
+        stored = store.stored(spec.code)
+        for file, named_at, ref in secret_references(spec):
+            key = (spec.code, ref.secret)
+            if key not in found:
+                where = f"{file}: {named_at}"
+                found[key] = StateSecret(spec.code, ref.secret, where, stored.get(ref.secret))
+    return list(found.values())
 
 
 def _yaml_doc(entries: Sequence[tuple[str, str, Any]]) -> str:
@@ -476,6 +533,20 @@ def _rendered_vars(
         ),
         ("keycloak_db_password", "vault", _jinja(vault_variable(deployment, KEYCLOAK_DB_PASSWORD))),
         (
+            "keycloak_vault_dir",
+            "the kit: Keycloak's file vault (vault-dir in keycloak.conf)",
+            KEYCLOAK_VAULT_DIR,
+        ),
+        (
+            "keycloak_vault_secrets",
+            "the secrets the specs name as {secret: …} (providers, mail): one file each,\n"
+            "<realm>_<name>, its value from the vault",
+            [
+                {"file": secret.file, "value": _jinja(secret.variable)}
+                for secret in _state_secrets([r.spec for r in rendered], env)
+            ],
+        ),
+        (
             "keycloak_bootstrap_client_secret",
             "vault",
             _jinja(vault_variable(deployment, KEYCLOAK_BOOTSTRAP_SECRET)),
@@ -625,17 +696,35 @@ def read_vault(path: Path, password_file: Path) -> dict[str, Any]:
     return data
 
 
+def _check_state_secrets(given: Sequence[StateSecret], vault: Mapping[str, Any]) -> None:
+    """Refuse a secret the spec names that neither the store nor the vault holds."""
+    for secret in given:
+        if secret.value is None and secret.variable not in vault:
+            raise KitError(
+                f"{secret.where}: secret {secret.name!r} is not in the local secret store; "
+                f"add it with `karmayogi identity secret {secret.code} {secret.name}` (the "
+                "value is read from standard input), then render again"
+            )
+
+
 def _ensure_vault(
     path: Path,
     password_file: Path,
     names: Sequence[str],
     rendered: Sequence[RenderedTenant],
+    given: Sequence[StateSecret] = (),
 ) -> None:
-    """Add a generated value for every secret the vault lacks; keep every value it has."""
+    """Add a generated value for every secret the vault lacks and keep every value it has;
+    the state's secrets take the store's value, or keep the vault's when the store has none
+    (rendered on another machine), and one in neither stops the render before any write."""
     values = read_vault(path, password_file)
+    _check_state_secrets(given, values)
+    updated = {s.variable: s.value for s in given if s.value is not None}
+    changed = {k: v for k, v in updated.items() if values.get(k) != v}
     missing = [name for name in dict.fromkeys(names) if name not in values]
-    if not missing:
+    if not missing and not changed:
         return
+    values.update(changed)
     for name in missing:
         # 64 characters: Django wants a secret key of 50 or more.
         values[name] = secrets.token_urlsafe(48)
