@@ -180,3 +180,32 @@ def test_a_missing_or_unreadable_ca_stops_apply_in_one_line_before_any_write(
     assert admin_api(keycloak).get(f"/{spec.code}", "realm") is None
     assert not (keycloak.paths.truststore / f"{spec.code}.pem").exists()
     assert keycloak.running_pid() == pid
+
+
+def test_a_ca_is_found_beside_the_spec_or_where_given_and_refused_for_saml(tmp_path: Path) -> None:
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    shutil.copyfile(ROOT / "tenants" / "branding" / "bihar.svg", folder / "logo.svg")
+    spec_file = folder / "state.yaml"
+    spec_file.write_text(tenant_spec("ldaps-paths", "ldaps://127.0.0.1:1636", "certs/ca.pem"))
+    (spec,) = load_specs([folder])
+    provider = spec.spec.identity.providers[0]
+    assert spec.provider_ca(provider) == folder / "certs" / "ca.pem"
+    given = tmp_path / "elsewhere" / "ca.pem"
+    spec_file.write_text(tenant_spec("ldaps-paths", "ldaps://127.0.0.1:1636", str(given)))
+    (spec,) = load_specs([folder])
+    assert spec.provider_ca(spec.spec.identity.providers[0]) == given
+
+    saml = """      - alias: state-saml
+        type: saml
+        displayName: State SAML
+        ca: certs/ca.pem
+        config: {singleSignOnServiceUrl: "https://idp.example/sso", idpEntityId: state}
+"""
+    text = tenant_spec("ldaps-paths", "ldaps://127.0.0.1:1636", None)
+    spec_file.write_text(text.replace("    providers:\n", "    providers:\n" + saml))
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"{spec_file}:")
+    assert "spec.identity.providers[0].ca: Keycloak opens no TLS connection to a SAML" in line
