@@ -47,6 +47,7 @@ HOSTNAME_PATTERN = (
 RESERVED_CODES = {
     "master": "it is Keycloak's administration realm",
     "default": "it is Kubernetes' default namespace",
+    "deployment": "its file, deployment.yaml, holds the deployment's defaults",
 }
 
 # --- Field types: each check raises a message a person can act on -------------------------
