@@ -3,6 +3,8 @@
 `load_specs` is the entry point: it reads files and folders, checks each spec alone and the
 specs of one folder together, and raises one `SpecError` listing every problem found, each
 naming the file, the line and the field (as written in YAML) and saying what was expected.
+A `deployment.yaml` beside the specs is no tenant: it holds the defaults of the folder's
+tenants (`kind: Deployment`), checked the same way and handed to each spec it serves.
 """
 
 from __future__ import annotations
