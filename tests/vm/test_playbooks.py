@@ -130,15 +130,16 @@ def test_a_wrong_variable_fails_in_the_first_task_before_any_host_is_reached(
     assert "UNREACHABLE" not in output
 
 
-def test_the_keycloak_role_takes_the_state_s_secrets_and_never_shows_them(
+def test_the_keycloak_role_takes_the_state_s_secrets_and_cas_and_never_shows_secrets(
     rendered_vm: RenderedVm, tmp_path: Path
 ) -> None:
     secret = "{{ vault_karmayogi_national_keycloak_db_password }}"
-    good = [{"file": "bihar_parichay-client", "value": secret}]
+    good = {
+        "keycloak_vault_secrets": [{"file": "bihar_parichay-client", "value": secret}],
+        "keycloak_truststore_files": [{"name": "bihar.pem", "src": "/srv/bihar.pem"}],
+    }
     output = _run_site(
-        rendered_vm,
-        _broken_inventory(rendered_vm, tmp_path / "good", {"keycloak_vault_secrets": good}),
-        tmp_path,
+        rendered_vm, _broken_inventory(rendered_vm, tmp_path / "good", good), tmp_path
     )
     # Every role's variables passed: the play went on to the host, which is not there.
     assert "UNREACHABLE" in output, output

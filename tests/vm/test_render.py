@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from infra.cli import app
 from infra.targets.vm import VAULT_FILE, read_vault
 from tests.infra.test_provider_secrets import PARICHAY
+from tests.rig.ca import CertificateAuthority
 from tests.vm.conftest import RenderedVm, ansible_env, render_vm
 from tests.vm.test_playbooks import tool
 
@@ -259,3 +260,54 @@ def test_a_secret_the_store_lacks_stops_the_render_in_one_line_and_writes_no_vau
         f"secret {hub} smtp-password` (the value is read from standard input), then render again"
     ]
     assert not out.out.exists() or not any(out.out.iterdir())  # nothing written
+
+
+DIRECTORY = """providers:
+      - alias: secretariat
+        type: ldap
+        displayName: Secretariat directory
+        ca: directory-ca.pem
+        config:
+          connectionUrl: ldaps://ldap.bihar.example
+          usersDn: ou=people,dc=bihar,dc=example"""
+
+
+def test_a_provider_s_ca_goes_to_the_host_for_keycloak_s_truststore(
+    rendered_vm: RenderedVm, tmp_path: Path
+) -> None:
+    tenants = shutil.copytree(rendered_vm.tenants, tmp_path / "tenants")
+    hub, bihar = sorted(rendered_vm.codes, key=lambda c: not c.startswith("karmayogi"))
+    spec = tenants / f"{bihar}.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8").replace("providers: []", DIRECTORY))
+    out = RenderedVm(
+        tenants, tmp_path / "out", rendered_vm.password_file, rendered_vm.codes, rendered_vm.wheel
+    )
+    env = {"KARMAYOGI_HOME": str(tmp_path / "home"), "KARMAYOGI_CACHE": str(tmp_path / "c")}
+
+    # A CA the spec names but nobody put beside it: one line, nothing written.
+    missing = _render(out, env, "--host", "app.vm.example")
+    assert missing.exit_code == 1
+    assert missing.output.strip().splitlines() == [
+        f"error: {spec}: spec.identity.providers[0].ca: cannot read the CA of provider "
+        f"'secretariat' at {tenants / 'directory-ca.pem'} (No such file or directory)"
+    ]
+    assert not out.out.exists() or not any(out.out.iterdir())
+
+    ca = CertificateAuthority.create(tmp_path / "ca", common_name="Bihar directory CA")
+    shutil.copyfile(ca.bundle_path, tenants / "directory-ca.pem")
+    result = _render(out, env, "--host", "app.vm.example")
+    assert result.exit_code == 0, result.output
+
+    rendered_ca = out.out / "keycloak" / "truststore" / f"{bihar}.pem"
+    assert rendered_ca.read_bytes() == ca.bundle_path.read_bytes()
+    assert not (out.out / "keycloak" / "truststore" / f"{hub}.pem").exists()
+    conf = (out.out / "keycloak/conf/keycloak.conf").read_text()
+    assert "\ntruststore-paths=/opt/keycloak/truststore\n" in conf
+    host = inventory_list(out, tmp_path)["_meta"]["hostvars"]["app.vm.example"]
+    assert host["keycloak_truststore_dir"] == "/opt/keycloak/truststore"
+    assert host["keycloak_truststore_files"] == [
+        {
+            "name": f"{bihar}.pem",
+            "src": f"{{{{ inventory_dir }}}}/../keycloak/truststore/{bihar}.pem",
+        }
+    ]

@@ -52,6 +52,7 @@ from infra.targets.production import (
     ProductionTarget,
     render_production,
 )
+from infra.targets.trust import provider_cas
 
 DATA_ROOT = "/var/lib/karmayogi"
 # Where gunicorn of the n-th tenant (in code order) listens on the host.
@@ -70,6 +71,9 @@ VAULT_FILE = "inventory/group_vars/all/vault.yml"
 _VAULT_VAR = re.compile(r"^ansible-vault:(vault_[a-z0-9_]+)$")
 # Keycloak's file vault on the host: the state's secrets as <realm>_<name> files.
 KEYCLOAK_VAULT_DIR = "/opt/keycloak/vault"
+# The providers' CAs on the host, one <code>.pem per tenant, read by Keycloak when it starts.
+KEYCLOAK_TRUSTSTORE_DIR = "/opt/keycloak/truststore"
+TRUSTSTORE_OUT = "keycloak/truststore"
 
 
 def vault_variable(code: str, name: str) -> str:
@@ -99,7 +103,11 @@ class VmTarget(ProductionTarget):
             DATA_ROOT,
             "ansible-playbook playbooks/site.yml",
             env,
-            KeycloakSite(database_host=database_host, vault_dir=KEYCLOAK_VAULT_DIR),
+            KeycloakSite(
+                database_host=database_host,
+                vault_dir=KEYCLOAK_VAULT_DIR,
+                truststore_paths=(KEYCLOAK_TRUSTSTORE_DIR,),
+            ),
         )
 
     def reference_of(self, code: str, name: str) -> str:
@@ -112,6 +120,7 @@ class VmTarget(ProductionTarget):
         # The state's secrets are checked before anything is written.
         given = _state_secrets([s for s in specs if s.code in codes], self.env)
         _check_state_secrets(given, read_vault(out / VAULT_FILE, password_file))
+        cas = provider_cas([s for s in specs if s.code in codes])
         manifest, rendered = render_production(
             self.name,
             specs,
@@ -122,6 +131,8 @@ class VmTarget(ProductionTarget):
             site=self.site,
         )
         deployment = rendered[0].spec.deployment_name
+        for written in _write_truststore(cas, out / TRUSTSTORE_OUT):
+            _record(manifest, out, written, "a tenant's providers' CAs, for Keycloak's truststore")
         for copied in _copy_specs(specs, out / "specs"):
             _record(manifest, out, copied, "a spec or logo the realm step applies on the host")
         wheel = self._kit_wheel(out / "dist")
@@ -307,6 +318,19 @@ def _record(manifest: Manifest, out: Path, path: Path, purpose: str) -> None:
     """List a file written other than by ``manifest.write_file``."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest.files.append(Artefact(str(path.resolve().relative_to(out.resolve())), purpose, digest))
+
+
+def _write_truststore(cas: Mapping[str, bytes], folder: Path) -> list[Path]:
+    """Each tenant's providers' CAs as ``<code>.pem`` (none for a tenant without any)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    written = []
+    for code, bundle in sorted(cas.items()):
+        if bundle:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{code}.pem").write_bytes(bundle)
+            written.append(folder / f"{code}.pem")
+    return written
 
 
 def _copy_specs(specs: Sequence[TenantSpec], folder: Path) -> list[Path]:
@@ -532,6 +556,20 @@ def _rendered_vars(
             first.size.keycloak_heap,
         ),
         ("keycloak_db_password", "vault", _jinja(vault_variable(deployment, KEYCLOAK_DB_PASSWORD))),
+        (
+            "keycloak_truststore_dir",
+            "the kit: the providers' CAs (truststore-paths in keycloak.conf)",
+            KEYCLOAK_TRUSTSTORE_DIR,
+        ),
+        (
+            "keycloak_truststore_files",
+            "spec identity.providers[].ca of each tenant, rendered beside the inventory",
+            [
+                {"name": f"{t.code}.pem", "src": f"{render_dir}/{TRUSTSTORE_OUT}/{t.code}.pem"}
+                for t in ordered
+                if provider_cas([t.spec])[t.code]
+            ],
+        ),
         (
             "keycloak_vault_dir",
             "the kit: Keycloak's file vault (vault-dir in keycloak.conf)",
