@@ -27,6 +27,7 @@ BASE_DN = "dc=state,dc=example"
 PEOPLE_DN = f"ou=people,{BASE_DN}"
 GROUPS_DN = f"ou=groups,{BASE_DN}"
 READER_DN = f"cn=keycloak,{BASE_DN}"
+ADMIN_DN = f"cn=admin,{BASE_DN}"  # slapd's root DN: may write passwords
 
 
 class LdapError(RuntimeError):
@@ -51,10 +52,17 @@ class LdapServer:
     reader_password: str = field(repr=False)
     root_password: str = field(repr=False)
     process: subprocess.Popen[bytes] | None = None
+    ldaps_port: int | None = None  # with a certificate: ldaps on this port too
 
     @property
     def url(self) -> str:
         return f"ldap://{HOST}:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        if self.ldaps_port is None:
+            raise LdapError("this slapd was started without a certificate")
+        return f"ldaps://{HOST}:{self.ldaps_port}"
 
     def stop(self) -> None:
         """Stop slapd (the directory "goes away"); the data folder stays for ``start``."""
@@ -72,16 +80,9 @@ class LdapServer:
         if self.process is not None:
             return
         log = (self.folder / "slapd.log").open("ab")
+        urls = f"{self.url}/" + (f" {self.ldaps_url}/" if self.ldaps_port else "")
         self.process = subprocess.Popen(
-            [
-                str(SLAPD),
-                "-f",
-                str(self.folder / "slapd.conf"),
-                "-h",
-                f"{self.url}/",
-                "-d",
-                "0",
-            ],
+            [str(SLAPD), "-f", str(self.folder / "slapd.conf"), "-h", urls, "-d", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -89,7 +90,8 @@ class LdapServer:
         for _ in range(200):
             if self.process.poll() is not None:
                 raise LdapError(f"slapd exited: {(self.folder / 'slapd.log').read_text()[-800:]}")
-            if not port_is_free(self.port):
+            ports = [self.port] + ([self.ldaps_port] if self.ldaps_port else [])
+            if not any(port_is_free(port) for port in ports):
                 return
             time.sleep(0.05)
         raise LdapError("slapd did not listen within 10 s")
@@ -102,7 +104,7 @@ class LdapServer:
                 "-H",
                 self.url,
                 "-D",
-                f"cn=admin,{BASE_DN}",
+                ADMIN_DN,
                 "-w",
                 self.root_password,
             ],
@@ -113,13 +115,25 @@ class LdapServer:
         if done.returncode != 0:
             raise LdapError(f"ldapadd failed: {done.stderr.decode().strip()}")
 
+    def binds(self, dn: str, password: str) -> bool:
+        """Whether the directory accepts ``password`` for ``dn`` (a simple bind)."""
+        done = subprocess.run(
+            ["ldapwhoami", "-x", "-H", self.url, "-D", dn, "-w", password],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
 
-def _config(folder: Path, root_password: str) -> str:
+
+def _config(folder: Path, root_password: str, tls: tuple[Path, Path] | None) -> str:
     schemas = "\n".join(
         f"include {SCHEMAS / name}.schema" for name in ("core", "cosine", "inetorgperson", "nis")
     )
+    certificate = (
+        f"TLSCertificateFile {tls[0]}\nTLSCertificateKeyFile {tls[1]}\n" if tls is not None else ""
+    )
     return f"""{schemas}
-modulepath {MODULES}
+{certificate}modulepath {MODULES}
 moduleload back_mdb
 pidfile {folder / "slapd.pid"}
 argsfile {folder / "slapd.args"}
@@ -170,8 +184,11 @@ def directory_ldif(officers: Sequence[Officer], reader_password: str) -> str:
 
 
 @contextmanager
-def running_slapd(folder: Path, officers: Sequence[Officer]) -> Iterator[LdapServer]:
-    """slapd with ``officers`` in its directory, on a free loopback port, for the block."""
+def running_slapd(
+    folder: Path, officers: Sequence[Officer], tls: tuple[Path, Path] | None = None
+) -> Iterator[LdapServer]:
+    """slapd with ``officers`` in its directory, on a free loopback port, for the block;
+    given ``tls`` (a certificate and its key, PEM), it serves ldaps on a second port too."""
     if not SLAPD.is_file() or shutil.which("ldapadd") is None:
         raise LdapError(
             "slapd or ldapadd is missing; install them with `make test-deps` "
@@ -180,8 +197,10 @@ def running_slapd(folder: Path, officers: Sequence[Officer]) -> Iterator[LdapSer
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
     root_password = secrets.token_urlsafe(18)
-    (folder / "slapd.conf").write_text(_config(folder, root_password), encoding="utf-8")
+    (folder / "slapd.conf").write_text(_config(folder, root_password, tls), encoding="utf-8")
     server = LdapServer(free_port(HOST), folder, secrets.token_urlsafe(18), root_password)
+    if tls is not None:
+        server.ldaps_port = free_port(HOST)
     server.start()
     try:
         server.add(directory_ldif(officers, server.reader_password))

@@ -53,14 +53,15 @@ def identity_apply(
     codes: list[str] = CODES_ARGUMENT, tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION
 ) -> None:
     """Create or update realms, clients, flows and themes until they match the specs."""
-    from infra.targets.local.runtime import local_reconciler
+    from infra.targets.local.runtime import local_apply
 
-    reconciler = local_reconciler(specs_in(tenants), read_env())
     with err.status("Applying realms"):
-        changes = reconciler.apply(codes or None)
-    _print_changes(changes, as_json)
-    if not as_json and changes:
-        typer.echo(f"Applied with {reconciler.api.writes} write request(s).")
+        applied = local_apply(specs_in(tenants), read_env(), codes or None)
+    _print_changes(applied.changes, as_json)
+    if not as_json and applied.changes:
+        typer.echo(f"Applied with {applied.writes} write request(s).")
+    if not as_json and applied.restarted:
+        typer.echo("Keycloak restarted to trust the providers' new CAs.")
 
 
 @app.command("drift")

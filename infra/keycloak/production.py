@@ -110,6 +110,9 @@ class ProductionKeycloak:
     proxy_trusted_addresses: tuple[str, ...] = ()
     # Extra CAs Keycloak trusts as a client (a remote hub's or an IdP's private CA).
     truststore_paths: tuple[str, ...] = ()
+    # Keycloak's file vault: the folder of ``<realm>_<name>`` files realms read as
+    # ``${vault.<name>}`` (providers' and mail secrets); None: no vault.
+    vault_dir: str | None = None
     features: tuple[str, ...] = ()
     log_format: Literal["default", "json"] = "default"
     log_level: str = "info"
@@ -163,6 +166,8 @@ def build_options(kc: ProductionKeycloak) -> dict[str, str]:
     }
     if kc.features:
         options["features"] = ",".join(kc.features)
+    if kc.vault_dir is not None:
+        options["vault"] = "file"
     return options
 
 
@@ -201,6 +206,8 @@ def runtime_options(kc: ProductionKeycloak) -> dict[str, str]:
     options["db-username"] = db.username
     if kc.truststore_paths:
         options["truststore-paths"] = ",".join(kc.truststore_paths)
+    if kc.vault_dir is not None:
+        options["vault-dir"] = kc.vault_dir
     options |= {
         "log": "console",
         "log-console-output": kc.log_format,
@@ -253,6 +260,8 @@ def source_notes(kc: ProductionKeycloak) -> dict[str, str]:
             f"{database}; its password comes from KC_DB_PASSWORD (secret {db.password.name})"
         ),
         "truststore-paths": kc.origin("truststore_paths", "the target: extra CAs to trust"),
+        "vault": "the target: realms read the state's secrets from files, ${vault.<name>}",
+        "vault-dir": kc.origin("vault_dir", "the target: where it writes <realm>_<name> files"),
         "log": "the kit: logs go to the console (journald, the container runtime)",
         "log-console-output": kc.origin("log_format", "the target's log collector"),
         "log-level": kc.origin("log_level", "the kit's default"),

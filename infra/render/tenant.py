@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -122,28 +123,33 @@ def external_provider(provider: Provider) -> ExternalProvider:
     )
 
 
-def secret_references(spec: TenantSpec) -> list[tuple[str, SecretRef]]:
-    """Every secret the spec names, with the field that names it."""
+def secret_references(spec: TenantSpec) -> list[tuple[Path, str, SecretRef]]:
+    """Every secret the spec names, with the file and field that name it (the mail password
+    may come from the deployment's defaults beside the spec)."""
     identity = spec.spec.identity
     found = [
-        (f"spec.identity.providers[{index}].config.{key}", value)
+        (spec.source, f"spec.identity.providers[{index}].config.{key}", value)
         for index, provider in enumerate(identity.providers)
         for key, value in provider.config.items()
         if isinstance(value, SecretRef)
     ]
-    if identity.mail is not None and isinstance(identity.mail.password, SecretRef):
-        found.append(("spec.identity.mail.password", identity.mail.password))
+    mail = spec.mail
+    if mail is not None and isinstance(mail.password, SecretRef):
+        file, field = spec.mail_origin
+        found.append((file, f"{field}.password", mail.password))
     return found
 
 
 def vault_secrets(spec: TenantSpec, secrets: SecretStore) -> tuple[VaultSecret, ...]:
     """The secrets the spec names, with their values when the store holds them."""
-    names = dict.fromkeys(ref.secret for _, ref in secret_references(spec))
+    names = dict.fromkeys(ref.secret for _, _, ref in secret_references(spec))
     return tuple(VaultSecret(name, secrets.secret(spec.code, name).value) for name in names)
 
 
 def mail_server(spec: TenantSpec) -> MailServer | None:
-    mail = spec.spec.identity.mail
+    """The realm's SMTP server, its own or the deployment's; the sender's name is the
+    tenant's unless its own mail names another."""
+    mail = spec.mail
     if mail is None:
         return None
     return MailServer(

@@ -3,6 +3,8 @@
 `load_specs` is the entry point: it reads files and folders, checks each spec alone and the
 specs of one folder together, and raises one `SpecError` listing every problem found, each
 naming the file, the line and the field (as written in YAML) and saying what was expected.
+A `deployment.yaml` beside the specs is no tenant: it holds the defaults of the folder's
+tenants (`kind: Deployment`), checked the same way and handed to each spec it serves.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from infra.spec.model import (
+    DEPLOYMENT_FILES,
     HUB_FORM_ERROR,
     SETTING_FORM_ERROR,
     SPEC_SUFFIXES,
+    DeploymentFile,
     HubRef,
     TenantSpec,
 )
@@ -75,7 +79,9 @@ def _duplicate_keys(node: Node, loc: Loc, seen_nodes: set[int]) -> Iterator[tupl
             yield from _duplicate_keys(item, (*loc, index), seen_nodes)
 
 
-def _read_tree(path: Path) -> tuple[CommentedMap | None, list[Problem]]:
+def _read_tree(
+    path: Path, what: str = "a tenant spec"
+) -> tuple[CommentedMap | None, list[Problem]]:
     """Parse one file into a round-trip YAML tree, or say why it cannot be."""
     try:
         raw = path.read_bytes()
@@ -95,10 +101,11 @@ def _read_tree(path: Path) -> tuple[CommentedMap | None, list[Problem]]:
     except YAMLError as exc:
         return None, [_yaml_problem(path, exc)]
     if not documents:
-        return None, [Problem(path, None, "", "empty file; expected a tenant spec")]
+        return None, [Problem(path, None, "", f"empty file; expected {what}")]
     if len(documents) > 1:
         line = int(documents[1].start_mark.line) + 1
-        return None, [Problem(path, line, "", "one tenant per file; a second document starts here")]
+        one = "one tenant per file" if what == "a tenant spec" else "one document per file"
+        return None, [Problem(path, line, "", f"{one}; a second document starts here")]
     duplicates = [
         Problem(path, line, _dotted(loc), message)
         for line, loc, message in _duplicate_keys(documents[0], (), set())
@@ -113,7 +120,12 @@ def _read_tree(path: Path) -> tuple[CommentedMap | None, list[Problem]]:
     if not isinstance(tree, CommentedMap):
         got = "nothing" if tree is None else _describe(_plain(tree))
         line = int(documents[0].start_mark.line) + 1
-        message = f"expected a mapping with apiVersion, kind, metadata and spec, got {got}"
+        keys = (
+            "apiVersion, kind, metadata and spec"
+            if what == "a tenant spec"
+            else "apiVersion, kind and spec"
+        )
+        message = f"expected a mapping with {keys}, got {got}"
         return None, [Problem(path, line, "", message)]
     return tree, []
 
@@ -196,9 +208,9 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _annotation_at(loc: Loc) -> Any:
-    """The type the spec expects at `loc` (YAML keys), or None when it cannot tell."""
-    annotation: Any = TenantSpec
+def _annotation_at(loc: Loc, root: type[BaseModel] = TenantSpec) -> Any:
+    """The type the file expects at `loc` (YAML keys), or None when it cannot tell."""
+    annotation: Any = root
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(part, int) and get_origin(annotation) is list:
@@ -226,7 +238,7 @@ def _strip_union_tags(loc: Loc) -> Loc:
     return loc
 
 
-def _message(error: Any, loc: Loc) -> str:
+def _message(error: Any, loc: Loc, root: type[BaseModel] = TenantSpec) -> str:
     kind: str = error["type"]
     value = error.get("input")
     got = _describe(value)
@@ -235,7 +247,7 @@ def _message(error: Any, loc: Loc) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        expected = _annotation_at(loc[:-1])
+        expected = _annotation_at(loc[:-1], root)
         if not _is_model(expected):
             return f"unknown field {loc[-1]!r}"
         names = [f.alias or name for name, f in expected.model_fields.items()]
@@ -243,7 +255,7 @@ def _message(error: Any, loc: Loc) -> str:
         close = difflib.get_close_matches(str(loc[-1]), names, n=1)
         return message + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "literal_error":
-        expected = _annotation_at(loc)
+        expected = _annotation_at(loc, root)
         options = [str(o) for o in get_args(expected)] if get_origin(expected) is Literal else []
         if len(options) == 1:
             return f"expected {options[0]}, got {got}"
@@ -288,6 +300,40 @@ def _validate(path: Path, tree: CommentedMap) -> tuple[TenantSpec | None, list[P
         message = f"no such file {spec.spec.branding.logo!r} beside this spec (looked for {logo})"
         problems.append(Problem(path, _line_of(tree, logo_loc), _dotted(logo_loc), message))
     return spec, problems
+
+
+def _validate_deployment(
+    path: Path, tree: CommentedMap
+) -> tuple[DeploymentFile | None, list[Problem]]:
+    rules: list[tuple[Loc, str]] = []
+    try:
+        file = DeploymentFile.model_validate(
+            _plain(tree), by_alias=True, by_name=False, context={"rules": rules}
+        )
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            message = _message(error, loc, DeploymentFile)
+            problems.append(Problem(path, _line_of(tree, loc), _dotted(loc), message))
+        return None, problems
+    file._source = path
+    return file, [Problem(path, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in rules]
+
+
+def _deployment_file(folder: Path) -> tuple[Path | None, DeploymentFile | None, list[Problem]]:
+    """The deployment defaults beside the specs of ``folder``, if it has a deployment file."""
+    found = [folder / name for name in DEPLOYMENT_FILES if (folder / name).is_file()]
+    if not found:
+        return None, None, []
+    if len(found) > 1:
+        message = f"a second deployment file; {found[0]} already gives this folder's defaults"
+        return found[1], None, [Problem(found[1], None, "", message)]
+    tree, problems = _read_tree(found[0], "the deployment's defaults")
+    if tree is None:
+        return found[0], None, problems
+    file, problems = _validate_deployment(found[0], tree)
+    return found[0], file, problems
 
 
 def _load(path: Path) -> tuple[_Loaded | None, list[Problem]]:
@@ -364,6 +410,19 @@ def load_specs(paths: Iterable[Path]) -> list[TenantSpec]:
 
     for group in groups:
         problems.extend(_cross_file_problems(group))
+    # Each spec inherits the defaults of the deployment file in its folder.
+    folders = [p for p in order if p.is_dir()] + [f.parent for f in order if f.is_file()]
+    defaults: dict[Path, DeploymentFile | None] = {}
+    for folder in folders:
+        if folder.resolve() in defaults:
+            continue
+        where, deployment, found = _deployment_file(folder)
+        defaults[folder.resolve()] = deployment
+        if where is not None:
+            order.append(where)
+        problems.extend(found)
+    for loaded in loaded_by_file.values():
+        loaded.spec._deployment = defaults.get(loaded.spec.source.parent.resolve())
     if problems:
         raise SpecError(_sorted(problems, order))
     unique: dict[int, TenantSpec] = {id(m.spec): m.spec for g in groups for m in g.members}
@@ -484,7 +543,10 @@ def _spec_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.suffix in SPEC_SUFFIXES and p.is_file() and not p.name.startswith(".")
+        if p.suffix in SPEC_SUFFIXES
+        and p.is_file()
+        and not p.name.startswith(".")
+        and p.name not in DEPLOYMENT_FILES
     )
 
 

@@ -32,6 +32,8 @@ from infra.spec.problems import dotted as _dotted
 API_VERSION = "karmayogi.dev/v1"
 SCHEMA_ID = "https://karmayogi.dev/schemas/tenant-v1.json"
 SPEC_SUFFIXES = (".yaml", ".yml")
+# The file beside the tenant specs that holds their deployment's defaults (kind Deployment).
+DEPLOYMENT_FILES = ("deployment.yaml", "deployment.yml")
 LOGO_SUFFIXES = (".svg", ".png")
 
 TENANT_CODE_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
@@ -45,6 +47,7 @@ HOSTNAME_PATTERN = (
 RESERVED_CODES = {
     "master": "it is Keycloak's administration realm",
     "default": "it is Kubernetes' default namespace",
+    "deployment": "its file, deployment.yaml, holds the deployment's defaults",
 }
 
 # --- Field types: each check raises a message a person can act on -------------------------
@@ -298,6 +301,14 @@ class Provider(_Model):
             "e-mail instead of asking the user to prove it is theirs."
         ),
     )
+    ca: Text | None = Field(
+        default=None,
+        description=(
+            "The CA that signed the provider's TLS certificate (ldaps://, or an OIDC "
+            "provider's endpoints): a PEM file beside this spec, or an absolute path on the "
+            "machine that applies the realm. Keycloak's truststore gets it."
+        ),
+    )
     sync_period: int | None = Field(
         default=None,
         alias="syncPeriod",
@@ -498,6 +509,8 @@ class TenantSpec(_Model):
 
     _source: Path | None = PrivateAttr(default=None)
     _resolved_hub_url: str | None = PrivateAttr(default=None)
+    # The deployment file beside this spec, when there is one (set by the loader).
+    _deployment: DeploymentFile | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> Self:
@@ -553,6 +566,81 @@ class TenantSpec(_Model):
         hub = self.spec.federation.hub
         return hub.url if isinstance(hub, HubRef) else self._resolved_hub_url
 
+    def provider_ca(self, provider: Provider) -> Path | None:
+        """The file of the provider's CA: as given when absolute, else beside this spec."""
+        if provider.ca is None:
+            return None
+        given = Path(provider.ca).expanduser()
+        return given if given.is_absolute() else (self.source.parent / given).resolve()
+
+    @property
+    def mail(self) -> Mail | None:
+        """The realm's SMTP server: the spec's own, else its deployment's default."""
+        own = self.spec.identity.mail
+        if own is not None or self._deployment is None:
+            return own
+        return self._deployment.spec.mail
+
+    @property
+    def mail_origin(self) -> tuple[Path, str]:
+        """The file and field that give ``mail``, for messages about it."""
+        if self.spec.identity.mail is None and self._deployment is not None:
+            return self._deployment.source, "spec.mail"
+        return self.source, "spec.identity.mail"
+
+
+class DeploymentDefaults(_Model):
+    """What every tenant of the deployment inherits unless its own spec says otherwise."""
+
+    mail: Mail | None = Field(
+        default=None,
+        description=(
+            "The SMTP server of every realm whose spec has no identity.mail. The sender's "
+            "name is each tenant's branding.displayName."
+        ),
+    )
+
+
+class DeploymentFile(_Model):
+    """The defaults of the tenants whose specs share a folder: deployment.yaml beside them."""
+
+    model_config = ConfigDict(title="Karmayogi deployment defaults")
+
+    api_version: Literal["karmayogi.dev/v1"] = Field(alias="apiVersion")
+    kind: Literal["Deployment"]
+    spec: DeploymentDefaults = Field(default_factory=DeploymentDefaults)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_rules(self, info: ValidationInfo) -> Self:
+        violations = list(_deployment_violations(self))
+        collector = info.context.get("rules") if isinstance(info.context, dict) else None
+        if isinstance(collector, list):
+            collector.extend(violations)
+        elif violations:
+            loc, message = violations[0]
+            _fail(f"{_dotted(loc)}: {message}")
+        return self
+
+    @property
+    def source(self) -> Path:
+        if self._source is None:
+            raise KitError("the deployment defaults were not loaded from a file")
+        return self._source
+
+
+def _deployment_violations(file: DeploymentFile) -> Iterator[tuple[Loc, str]]:
+    mail = file.spec.mail
+    if mail is None:
+        return
+    yield from _mail_violations(("spec", "mail"), mail)
+    if mail.from_name is not None:
+        yield (
+            ("spec", "mail", "fromName"),
+            "each tenant's e-mails carry its own name (branding.displayName); remove fromName",
+        )
+
 
 def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
     spec = tenant.spec
@@ -567,15 +655,8 @@ def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
     providers = ("spec", "identity", "providers")
     yield from _duplicates(providers, [p.alias for p in spec.identity.providers], "alias", "alias")
     yield from _provider_violations(tenant)
-    mail = spec.identity.mail
-    if mail is not None and isinstance(mail.password, str):
-        yield (
-            ("spec", "identity", "mail", "password"),
-            "a secret is kept outside the spec, never in it: name it as {secret: <name>} "
-            "and put its value in the secret store",
-        )
-    if mail is not None and mail.password is not None and mail.user is None:
-        yield ("spec", "identity", "mail", "password"), "a password needs a user; set mail.user"
+    if spec.identity.mail is not None:
+        yield from _mail_violations(("spec", "identity", "mail"), spec.identity.mail)
 
     if tenant.login_domain == spec.domain:
         yield (
@@ -600,6 +681,17 @@ def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
             yield broker, "brokering needs a hub; set spec.federation.hub"
         if spec.federation.publish:
             yield publish, "publishing needs a hub; set spec.federation.hub"
+
+
+def _mail_violations(at: Loc, mail: Mail) -> Iterator[tuple[Loc, str]]:
+    if isinstance(mail.password, str):
+        yield (
+            (*at, "password"),
+            "a secret is kept outside the spec, never in it: name it as {secret: <name>} "
+            "and put its value in the secret store",
+        )
+    if mail.password is not None and mail.user is None:
+        yield (*at, "password"), "a password needs a user; set mail.user"
 
 
 # A setting named like a secret (tokenUrl is an address, not a token).
@@ -642,6 +734,12 @@ def _provider_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
             yield (
                 (*at, "exclusive"),
                 f"only one provider can be the only way in ({', '.join(exclusive)})",
+            )
+        if provider.ca is not None and provider.type == "saml":
+            yield (
+                (*at, "ca"),
+                "Keycloak opens no TLS connection to a SAML provider; its signing "
+                "certificate goes in config.signingCertificate",
             )
         if provider.sync_period is not None and provider.type != "ldap":
             yield (*at, "syncPeriod"), "only a directory (type ldap) is synced"

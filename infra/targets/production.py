@@ -42,6 +42,10 @@ class KeycloakSite:
     # other address is ignored.
     proxy_addresses: tuple[str, ...] = ("127.0.0.1",)
     http_host: str = "127.0.0.1"
+    # Where the target writes the realms' vault files, when it does (None: it does not yet).
+    vault_dir: str | None = None
+    # Files or folders of CAs Keycloak trusts as a client (the providers' CAs).
+    truststore_paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ def keycloak_for(
         heap=size.keycloak_heap,
         http_host=site.http_host,
         proxy_trusted_addresses=site.proxy_addresses,
+        vault_dir=site.vault_dir,
+        truststore_paths=site.truststore_paths,
         origins={
             "hostname": f"spec identity.loginDomain of deployment {name!r}",
             "replicas": f"deployment.size {size_name}: the largest in deployment {name!r}",

@@ -20,7 +20,16 @@ from infra.targets.local.keycloak import LocalKeycloak
 from tests.identity.browser import FlowError, sign_in
 from tests.identity.test_providers import unverified_claims
 from tests.identity.test_reconciler import PASSWORD, admin_api, create_user, make_tenant, portal
-from tests.ldap import GROUPS_DN, PEOPLE_DN, READER_DN, LdapServer, Officer, running_slapd
+from tests.ldap import (
+    ADMIN_DN,
+    GROUPS_DN,
+    PEOPLE_DN,
+    READER_DN,
+    LdapServer,
+    Officer,
+    directory_ldif,
+    running_slapd,
+)
 
 OFFICERS = (
     Officer("priya.singh", "Dir-pass-priya-1", "priya@state.example", "Block Officer", ("health",)),
@@ -34,7 +43,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LdapServer]:
         yield server
 
 
-def directory_provider(url: str) -> ExternalProvider:
+def directory_provider(url: str, **config: str) -> ExternalProvider:
     return ExternalProvider(
         alias="state-ldap",
         kind="ldap",
@@ -44,6 +53,7 @@ def directory_provider(url: str) -> ExternalProvider:
             "usersDn": PEOPLE_DN,
             "bindDn": READER_DN,
             "bindCredential": "${vault.ldap-reader}",
+            **config,
         },
         mappers=(
             ProviderMapper(GROUPS_DN, department="health"),
@@ -204,3 +214,69 @@ def test_an_on_demand_sync_imports_every_officer_with_department_and_post(
     assert str(unknown.value) == (
         f"{tenant.code}: no directory 'elsewhere' in realm {tenant.code}; apply it first"
     )
+
+
+def new_officer(directory: LdapServer) -> Officer:
+    """An officer of the test's own, so that changing their password touches no other test."""
+    officer = Officer(
+        f"sunil.{uuid.uuid4().hex[:8]}", "Dir-pass-sunil-3", "sunil@state.example", "Clerk", ()
+    )
+    entries = directory_ldif((officer,), directory.reader_password).split("\n\n")
+    directory.add(next(e for e in entries if e.startswith(f"dn: uid={officer.uid},")) + "\n")
+    return officer
+
+
+def reset_password(api: AdminAPI, realm: str, username: str, password: str) -> None:
+    user = user_named(api, realm, username)
+    body = {"type": "password", "value": password, "temporary": False}
+    api.put(f"/{realm}/users/{user['id']}/reset-password", body, "reset password")
+
+
+NEW_PASSWORD = "Dir-new-pass-2026-zeta"
+
+
+def test_writable_mode_writes_a_password_changed_in_keycloak_to_the_directory(
+    keycloak: LocalKeycloak, tenant: TenantRealm, directory: LdapServer
+) -> None:
+    officer = new_officer(directory)
+    dn = f"uid={officer.uid},{PEOPLE_DN}"
+    # Writing passwords needs a bind DN the directory lets write them: here its root DN.
+    writable = dataclasses.replace(
+        tenant,
+        providers=(directory_provider(directory.url, editMode="WRITABLE", bindDn=ADMIN_DN),),
+        vault=(VaultSecret("ldap-reader", directory.root_password),),
+    )
+    reconciler(keycloak, writable).apply()
+    client = portal(keycloak, writable)
+    sign_in(client, officer.uid, officer.password)  # imports the officer
+    api = admin_api(keycloak)
+
+    reset_password(api, writable.code, officer.uid, NEW_PASSWORD)
+
+    assert directory.binds(dn, NEW_PASSWORD)
+    assert not directory.binds(dn, officer.password)
+    assert sign_in(client, officer.uid, NEW_PASSWORD)["access_token"]
+    # Still no password of Keycloak's own: the directory holds the new one.
+    user = user_named(api, writable.code, officer.uid)
+    credentials = api.get(f"/{writable.code}/users/{user['id']}/credentials", "credentials")
+    assert [c for c in credentials if c["type"] == "password" and "id" in c] == []
+
+
+def test_read_only_mode_refuses_a_password_change_and_the_directory_keeps_its_own(
+    keycloak: LocalKeycloak, tenant: TenantRealm, directory: LdapServer
+) -> None:
+    officer = new_officer(directory)
+    dn = f"uid={officer.uid},{PEOPLE_DN}"
+    reconciler(keycloak, tenant).apply()  # editMode READ_ONLY, the default
+    client = portal(keycloak, tenant)
+    sign_in(client, officer.uid, officer.password)
+
+    with pytest.raises(IdentityError) as refused:
+        reset_password(admin_api(keycloak), tenant.code, officer.uid, NEW_PASSWORD)
+
+    assert "HTTP 400" in str(refused.value)
+    assert directory.binds(dn, officer.password)
+    assert not directory.binds(dn, NEW_PASSWORD)
+    assert sign_in(client, officer.uid, officer.password)["access_token"]
+    with pytest.raises(FlowError):
+        sign_in(client, officer.uid, NEW_PASSWORD)

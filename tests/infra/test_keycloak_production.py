@@ -58,6 +58,15 @@ def test_build_options_fix_the_database_and_probes() -> None:
     )
 
 
+def test_a_vault_folder_builds_the_file_vault_and_points_at_the_folder() -> None:
+    assert "vault" not in production.options(keycloak())
+    kc = keycloak(vault_dir="/opt/keycloak/vault")
+    assert production.build_options(kc)["vault"] == "file"  # kc.sh build fixes it
+    assert production.runtime_options(kc)["vault-dir"] == "/opt/keycloak/vault"
+    notes = production.source_notes(kc)
+    assert "vault" in notes and "vault-dir" in notes
+
+
 def test_one_replica_runs_a_local_cache_behind_the_proxy() -> None:
     options = production.runtime_options(keycloak())
     assert options["hostname"] == "https://auth.bihar.example"

@@ -128,3 +128,28 @@ def test_a_wrong_variable_fails_in_the_first_task_before_any_host_is_reached(
     assert "TASK [" not in output.split(first_task, 1)[1], output
     assert "unreachable=0" in output and "ok=0" in output, output
     assert "UNREACHABLE" not in output
+
+
+def test_the_keycloak_role_takes_the_state_s_secrets_and_cas_and_never_shows_secrets(
+    rendered_vm: RenderedVm, tmp_path: Path
+) -> None:
+    secret = "{{ vault_karmayogi_national_keycloak_db_password }}"
+    good = {
+        "keycloak_vault_secrets": [{"file": "bihar_parichay-client", "value": secret}],
+        "keycloak_truststore_files": [{"name": "bihar.pem", "src": "/srv/bihar.pem"}],
+    }
+    output = _run_site(
+        rendered_vm, _broken_inventory(rendered_vm, tmp_path / "good", good), tmp_path
+    )
+    # Every role's variables passed: the play went on to the host, which is not there.
+    assert "UNREACHABLE" in output, output
+    assert "keycloak_vault_secrets" not in output
+
+    bad = [{"file": "bihar_parichay-client"}]
+    output = _run_site(
+        rendered_vm,
+        _broken_inventory(rendered_vm, tmp_path / "bad", {"keycloak_vault_secrets": bad}),
+        tmp_path,
+    )
+    assert "missing required arguments: value found in keycloak_vault_secrets" in output, output
+    assert "UNREACHABLE" not in output

@@ -108,6 +108,11 @@ class KeycloakPaths:
         return self.home.keycloak / "vault"
 
     @property
+    def truststore(self) -> Path:
+        """The providers' CAs (``<code>.pem`` per tenant), read by Keycloak when it starts."""
+        return self.home.keycloak / "truststore"
+
+    @property
     def store(self) -> Path:
         """Keycloak's dev-file store (its H2 database), inside the unpacked release."""
         return self.dist / "data"
@@ -235,6 +240,7 @@ class LocalKeycloak:
         make_private(self.paths.store)
         self.paths.home.themes.mkdir(parents=True, exist_ok=True)
         make_private_dir(self.paths.vault)
+        make_private_dir(self.paths.truststore)
 
         env = {k: v for k, v in self.env.items() if not k.startswith(("KC_", "KEYCLOAK_"))}
         env |= {"JAVA_HOME": str(java_home), "JAVA_OPTS_KC_HEAP": f"-Xms64m -Xmx{self.heap}"}
@@ -269,8 +275,12 @@ class LocalKeycloak:
                 "--proxy-headers=xforwarded",
                 "--hostname-backchannel-dynamic=true",
             ]
+        # The CAs of the tenants' providers (a folder Keycloak scans for PEM files), and the
+        # operator's own bundle for hubs behind a private CA.
+        trusted = [str(self.paths.truststore)]
         if self.env.get(CA_BUNDLE_ENV):
-            command.append(f"--truststore-paths={self.env[CA_BUNDLE_ENV]}")
+            trusted.append(self.env[CA_BUNDLE_ENV])
+        command.append(f"--truststore-paths={','.join(trusted)}")
 
         def record(pid: int) -> None:
             write_private_json(
@@ -297,6 +307,11 @@ class LocalKeycloak:
             process=process,
             error=KeycloakRuntimeError,
         )
+
+    def restart(self, timeout: float = START_TIMEOUT) -> KeycloakStatus:
+        """Stop and start Keycloak (it reads its truststore only when it starts)."""
+        self.stop()
+        return self.start(timeout)
 
     def stop(self) -> bool:
         """Stop Keycloak by its PID; True if it was running. Data is kept."""

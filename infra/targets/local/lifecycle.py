@@ -33,6 +33,7 @@ from identity.admin import AdminAPI, q
 from infra.errors import KitError
 from infra.home import KitHome, read_json, write_private_json
 from infra.spec import TENANT_CODE_PATTERN, SpecError, TenantSpec, load_specs
+from infra.spec.model import DEPLOYMENT_FILES
 from infra.targets.local.demo import forget_demo_accounts
 
 USERS_PAGE = 100
@@ -86,7 +87,8 @@ def scaffold_tenant(new: NewTenant, folder: Path) -> Path:
             f"tenant new: code {new.code!r} must be 3-32 characters of a-z, 0-9 and '-', "
             "starting with a letter and ending with a letter or digit"
         )
-    existing = load_specs([folder]) if any(folder.glob("*.yaml")) else []
+    specs = [p for p in folder.glob("*.yaml") if p.name not in DEPLOYMENT_FILES]
+    existing = load_specs([folder]) if specs else []
     target = folder / f"{new.code}.yaml"
     if target.exists():
         raise LifecycleError(f"{target} already exists; choose another code")

@@ -50,7 +50,12 @@ from infra.targets.local.render import (
     hub_links,
     save_hub_link,
 )
-from infra.targets.local.runtime import admin_api, local_keycloak, reconciler_for
+from infra.targets.local.runtime import (
+    admin_api,
+    local_keycloak,
+    reconciler_for,
+    sync_truststore,
+)
 
 Progress = Callable[[str], None]
 MEMBER_ACTIONS = ("suspend", "resume", "remove")
@@ -227,6 +232,7 @@ class LocalMembership:
         progress(f"{code}: credentials of hub {link.code} stored; its realm is {link.issuer}")
         kc = local_keycloak(self.env)
         changes = reconciler_for(self.specs, kc).apply([code])
+        sync_truststore(self.specs, kc, [code])
         progress(f"realm {code}: {len(changes)} change(s) applied (sign-in through {link.code})")
         stop_portal(code, self.home)
         start_portal(spec, list(self.specs), self.home, kc.url, self.env)

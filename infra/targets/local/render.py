@@ -173,6 +173,11 @@ class LocalSecretStore:
     def secret(self, code: str, name: str) -> Secret:
         return Secret(name, f"file:{self.path(code)}#{name}", self.values(code).get(name))
 
+    def stored(self, code: str) -> dict[str, str]:
+        """What the tenant's file holds, without making anything (other targets read the
+        state's secrets, kept here by `karmayogi identity secret`, from it)."""
+        return {k: str(v) for k, v in (read_json(self.path(code)) or {}).items()}
+
     def put(self, code: str, values: dict[str, str]) -> None:
         """Replace some of the tenant's secrets (those a remote hub's credentials carry)."""
         write_private_json(self.path(code), self.values(code) | values)

@@ -19,7 +19,7 @@ from typing import Any
 
 from identity.admin import AdminAPI, Credentials
 from identity.desired import TenantRealm
-from identity.reconciler import Reconciler
+from identity.reconciler import Change, Reconciler
 from identity.themes import remove_theme, theme_drift, theme_name, write_theme
 from identity.vault import FileVault
 from infra.errors import KitError
@@ -67,6 +67,7 @@ from infra.targets.local.render import (
     render_local,
     write_portal_env,
 )
+from infra.targets.local.truststore import LocalTruststore, provider_cas
 
 Progress = Callable[[str], None]
 
@@ -100,6 +101,7 @@ def reconciler_for(
 
     if check_secrets:
         check_vault_secrets(rendered)
+        provider_cas(specs)  # a provider's unreadable CA stops the command here
     return Reconciler(
         admin_api(kc),
         federation,
@@ -132,13 +134,48 @@ def check_vault_secrets(rendered: Sequence[RenderedTenant]) -> None:
     """Refuse, before anything is applied, a provider whose named secret the store lacks."""
     for tenant in rendered:
         missing = {s.name for s in tenant.realm.vault if s.value is None}
-        for where, ref in secret_references(tenant.spec):
+        for file, where, ref in secret_references(tenant.spec):
             if ref.secret in missing:
                 raise KitError(
-                    f"{tenant.spec.source}: {where}: secret {ref.secret!r} is not in the local "
+                    f"{file}: {where}: secret {ref.secret!r} is not in the local "
                     f"secret store; add it with `karmayogi identity secret {tenant.code} "
                     f"{ref.secret}` (the value is read from standard input)"
                 )
+
+
+def sync_truststore(
+    specs: Sequence[TenantSpec], kc: LocalKeycloak, codes: Sequence[str] | None = None
+) -> bool:
+    """Give Keycloak's truststore the CAs of the providers of ``specs`` (those of ``codes``
+    only, when given); restart a running Keycloak when that changed what it trusts."""
+    bundles = provider_cas(specs)
+    if codes is not None:
+        bundles = {code: bundle for code, bundle in bundles.items() if code in codes}
+    changed = LocalTruststore(kc.paths.truststore).update(bundles)
+    if changed and kc.running_pid() is not None:
+        kc.restart()
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `identity apply` did: the changes, its write requests, a restart for new CAs."""
+
+    changes: list[Change]
+    writes: int
+    restarted: bool
+
+
+def local_apply(
+    specs: Sequence[TenantSpec], env: dict[str, str], codes: Sequence[str] | None = None
+) -> Applied:
+    """Apply the realms, then the providers' CAs, which Keycloak reads when it starts."""
+    kc = local_keycloak(env)
+    reconciler = reconciler_for(specs, kc)
+    changes = reconciler.apply(codes)
+    restarted = sync_truststore(specs, kc, codes)
+    return Applied(changes, reconciler.api.writes, restarted)
 
 
 def local_reconciler(specs: Sequence[TenantSpec], env: dict[str, str]) -> Reconciler:
@@ -152,6 +189,7 @@ def local_destroy(code: str, specs: Sequence[TenantSpec], env: dict[str, str]) -
     reconciler = reconciler_for(specs, kc, check_secrets=False)
     themes = kc.paths.home.themes
     removed = reconciler.destroy(code, hub)
+    LocalTruststore(kc.paths.truststore).remove([code])
     if remove_theme(theme_name(code), themes):
         removed.append(f"theme {theme_name(code)}")
     return removed
@@ -246,6 +284,9 @@ def local_up(
     with up_lock(home):
         remember_names(specs, home, env)
         progress(f"Keycloak {kc.paths.version}: starting (installing it first if needed)")
+        # Before the launch, so that Keycloak starts trusting the providers' CAs.
+        if sync_truststore(specs, kc):
+            progress("Keycloak: restarted to trust the providers' CAs")
         launched = kc.launch()
         # Addresses, ports and secrets are settled before any thread renders a portal.
         local_endpoints(specs, home)

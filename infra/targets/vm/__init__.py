@@ -32,15 +32,19 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from identity.vault import vault_file_name
 from infra.errors import KitError
+from infra.home import KitHome
 from infra.keycloak.release import KEYCLOAK_SHA256, KEYCLOAK_VERSION, archive_path
-from infra.render.tenant import RenderedTenant
+from infra.render.tenant import RenderedTenant, secret_references
 from infra.spec import TenantSpec
+from infra.spec.model import DEPLOYMENT_FILES
 from infra.targets.base import Artefact, Manifest, Progress
 from infra.targets.production import (
     KEYCLOAK_BOOTSTRAP_SECRET,
@@ -49,6 +53,7 @@ from infra.targets.production import (
     ProductionTarget,
     render_production,
 )
+from infra.targets.trust import provider_cas
 
 DATA_ROOT = "/var/lib/karmayogi"
 # Where gunicorn of the n-th tenant (in code order) listens on the host.
@@ -65,10 +70,21 @@ PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "--no-deps", "-q")
 RENDER_DIR = "KARMAYOGI_RENDER_DIR"
 VAULT_FILE = "inventory/group_vars/all/vault.yml"
 _VAULT_VAR = re.compile(r"^ansible-vault:(vault_[a-z0-9_]+)$")
+# Keycloak's file vault on the host: the state's secrets as <realm>_<name> files.
+KEYCLOAK_VAULT_DIR = "/opt/keycloak/vault"
+# The providers' CAs on the host, one <code>.pem per tenant, read by Keycloak when it starts.
+KEYCLOAK_TRUSTSTORE_DIR = "/opt/keycloak/truststore"
+TRUSTSTORE_OUT = "keycloak/truststore"
 
 
 def vault_variable(code: str, name: str) -> str:
     return f"vault_karmayogi_{code.replace('-', '_')}_{name}"
+
+
+def state_secret_variable(code: str, name: str) -> str:
+    """The vault variable of a secret the state gave (``{secret: name}`` in its spec); the
+    ``state_`` prefix keeps it apart from the kit's own (``portal_client_secret`` …)."""
+    return vault_variable(code, f"state_{name.replace('-', '_')}")
 
 
 def database_name(code: str) -> str:
@@ -88,7 +104,11 @@ class VmTarget(ProductionTarget):
             DATA_ROOT,
             "ansible-playbook playbooks/site.yml",
             env,
-            KeycloakSite(database_host=database_host),
+            KeycloakSite(
+                database_host=database_host,
+                vault_dir=KEYCLOAK_VAULT_DIR,
+                truststore_paths=(KEYCLOAK_TRUSTSTORE_DIR,),
+            ),
         )
 
     def reference_of(self, code: str, name: str) -> str:
@@ -98,6 +118,10 @@ class VmTarget(ProductionTarget):
 
     def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
         password_file = self._password_file()
+        # The state's secrets are checked before anything is written.
+        given = _state_secrets([s for s in specs if s.code in codes], self.env)
+        _check_state_secrets(given, read_vault(out / VAULT_FILE, password_file))
+        cas = provider_cas([s for s in specs if s.code in codes])
         manifest, rendered = render_production(
             self.name,
             specs,
@@ -108,6 +132,8 @@ class VmTarget(ProductionTarget):
             site=self.site,
         )
         deployment = rendered[0].spec.deployment_name
+        for written in _write_truststore(cas, out / TRUSTSTORE_OUT):
+            _record(manifest, out, written, "a tenant's providers' CAs, for Keycloak's truststore")
         for copied in _copy_specs(specs, out / "specs"):
             _record(manifest, out, copied, "a spec or logo the realm step applies on the host")
         wheel = self._kit_wheel(out / "dist")
@@ -115,7 +141,7 @@ class VmTarget(ProductionTarget):
         vault_names = [m.group(1) for s in manifest.secrets if (m := _VAULT_VAR.match(s.reference))]
         vault_names += [vault_variable(r.code, DATABASE_PASSWORD) for r in rendered]
         vault = out / VAULT_FILE
-        _ensure_vault(vault, password_file, vault_names, rendered)
+        _ensure_vault(vault, password_file, vault_names, rendered, given)
         _record(manifest, out, vault, "the secrets' values, encrypted (Ansible Vault)")
         hosts = ("inventory/hosts.yml", "the hosts; yours to edit")
         site = (
@@ -390,6 +416,19 @@ def _record(manifest: Manifest, out: Path, path: Path, purpose: str) -> None:
     manifest.files.append(Artefact(str(path.resolve().relative_to(out.resolve())), purpose, digest))
 
 
+def _write_truststore(cas: Mapping[str, bytes], folder: Path) -> list[Path]:
+    """Each tenant's providers' CAs as ``<code>.pem`` (none for a tenant without any)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    written = []
+    for code, bundle in sorted(cas.items()):
+        if bundle:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{code}.pem").write_bytes(bundle)
+            written.append(folder / f"{code}.pem")
+    return written
+
+
 def _copy_specs(specs: Sequence[TenantSpec], folder: Path) -> list[Path]:
     """The specs and their logos, as the realm step on the host loads them."""
     if folder.exists():
@@ -406,7 +445,49 @@ def _copy_specs(specs: Sequence[TenantSpec], folder: Path) -> list[Path]:
         shutil.copyfile(spec.source, folder / spec.source.name)
         shutil.copyfile(spec.logo_path, folder / logo)
         copied += [folder / spec.source.name, folder / logo]
+        # The deployment's defaults beside the specs (a mail server) go with them.
+        for name in DEPLOYMENT_FILES:
+            if (spec.source.parent / name).is_file():
+                shutil.copyfile(spec.source.parent / name, folder / name)
+                copied.append(folder / name)
     return sorted(set(copied))
+
+
+@dataclass(frozen=True)
+class StateSecret:
+    """A secret the state's spec names, where it is named and, when the store on this
+    machine holds it, its value (never printed)."""
+
+    code: str
+    name: str
+    where: str  # the spec file and field, for messages
+    value: str | None = field(default=None, repr=False)
+
+    @property
+    def variable(self) -> str:
+        return state_secret_variable(self.code, self.name)
+
+    @property
+    def file(self) -> str:
+        """The file Keycloak's vault reads for ``${vault.<name>}`` in the tenant's realm."""
+        return vault_file_name(self.code, self.name)
+
+
+def _state_secrets(specs: Sequence[TenantSpec], env: Mapping[str, str]) -> list[StateSecret]:
+    """The secrets each tenant's spec names (providers, mail), valued from the same store
+    the local target reads: the kit home's, where `karmayogi identity secret` keeps them."""
+    from infra.targets.local.render import LocalSecretStore
+
+    store = LocalSecretStore(KitHome.from_env(dict(env)))
+    found: dict[tuple[str, str], StateSecret] = {}
+    for spec in sorted(specs, key=lambda s: s.code):
+        stored = store.stored(spec.code)
+        for file, named_at, ref in secret_references(spec):
+            key = (spec.code, ref.secret)
+            if key not in found:
+                where = f"{file}: {named_at}"
+                found[key] = StateSecret(spec.code, ref.secret, where, stored.get(ref.secret))
+    return list(found.values())
 
 
 def _yaml_doc(entries: Sequence[tuple[str, str, Any]]) -> str:
@@ -572,6 +653,34 @@ def _rendered_vars(
         ),
         ("keycloak_db_password", "vault", _jinja(vault_variable(deployment, KEYCLOAK_DB_PASSWORD))),
         (
+            "keycloak_truststore_dir",
+            "the kit: the providers' CAs (truststore-paths in keycloak.conf)",
+            KEYCLOAK_TRUSTSTORE_DIR,
+        ),
+        (
+            "keycloak_truststore_files",
+            "spec identity.providers[].ca of each tenant, rendered beside the inventory",
+            [
+                {"name": f"{t.code}.pem", "src": f"{render_dir}/{TRUSTSTORE_OUT}/{t.code}.pem"}
+                for t in ordered
+                if provider_cas([t.spec])[t.code]
+            ],
+        ),
+        (
+            "keycloak_vault_dir",
+            "the kit: Keycloak's file vault (vault-dir in keycloak.conf)",
+            KEYCLOAK_VAULT_DIR,
+        ),
+        (
+            "keycloak_vault_secrets",
+            "the secrets the specs name as {secret: …} (providers, mail): one file each,\n"
+            "<realm>_<name>, its value from the vault",
+            [
+                {"file": secret.file, "value": _jinja(secret.variable)}
+                for secret in _state_secrets([r.spec for r in rendered], env)
+            ],
+        ),
+        (
             "keycloak_bootstrap_client_secret",
             "vault",
             _jinja(vault_variable(deployment, KEYCLOAK_BOOTSTRAP_SECRET)),
@@ -722,17 +831,35 @@ def read_vault(path: Path, password_file: Path) -> dict[str, Any]:
     return data
 
 
+def _check_state_secrets(given: Sequence[StateSecret], vault: Mapping[str, Any]) -> None:
+    """Refuse a secret the spec names that neither the store nor the vault holds."""
+    for secret in given:
+        if secret.value is None and secret.variable not in vault:
+            raise KitError(
+                f"{secret.where}: secret {secret.name!r} is not in the local secret store; "
+                f"add it with `karmayogi identity secret {secret.code} {secret.name}` (the "
+                "value is read from standard input), then render again"
+            )
+
+
 def _ensure_vault(
     path: Path,
     password_file: Path,
     names: Sequence[str],
     rendered: Sequence[RenderedTenant],
+    given: Sequence[StateSecret] = (),
 ) -> None:
-    """Add a generated value for every secret the vault lacks; keep every value it has."""
+    """Add a generated value for every secret the vault lacks and keep every value it has;
+    the state's secrets take the store's value, or keep the vault's when the store has none
+    (rendered on another machine), and one in neither stops the render before any write."""
     values = read_vault(path, password_file)
+    _check_state_secrets(given, values)
+    updated = {s.variable: s.value for s in given if s.value is not None}
+    changed = {k: v for k, v in updated.items() if values.get(k) != v}
     missing = [name for name in dict.fromkeys(names) if name not in values]
-    if not missing:
+    if not missing and not changed:
         return
+    values.update(changed)
     for name in missing:
         # 64 characters: Django wants a secret key of 50 or more.
         values[name] = secrets.token_urlsafe(48)
