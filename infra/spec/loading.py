@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -280,45 +280,39 @@ def _message(error: Any, loc: Loc, root: type[BaseModel] = TenantSpec) -> str:
     return str(error["msg"])
 
 
-def _validate(path: Path, tree: CommentedMap) -> tuple[TenantSpec | None, list[Problem]]:
+_Model = TypeVar("_Model", TenantSpec, DeploymentFile)
+
+
+def _validated(
+    model: type[_Model], path: Path, tree: CommentedMap
+) -> tuple[_Model | None, list[Problem]]:
+    """``tree`` validated as ``model``: every problem with its line, rule violations included."""
     rules: list[tuple[Loc, str]] = []
     try:
-        spec = TenantSpec.model_validate(
+        found = model.model_validate(
             _plain(tree), by_alias=True, by_name=False, context={"rules": rules}
         )
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):
             loc = _strip_union_tags(tuple(error["loc"]))
-            problems.append(Problem(path, _line_of(tree, loc), _dotted(loc), _message(error, loc)))
+            message = _message(error, loc, model)
+            problems.append(Problem(path, _line_of(tree, loc), _dotted(loc), message))
         return None, problems
-    spec._source = path
-    problems = [Problem(path, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in rules]
+    found._source = path
+    return found, [Problem(path, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in rules]
+
+
+def _validate(path: Path, tree: CommentedMap) -> tuple[TenantSpec | None, list[Problem]]:
+    spec, problems = _validated(TenantSpec, path, tree)
+    if spec is None:
+        return None, problems
     logo = spec.logo_path
     if not logo.is_file():
         logo_loc: Loc = ("spec", "branding", "logo")
         message = f"no such file {spec.spec.branding.logo!r} beside this spec (looked for {logo})"
         problems.append(Problem(path, _line_of(tree, logo_loc), _dotted(logo_loc), message))
     return spec, problems
-
-
-def _validate_deployment(
-    path: Path, tree: CommentedMap
-) -> tuple[DeploymentFile | None, list[Problem]]:
-    rules: list[tuple[Loc, str]] = []
-    try:
-        file = DeploymentFile.model_validate(
-            _plain(tree), by_alias=True, by_name=False, context={"rules": rules}
-        )
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            loc = tuple(error["loc"])
-            message = _message(error, loc, DeploymentFile)
-            problems.append(Problem(path, _line_of(tree, loc), _dotted(loc), message))
-        return None, problems
-    file._source = path
-    return file, [Problem(path, _line_of(tree, loc), _dotted(loc), msg) for loc, msg in rules]
 
 
 def _deployment_file(folder: Path) -> tuple[Path | None, DeploymentFile | None, list[Problem]]:
@@ -332,7 +326,7 @@ def _deployment_file(folder: Path) -> tuple[Path | None, DeploymentFile | None, 
     tree, problems = _read_tree(found[0], "the deployment's defaults")
     if tree is None:
         return found[0], None, problems
-    file, problems = _validate_deployment(found[0], tree)
+    file, problems = _validated(DeploymentFile, found[0], tree)
     return found[0], file, problems
 
 

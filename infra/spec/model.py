@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal, NoReturn, Self
 from urllib.parse import urlsplit
@@ -56,6 +56,18 @@ RESERVED_CODES = {
 def _fail(message: str) -> NoReturn:
     # The message travels as context so that braces in it are never read as a template.
     raise PydanticCustomError("kit", "{message}", {"message": message})
+
+
+def _report(violations: Iterable[tuple[Loc, str]], info: ValidationInfo) -> None:
+    """Hand rule violations to the loader's collector (it reports them all, with lines), or
+    fail on the first when the model is validated without one."""
+    found = list(violations)
+    collector = info.context.get("rules") if isinstance(info.context, dict) else None
+    if isinstance(collector, list):
+        collector.extend(found)
+    elif found:
+        loc, message = found[0]
+        _fail(f"{_dotted(loc)}: {message}")
 
 
 def _check_tenant_code(value: str) -> str:
@@ -515,13 +527,7 @@ class TenantSpec(_Model):
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> Self:
         """Apply the rules between fields; the loader collects them all, others get the first."""
-        violations = list(_rule_violations(self))
-        collector = info.context.get("rules") if isinstance(info.context, dict) else None
-        if isinstance(collector, list):
-            collector.extend(violations)
-        elif violations:
-            loc, message = violations[0]
-            _fail(f"{_dotted(loc)}: {message}")
+        _report(_rule_violations(self), info)
         return self
 
     @property
@@ -614,13 +620,7 @@ class DeploymentFile(_Model):
 
     @model_validator(mode="after")
     def _check_rules(self, info: ValidationInfo) -> Self:
-        violations = list(_deployment_violations(self))
-        collector = info.context.get("rules") if isinstance(info.context, dict) else None
-        if isinstance(collector, list):
-            collector.extend(violations)
-        elif violations:
-            loc, message = violations[0]
-            _fail(f"{_dotted(loc)}: {message}")
+        _report(_deployment_violations(self), info)
         return self
 
     @property

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 import subprocess
 import time
@@ -26,7 +25,7 @@ from infra.home import KitHome
 from infra.targets.local.render import LocalSecretStore, hub_links
 from infra.targets.local.runtime import admin_api, local_keycloak
 from tests.federation.conftest import HUB, HUB_URL, Deployment, Federation
-from tests.rig.chromium import launch_options
+from tests.rig.chromium import launch_options, sign_in_at_keycloak
 from tests.tenant_portal.browser import axe_script
 
 TIMEOUT_MS = 60_000
@@ -270,12 +269,7 @@ def test_a_hub_user_signs_into_bihar_through_the_remote_hub_realm(
             page.locator("#kc-form-login").wait_for()
             # The hub's own login page, on the hub's deployment.
             assert page.url.startswith(f"https://auth.hub.test/realms/{HUB}/")
-            page.locator("#username").fill("meera.centre")
-            page.locator("#password").fill(password)
-            page.locator("#kc-login").click()
-            page.wait_for_url(re.compile(rf"^{re.escape(bihar.url)}/"))
-            page.locator(".signed-in-as").wait_for()
-            assert "Meera" in page.locator(".signed-in-as").inner_text()
+            assert "Meera" in sign_in_at_keycloak(page, "meera.centre", password, bihar.url)
         finally:
             browser.close()
 

@@ -31,7 +31,7 @@ from tests.postgres import PostgresServer
 from tests.production.conftest import BIHAR_ADDRESS, ProductionServer, Reconciled
 from tests.production.tenants import BIHAR_DOMAIN, ProductionTenants, database_name
 from tests.rig import CertificateAuthority, NameMap, Route, TlsProxy
-from tests.rig.chromium import launch_options
+from tests.rig.chromium import launch_options, sign_in_at_keycloak
 from tests.tenant_portal.browser import TIMEOUT_MS, axe_script
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,12 +197,7 @@ def test_a_learner_signs_in_through_the_realm_in_chromium(
             # Keycloak's login page on its own public name, in Bihar's theme.
             assert page.url.startswith(f"{production_keycloak.hostname}/realms/{realm}/")
             assert re.search(r"/login/karmayogi-bihar-[0-9a-f]+/css/", page.content())
-            page.locator("#username").fill("asha.learner")
-            page.locator("#password").fill(password)
-            page.locator("#kc-login").click()
-            page.wait_for_url(re.compile(rf"^{re.escape(portal.url)}/"))
-            page.locator(".signed-in-as").wait_for()
-            assert "Asha" in page.locator(".signed-in-as").inner_text()
+            assert "Asha" in sign_in_at_keycloak(page, "asha.learner", password, portal.url)
             cookies = {c["name"]: c for c in context.cookies(portal.url)}
             session = next(c for n, c in cookies.items() if n.endswith("_session"))
             assert session["secure"] and session["httpOnly"] and session["domain"] == BIHAR_DOMAIN

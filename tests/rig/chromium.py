@@ -11,6 +11,7 @@ wrong name or from another CA fails the page load with ``net::ERR_CERT_...``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -65,3 +66,14 @@ def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RigError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def sign_in_at_keycloak(page: Any, username: str, password: str, portal_url: str) -> str:
+    """Fill Keycloak's login form on ``page`` (a Playwright page showing it), and wait until
+    the portal at ``portal_url`` shows whom it signed in; returns that text."""
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.locator("#kc-login").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(portal_url)}/"))
+    page.locator(".signed-in-as").wait_for()
+    return str(page.locator(".signed-in-as").inner_text())

@@ -24,7 +24,7 @@ from infra.home import KitHome
 from infra.targets.vm import VAULT_FILE, database_name, read_vault
 from tests.rig.apt_sources import machine_sources
 from tests.rig.ca import CertificateAuthority
-from tests.rig.chromium import launch_options
+from tests.rig.chromium import launch_options, sign_in_at_keycloak
 from tests.rig.moto import CREDENTIALS, MotoServer, moto_server
 from tests.rig.names import NameMap
 from tests.rig.vm import VmHost, booted_vm
@@ -279,14 +279,10 @@ def test_an_officer_signs_in_through_the_hosts_keycloak_in_chromium(
             page.locator('a[href="/auth/authenticate/"]').click()
             page.locator("#kc-form-login").wait_for()
             assert page.url.startswith(f"https://{LOGIN_DOMAIN}/realms/{state}/")
-            page.locator("#username").fill("asha.officer")
-            page.locator("#password").fill(password)
-            page.locator("#kc-login").click()
-            # The portal redeemed the code at Keycloak's public name over TLS (the back
+            # The portal redeems the code at Keycloak's public name over TLS (the back
             # channel), which needs the host to trust the data centre's CA.
-            page.wait_for_url(re.compile(rf"^https://{re.escape(domain)}/"))
-            page.locator(".signed-in-as").wait_for()
-            assert "Asha" in page.locator(".signed-in-as").inner_text()
+            signed_in = sign_in_at_keycloak(page, "asha.officer", password, f"https://{domain}")
+            assert "Asha" in signed_in
         finally:
             browser.close()
 
