@@ -203,6 +203,7 @@ def document_facts(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     found = get_document_model().objects.in_bulk(list(ids))
     return {
         pk: {
+            "id": pk,
             "title": document.title,
             "url": document.url,
             "file_extension": os.path.splitext(document.file.name)[1].lstrip(".").lower(),

@@ -119,7 +119,8 @@ class CourseLesson(models.Model):
 
     ``content`` maps a language code to the lesson in that language: for every kind its
     ``title``; text ``body`` (rich text); video ``url`` and ``transcript``; document
-    ``description`` and ``document`` (``title``, ``url``, ``file_extension``, ``size``);
+    ``description`` and ``document`` (``title``, ``url``, ``file_extension``, ``size``, and
+    the Wagtail document's ``id`` or the package file's ``sha256``);
     link ``url`` and ``description``; quiz ``pass_mark``, ``max_attempts`` and ``questions``
     (``prompt``, ``choices`` of ``text`` and ``correct``).
     """

@@ -24,6 +24,7 @@ def _document_facts(apps):
         found = Document.objects.in_bulk(list(ids))
         return {
             pk: {
+                "id": pk,
                 "title": document.title,
                 "url": document.file.url
                 if direct
