@@ -225,12 +225,14 @@ def federation_sync(
     code: str = typer.Argument(..., help="The tenant whose peers to pull."),
 ) -> None:
     """Pull every peer of a tenant's portal once (a tenant pulls the hub; the hub pulls every
-    tenant that publishes)."""
+    tenant that publishes): the course records, then the content packages of the courses."""
     from infra.home import KitHome
-    from infra.targets.local.federation import sync_tenant
+    from infra.targets.local.federation import pull_packages, sync_tenant
 
     env = read_env()
-    typer.echo(sync_tenant(code, KitHome.from_env(env), env))
+    home = KitHome.from_env(env)
+    typer.echo(sync_tenant(code, home, env))
+    typer.echo(pull_packages(code, home, env))
 
 
 @app.command("deliver")

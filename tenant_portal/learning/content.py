@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from tenant_portal.catalogue.blocks import Lesson
@@ -286,3 +287,28 @@ def store(entry: CatalogueEntry, content: CourseContent, source: str) -> CourseV
 def store_from_pages(entry: CatalogueEntry, pages: Sequence[Any]) -> CourseVersion:
     """Keep the content of a local course's live pages (the lead page first)."""
     return store(entry, content_from_pages(pages), "page")
+
+
+# --- where a course is learned ------------------------------------------------------------------
+
+
+def learned_here(entry: CatalogueEntry) -> bool:
+    """Whether learners take ``entry`` on this portal: a course made here, or one from
+    elsewhere that the subscription does not keep "link only" (by origin or course IRI)."""
+    if entry.page_id is not None or entry.is_local:
+        return True
+    subscribe = getattr(settings.PORTAL.federation, "subscribe", None)
+    link_only = set(getattr(subscribe, "link_only", ()) or ())
+    return entry.origin not in link_only and entry.iri not in link_only
+
+
+def learning_url(entry: CatalogueEntry) -> str:
+    """Where a learner takes ``entry`` here: its course page, or for a course from elsewhere
+    its record's page in the catalogue (``/courses/<uuid>/``)."""
+    if entry.page_id is not None:
+        return entry.url
+    from tenant_portal.catalogue.models import CatalogueIndexPage
+
+    index = CatalogueIndexPage.objects.filter(alias_of__isnull=True).order_by("pk").first()
+    base = index.url if index is not None and index.url else "/courses/"
+    return f"{base}{entry.uuid}/"

@@ -77,6 +77,11 @@ class Certificate(models.Model):
         help_text='[{"iri", "name", "level", "theme", "area"}], names as language maps',
     )
     issuer = models.CharField(max_length=200)
+    provider = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Who provides the course (its origin's provider, for a course from elsewhere).",
+    )
     issued = models.DateTimeField()
 
     def __str__(self) -> str:

@@ -23,9 +23,9 @@ from django.utils.translation import gettext as _
 
 from tenant_portal.catalogue.blocks import Lesson
 from tenant_portal.catalogue.blocks import lessons_of as lessons_of  # a page's, for scripts
-from tenant_portal.catalogue.models import CoursePage
+from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
 from tenant_portal.catalogue.rendering import RenderedLesson, rendered_course
-from tenant_portal.learning.content import CourseContent, current_content
+from tenant_portal.learning.content import CourseContent, current_content, learned_here
 from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
 from tenant_portal.learning.state import LearnerState, learner_state
 
@@ -104,6 +104,51 @@ def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
         # One CSRF field for the page's many forms (a lesson's "done", a quiz), not one each.
         "csrf_field": csrf_input(request) if enrolment is not None else "",
     }
+
+
+def record_context(entry: CatalogueEntry, request: HttpRequest) -> dict[str, Any] | None:
+    """What the record page of a course from elsewhere shows of the course itself, when it is
+    learned here (its package is held, it is not "link only"): the lessons rendered once per
+    content version and language, and the visitor's own progress; None otherwise."""
+    if not learned_here(entry):
+        return None
+    lessons = rendered_lessons(entry, request)
+    if not lessons:
+        return None
+    user = request.user
+    state = learner_state(user.pk, entry.uuid) if user.is_authenticated else LearnerState(None)
+    enrolment = state.enrolment
+    states = lesson_states(lessons, state)
+    done = sum(item.done for item in states)
+    return {
+        "enrolment": enrolment,
+        "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
+        "lesson_states": states,
+        "lessons_done": done,
+        "progress_percent": round(100 * done / len(states)) if states else 0,
+        "csrf_field": csrf_input(request) if enrolment is not None else "",
+        "can_enrol": not entry.retired,
+    }
+
+
+def rendered_lessons(entry: CatalogueEntry, request: HttpRequest) -> tuple[RenderedLesson, ...]:
+    """The lessons of ``entry``'s current content in the active language, kept rendered in the
+    shared cache until the catalogue's generation moves (a package applied moves it)."""
+    from django.core.cache import cache
+    from django.utils.translation import get_language
+
+    from tenant_portal.catalogue.rendering import FORMAT, TIMEOUT_SECONDS, render_lessons
+    from tenant_portal.core.page_cache import request_generation
+
+    gen = request_generation(request)
+    key = f"record-render:{FORMAT}:{gen}:{entry.uuid}:{get_language()}"
+    found: tuple[RenderedLesson, ...] | None = cache.get(key)
+    if found is None:
+        content = current_content(entry.uuid)
+        language = get_language() or ""
+        found = tuple(render_lessons(content, language, entry.uuid)) if content else ()
+        cache.set(key, found, TIMEOUT_SECONDS)
+    return found
 
 
 def find_lesson(content: CourseContent, lesson_id: str) -> Lesson:
@@ -228,5 +273,6 @@ def complete_if_finished(
             for c in locked.entry.competencies
         ],
         issuer=settings.PORTAL.site_name,
+        provider=locked.entry.provider,
         issued=now,
     )

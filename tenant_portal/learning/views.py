@@ -34,7 +34,12 @@ from tenant_portal.catalogue.blocks import Lesson
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.competencies.models import localized
 from tenant_portal.learning.certificates import certificate_pdf
-from tenant_portal.learning.content import CourseContent, current_content
+from tenant_portal.learning.content import (
+    CourseContent,
+    current_content,
+    learned_here,
+    learning_url,
+)
 from tenant_portal.learning.models import Certificate, Enrolment
 from tenant_portal.learning.passbook import passbook
 from tenant_portal.learning.progress import (
@@ -54,23 +59,25 @@ def learner(request: HttpRequest) -> User:
 
 def _course(course: uuid.UUID) -> tuple[CatalogueEntry, CourseContent]:
     """The course's catalogue row and its current content (``learning.content``): 404 for a
-    course unknown here or without content to learn."""
-    entry = get_object_or_404(CatalogueEntry, uuid=course, retired=False)
+    course unknown here, without content to learn, or taken on its origin's portal (link
+    only). A withdrawn course is still found: its learners may finish it."""
+    entry = get_object_or_404(CatalogueEntry, uuid=course)
     content = current_content(entry.uuid)
-    if content is None or not content.lessons:
+    if content is None or not content.lessons or not learned_here(entry):
         raise Http404
     return entry, content
 
 
 def _back(entry: CatalogueEntry, anchor: str = "") -> HttpResponseRedirect:
-    return redirect(f"{entry.url}#{anchor}" if anchor else entry.url)
+    url = learning_url(entry)
+    return redirect(f"{url}#{anchor}" if anchor else url)
 
 
 def _refuse(request: HttpRequest, entry: CatalogueEntry, message: str, status: int) -> HttpResponse:
     return TemplateResponse(
         request,
         "learning/refused.html",
-        {"message": message, "course_url": entry.url, "course_title": entry.title},
+        {"message": message, "course_url": learning_url(entry), "course_title": entry.title},
         status=status,
     )
 
@@ -79,6 +86,9 @@ def _refuse(request: HttpRequest, entry: CatalogueEntry, message: str, status: i
 @login_required
 def enrol(request: HttpRequest, course: uuid.UUID) -> HttpResponse:
     entry, _content = _course(course)
+    if entry.retired and not Enrolment.objects.filter(user=learner(request), entry=entry):
+        message = _("This course was withdrawn by its provider: it takes no new enrolments.")
+        return _refuse(request, entry, message, 409)
     Enrolment.objects.get_or_create(user=learner(request), entry=entry)
     return _back(entry, "lessons")
 

@@ -12,9 +12,11 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
@@ -29,7 +31,8 @@ from tenant_portal.federation.packages import SCHEMA_ID, package_of, pull_packag
 from tenant_portal.federation.signing import current_key
 from tenant_portal.federation.sync import access_token, sync
 from tenant_portal.learning.content import current_content, current_version
-from tenant_portal.learning.models import Enrolment, LessonDone
+from tenant_portal.learning.models import Certificate, Enrolment, LessonDone
+from tenant_portal.xapi.models import OutboxStatement
 from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.learning import add_course, make_user, prepare_site
 from tests.tenant_portal.test_federation_hostile import (
@@ -344,3 +347,85 @@ def test_the_origin_offers_its_course_as_a_signed_package_with_its_files(setting
     page.save_revision().publish()
     internal = CatalogueEntry.objects.get(pk=entry.pk)
     assert package_of(internal) is None and signed_package(internal) is None
+
+
+# --- learning at home (issue 17, items 3 and 4) ------------------------------------------------
+
+
+def finish_at_home(client: Client, course: uuid.UUID) -> None:
+    for lesson in ("plan", "guide"):
+        assert client.post(reverse("lesson_done", args=[course, lesson])).status_code == 302
+    assert client.post(reverse("quiz", args=[course, "check"]), {"q1": "0"}).status_code == 302
+
+
+def test_a_hub_course_is_learned_on_the_members_own_portal_to_a_certificate(hub: Hub) -> None:
+    hub.offer(1, package(hub.course))
+    hub.pull()
+    page = f"/courses/{hub.course}/"
+    anonymous = Client().get(page).content.decode()
+    assert "Plan the camp" in anonymous and "Sign in to enrol" in anonymous
+    assert "Take this course on" not in anonymous
+
+    learner = Client()
+    learner.force_login(make_user("sita", name_local="सीता वर्मा"))
+    enrolled = learner.post(reverse("enrol", args=[hub.course]))
+    assert enrolled["Location"] == f"{page}#lessons"  # back here, not to the origin
+    html = learner.get(page, headers={"accept-language": "hi"}).content.decode()
+    assert "शिविर की योजना" in html
+    finish_at_home(learner, hub.course)
+
+    certificate = Certificate.objects.get()
+    assert certificate.course_iri == f"https://hub.example.org/courses/{hub.course}"
+    assert certificate.issuer == settings.PORTAL.site_name and certificate.provider == "Hub"
+    verify = Client().get(reverse("verify_certificate", args=[certificate.id])).content.decode()
+    assert "Provided by" in verify and "Hub" in verify
+    assert "Noting and drafting" in learner.get("/passbook/").content.decode()
+    pdf = learner.get(reverse("download_certificate", args=[certificate.id]))
+    assert pdf.content.startswith(b"%PDF")
+    # The pseudonymous completion names the origin's course, so the hub counts it wherever
+    # it was taken.
+    statement = OutboxStatement.objects.get(certificate=certificate.id).statement
+    assert statement["object"]["id"] == certificate.course_iri
+
+
+def test_a_withdrawn_course_takes_no_new_enrolments_and_its_learners_may_finish(
+    hub: Hub,
+) -> None:
+    hub.offer(1, package(hub.course))
+    hub.pull()
+    early, late, done = (Client() for _ in range(3))
+    for client, name in ((early, "early"), (late, "late"), (done, "done")):
+        client.force_login(make_user(name))
+    for client in (early, done):
+        client.post(reverse("enrol", args=[hub.course]))
+    finish_at_home(done, hub.course)
+    certificate = Certificate.objects.get()
+
+    withdrawn = record(hub.course, version=2, creativeWorkStatus="Withdrawn")
+    hub.position += 1
+    hub.peer.serve_page([change(hub.position, signed(withdrawn), withdrawn)])
+    sync("hub")
+    assert CatalogueEntry.objects.get(uuid=hub.course).retired
+
+    refused = late.post(reverse("enrol", args=[hub.course]))
+    assert refused.status_code == 409 and "takes no new enrolments" in refused.content.decode()
+    assert late.get(f"/courses/{hub.course}/").status_code == 404
+    assert "0 of 3 lessons done." in early.get(f"/courses/{hub.course}/").content.decode()
+    finish_at_home(early, hub.course)
+    assert Certificate.objects.count() == 2
+    assert Client().get(reverse("verify_certificate", args=[certificate.id])).status_code == 200
+    assert hub.pull().applied == 0  # nothing is pulled for a withdrawn course
+
+
+def test_a_link_only_origin_is_taken_on_its_own_portal(hub: Hub, settings: Any) -> None:
+    hub.offer(1, package(hub.course))
+    hub.pull()
+    federation = settings.PORTAL.federation
+    subscribe = replace(federation.subscribe, link_only=("hub",))
+    set_portal(settings, federation=replace(federation, subscribe=subscribe))
+    learner = Client()
+    learner.force_login(make_user("linked"))
+    html = learner.get(f"/courses/{hub.course}/").content.decode()
+    assert "Take this course on" in html and "Plan the camp" not in html
+    assert learner.post(reverse("enrol", args=[hub.course])).status_code == 404
+    assert not Enrolment.objects.exists()
