@@ -179,6 +179,22 @@ def _local_documents(content: CourseContent) -> dict[int, Any]:
 
 
 def _file_facts(document: Any) -> dict[str, Any]:
+    """A document's file as a package lists it; its hash is read once per stored file (kept
+    under the file's name, size and Wagtail's own hash of it, which change with the file)."""
+    from django.core.cache import cache
+
+    key = (
+        f"package-file:{document.pk}:{document.file.name}:{document.file_size}:{document.file_hash}"
+    )
+    key = f"package-file:{hashlib.sha256(key.encode()).hexdigest()}"
+    found: dict[str, Any] | None = cache.get(key)
+    if found is None:
+        found = _read_facts(document)
+        cache.set(key, found, None)
+    return found
+
+
+def _read_facts(document: Any) -> dict[str, Any]:
     digest = hashlib.sha256()
     size = 0
     with document.file.open("rb") as handle:

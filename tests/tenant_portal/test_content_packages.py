@@ -149,7 +149,7 @@ def hub(peer: Peer) -> Hub:
     return Hub(peer)
 
 
-def test_a_member_takes_a_hub_course_from_its_own_copy(hub: Hub) -> None:
+def test_a_member_takes_a_hub_course_from_its_own_copy(hub: Hub, settings: Any) -> None:
     hub.offer(1, package(hub.course))
     assert hub.pull().applied == 1
     content = current_content(hub.course)
@@ -166,6 +166,20 @@ def test_a_member_takes_a_hub_course_from_its_own_copy(hub: Hub) -> None:
     assert served.status_code == 200 and b"".join(served.streaming_content) == GUIDE
     assert served["Content-Type"] == "application/pdf"
     assert hub.pull().applied == 0  # held at its record's version: nothing to pull
+
+    # A member serves no one else's package; the hub serves its verified copies, unchanged.
+    entry = CatalogueEntry.objects.get(uuid=hub.course)
+    assert signed_package(entry) is None and packages.package_file(entry, SHA) is None
+    set_portal(settings, federation=replace(settings.PORTAL.federation, is_hub=True))
+    assert signed_package(entry) == HeldPackage.objects.get().jws
+    found = packages.package_file(entry, SHA)
+    assert (
+        found is not None
+        and found[0].read() == GUIDE
+        and found[1:] == ("application/pdf", len(GUIDE))
+    )
+    assert packages.package_file(entry, EDITION_SHA) is None
+    set_portal(settings, federation=replace(settings.PORTAL.federation, is_hub=False))
 
     learner = Client()
     learner.force_login(make_user("flood"))
@@ -429,3 +443,21 @@ def test_a_link_only_origin_is_taken_on_its_own_portal(hub: Hub, settings: Any) 
     assert "Take this course on" in html and "Plan the camp" not in html
     assert learner.post(reverse("enrol", args=[hub.course])).status_code == 404
     assert not Enrolment.objects.exists()
+
+
+def test_a_record_page_seen_again_costs_one_query_however_many_lessons(hub: Hub) -> None:
+    """Its lessons are kept rendered and the learner's state kept, as on a course page: what
+    is left is finding the course's row."""
+    from tests.tenant_portal.test_query_counts import counts, sign_in
+
+    many = [
+        {**lessons()[0], "id": f"plan-{n}", "content": {"en": {"title": f"Part {n}"}}}
+        for n in range(30)
+    ]
+    hub.offer(1, package(hub.course, lessons=[*many, *lessons()]))
+    hub.pull()
+    learner = sign_in(make_user("counted"))
+    learner.post(reverse("enrol", args=[hub.course]))
+    learner.post(reverse("lesson_done", args=[hub.course, "plan-3"]))
+    page = f"/courses/{hub.course}/"
+    assert counts(learner, [page]) == {page: 1}
