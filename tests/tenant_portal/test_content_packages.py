@@ -323,6 +323,13 @@ def test_hostile_packages_are_quarantined_and_the_previous_version_still_served(
     assert HeldFile.objects.get().file.read() == GUIDE
     assert QuarantinedPackage.objects.count() == len(HOSTILE)
 
+    from django.contrib.auth import get_user_model
+
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", "root@example.org"))
+    listing = admin.get("/admin/quarantined_packages/").content.decode()
+    assert "question 1 has no correct answer" in listing
+
 
 def how_files(how: dict[str, Any]) -> dict[str, Any]:
     return {"files": how["files"]} if "files" in how else {}
