@@ -255,8 +255,8 @@ def federation_deliver(
 @app.command("status")
 @friendly_errors
 def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Per tenant and peer: cursor, lag, last success, last error, quarantined records.
-    Exits 1 when a peer's last sync failed or records sit in quarantine."""
+    """Per tenant and peer: cursor, lag, last success, last error, quarantined records and
+    content packages. Exits 1 when a peer's last sync failed or anything sits in quarantine."""
     from infra.home import KitHome
     from infra.targets.local.federation import federation_status, sync_order
     from infra.targets.local.membership import LocalMembership
@@ -287,9 +287,14 @@ def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JS
                 typer.echo(
                     f"  <- {peer['peer']}: cursor {peer['cursor']}, lag {peer['lag']}, "
                     f"last success {peer['last_success'] or 'never'}, "
-                    f"quarantined {peer['quarantined']}{error}"
+                    f"quarantined {peer['quarantined']}, "
+                    f"packages quarantined {peer.get('quarantined_packages', 0)}{error}"
                 )
-    troubled = any(p["last_error"] or p["quarantined"] for s in result.values() for p in s["peers"])
+    troubled = any(
+        p["last_error"] or p["quarantined"] or p.get("quarantined_packages")
+        for s in result.values()
+        for p in s["peers"]
+    )
     troubled = troubled or any(
         not s["remote_hub"]["reachable"] or not s["remote_hub"]["token"].startswith("granted")
         for s in result.values()

@@ -322,6 +322,10 @@ def test_hostile_packages_are_quarantined_and_the_previous_version_still_served(
         assert hub.pull().quarantined == 0, case  # a refused version is not fetched again
     assert HeldFile.objects.get().file.read() == GUIDE
     assert QuarantinedPackage.objects.count() == len(HOSTILE)
+    from tenant_portal.federation.management.commands.federation_status import status
+
+    (row,) = status()["peers"]
+    assert (row["quarantined"], row["quarantined_packages"]) == (0, len(HOSTILE))
 
     from django.contrib.auth import get_user_model
 
