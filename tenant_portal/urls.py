@@ -48,6 +48,13 @@ urlpatterns = [
     path("federation/v1/changes", federation.changes, name="federation_changes"),
     path("federation/v1/keys", federation.keys, name="federation_keys"),
     path("federation/v1/members", federation.members, name="federation_members"),
+    path("federation/v1/packages/<uuid:course>", federation.package, name="federation_package"),
+    path(
+        "federation/v1/packages/<uuid:course>/files/<str:sha256>",
+        federation.package_file,
+        name="federation_package_file",
+    ),
+    path("learn/files/<str:sha256>/<str:name>", federation.course_file, name="course_file"),
     path("", include("tenant_portal.xapi.urls")),
     # Before Wagtail's admin, whose login view it replaces; Django's own admin (installed for
     # Wagtail's use) is not mounted, so it has no password form to replace.

@@ -225,12 +225,14 @@ def federation_sync(
     code: str = typer.Argument(..., help="The tenant whose peers to pull."),
 ) -> None:
     """Pull every peer of a tenant's portal once (a tenant pulls the hub; the hub pulls every
-    tenant that publishes)."""
+    tenant that publishes): the course records, then the content packages of the courses."""
     from infra.home import KitHome
-    from infra.targets.local.federation import sync_tenant
+    from infra.targets.local.federation import pull_packages, sync_tenant
 
     env = read_env()
-    typer.echo(sync_tenant(code, KitHome.from_env(env), env))
+    home = KitHome.from_env(env)
+    typer.echo(sync_tenant(code, home, env))
+    typer.echo(pull_packages(code, home, env))
 
 
 @app.command("deliver")
@@ -253,8 +255,8 @@ def federation_deliver(
 @app.command("status")
 @friendly_errors
 def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Per tenant and peer: cursor, lag, last success, last error, quarantined records.
-    Exits 1 when a peer's last sync failed or records sit in quarantine."""
+    """Per tenant and peer: cursor, lag, last success, last error, quarantined records and
+    content packages. Exits 1 when a peer's last sync failed or anything sits in quarantine."""
     from infra.home import KitHome
     from infra.targets.local.federation import federation_status, sync_order
     from infra.targets.local.membership import LocalMembership
@@ -285,9 +287,14 @@ def federation_status_command(tenants: Path = TENANTS_OPTION, as_json: bool = JS
                 typer.echo(
                     f"  <- {peer['peer']}: cursor {peer['cursor']}, lag {peer['lag']}, "
                     f"last success {peer['last_success'] or 'never'}, "
-                    f"quarantined {peer['quarantined']}{error}"
+                    f"quarantined {peer['quarantined']}, "
+                    f"packages quarantined {peer.get('quarantined_packages', 0)}{error}"
                 )
-    troubled = any(p["last_error"] or p["quarantined"] for s in result.values() for p in s["peers"])
+    troubled = any(
+        p["last_error"] or p["quarantined"] or p.get("quarantined_packages")
+        for s in result.values()
+        for p in s["peers"]
+    )
     troubled = troubled or any(
         not s["remote_hub"]["reachable"] or not s["remote_hub"]["token"].startswith("granted")
         for s in result.values()

@@ -246,6 +246,7 @@ def _subscription(spec: TenantSpec) -> dict[str, Any]:
     return {
         "languages": list(subscribe.languages),
         "competencyAreas": list(subscribe.competency_areas),
+        "linkOnly": list(subscribe.link_only),
     }
 
 

@@ -442,6 +442,14 @@ class Subscribe(_Model):
         description="KCM competency areas to receive; default: all three.",
         json_schema_extra={"default": list(COMPETENCY_AREAS)},
     )
+    link_only: list[Annotated[str, Field(min_length=2, max_length=400)]] = Field(
+        default_factory=list,
+        alias="linkOnly",
+        description=(
+            "Origins (tenant codes) or courses (IRIs) listed in the catalogue but taken on the "
+            "origin's portal, not learned here from their content package."
+        ),
+    )
 
 
 class Federation(_Model):

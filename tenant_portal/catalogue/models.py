@@ -96,16 +96,24 @@ class CatalogueIndexPage(RestrictionsRemembered, RoutablePageMixin, Page):
 
     @path("<uuid:course>/")
     def record(self, request: HttpRequest, course: Any) -> HttpResponse:
-        """A course that has no page here (it came by federation): its catalogue record."""
-        entry = CatalogueEntry.objects.filter(uuid=course, retired=False, hidden=False).first()
+        """A course that has no page here (it came by federation): its catalogue record and,
+        when its content package is held here, the course itself (``learning``). A withdrawn
+        course is shown only to the learners enrolled in it, who may finish it."""
+        from tenant_portal.learning.progress import record_context
+
+        entry = CatalogueEntry.objects.filter(uuid=course, hidden=False).first()
         if entry is None:
             raise Http404
         if entry.page_id is not None:
             return redirect(entry.url)
         cache_for_anonymous(request, keyed_on=())
-        return TemplateResponse(
-            request, "catalogue/course_record.html", {"page": self, "self": self, "entry": entry}
-        )
+        learning = record_context(entry, request)
+        if entry.retired and (learning is None or learning["enrolment"] is None):
+            raise Http404
+        context = {"page": self, "self": self, "entry": entry, "learning": learning}
+        if learning is not None:
+            context.update(learning)
+        return TemplateResponse(request, "catalogue/course_record.html", context)
 
 
 class CoursePage(RestrictionsRemembered, Page):

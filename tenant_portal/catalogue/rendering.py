@@ -29,6 +29,7 @@ from tenant_portal.core.page_cache import request_generation
 
 if TYPE_CHECKING:
     from tenant_portal.catalogue.models import CoursePage
+    from tenant_portal.learning.content import CourseContent
 
 # Part of the key: a deployment that changes what is kept does not read an older shape.
 FORMAT = 1
@@ -114,41 +115,69 @@ def render_course(page: CoursePage, request: HttpRequest) -> RenderedCourse:
     return RenderedCourse(
         about=about,
         jsonld=str(course_jsonld(entry)),
-        lessons=tuple(_lessons(page)),
+        lessons=tuple(
+            render_lessons(_content(page, request), page.locale.language_code, page.translation_key)
+        ),
     )
 
 
-def _lessons(page: CoursePage) -> list[RenderedLesson]:
+def _content(page: CoursePage, request: HttpRequest) -> CourseContent:
+    """What learners take (``learning.content``): the stored version of a published course,
+    the page's own content in a preview (or before its content is stored)."""
+    from tenant_portal.learning.content import content_from_pages, current_content
+
+    if not getattr(request, "is_preview", False) and page.live_revision_id is not None:
+        stored = current_content(page.translation_key)
+        if stored is not None:
+            return stored
+    return content_from_pages([page])
+
+
+def render_lessons(content: CourseContent, language: str, course: Any) -> list[RenderedLesson]:
+    """Each lesson of ``content`` rendered in ``language`` (else the course's lead language),
+    its forms posting to the learning views of ``course`` (a catalogue entry's uuid)."""
+    from tenant_portal.catalogue.blocks import video_embed
+
     lessons = []
-    for module in page.modules:
-        module_title = str(module.value["title"])
-        for lesson in module.value["lessons"]:
-            value: Any = lesson.value
-            lesson_id, kind = str(lesson.id), lesson.block_type
+    for lesson in content.lessons:
+        value = lesson.value(language)
+        kind, lesson_id = lesson.kind, lesson.id
+        module_title = lesson.module_title(language)
+        route = "quiz" if kind == "quiz" else "lesson_done"
+        action = reverse(route, args=[course, lesson_id])
+        context: dict[str, Any]
+        if kind == "quiz":
+            shown = {
+                **value,
+                "questions": [
+                    {**q, "multiple": sum(1 for c in q["choices"] if c["correct"]) > 1}
+                    for q in value["questions"]
+                ],
+            }
+            context = {"value": shown, "lesson_id": lesson_id}
+            rendered = RenderedLesson(
+                id=lesson_id,
+                kind=kind,
+                module=module_title,
+                title=str(value["title"]),
+                max_attempts=int(value["max_attempts"]),
+                action=action,
+                body=render_to_string("catalogue/lessons/quiz.html", context),
+                questions=render_to_string("catalogue/lessons/quiz_questions.html", context),
+                preview=render_to_string("catalogue/lessons/quiz_preview.html", context),
+            )
+        else:
             context = {"value": value, "lesson_id": lesson_id}
-            route = "quiz" if kind == "quiz" else "lesson_done"
-            action = reverse(route, args=[page.translation_key, lesson_id])
-            if kind == "quiz":
-                rendered = RenderedLesson(
-                    id=lesson_id,
-                    kind=kind,
-                    module=module_title,
-                    title=str(value["title"]),
-                    max_attempts=int(value["max_attempts"]),
-                    action=action,
-                    body=render_to_string("catalogue/lessons/quiz.html", context),
-                    questions=render_to_string("catalogue/lessons/quiz_questions.html", context),
-                    preview=render_to_string("catalogue/lessons/quiz_preview.html", context),
-                )
-            else:
-                rendered = RenderedLesson(
-                    id=lesson_id,
-                    kind=kind,
-                    module=module_title,
-                    title=str(value["title"]),
-                    max_attempts=0,
-                    action=action,
-                    body=str(lesson.block.render(value, context={"page": page})),
-                )
-            lessons.append(rendered)
+            if kind == "video":
+                context["embed"] = video_embed(value["url"])
+            rendered = RenderedLesson(
+                id=lesson_id,
+                kind=kind,
+                module=module_title,
+                title=str(value["title"]),
+                max_attempts=0,
+                action=action,
+                body=render_to_string(f"catalogue/lessons/{kind}.html", context),
+            )
+        lessons.append(rendered)
     return lessons

@@ -3,8 +3,8 @@
 A course is all the pages sharing one ``translation_key``; that key is the course's UUID and
 its IRI is minted from it once, on this tenant's domain (DESIGN §6). Whenever one of those
 pages is published, unpublished, moved or deleted, :func:`index_course` rewrites the course's
-single catalogue row from its live translations, in one transaction, and the anonymous page
-cache moves on to a new generation.
+single catalogue row and the content learners take (``learning.content``) from its live
+translations, in one transaction, and the anonymous page cache moves on to a new generation.
 """
 
 from __future__ import annotations
@@ -145,6 +145,10 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
     EntryCompetency.objects.bulk_create(
         [EntryCompetency(entry=entry, sub_theme_id=s, level=level) for s, level in best.items()]
     )
+    # Learning reads the content model, never the pages (it imports this app's models).
+    from tenant_portal.learning.content import store_from_pages
+
+    store_from_pages(entry, live)
     bump_generation()
     entry_changed.send(sender=CatalogueEntry, entry=entry)
     return entry

@@ -132,3 +132,55 @@ class SeenNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.nonce[:8]}…"
+
+
+class HeldPackage(models.Model):
+    """The content package of a course from another instance, as its origin signed it, once
+    every check passed and every file it lists is held (:class:`HeldFile`)."""
+
+    entry = models.OneToOneField(
+        "catalogue.CatalogueEntry", on_delete=models.CASCADE, related_name="+"
+    )
+    version = models.PositiveIntegerField()
+    jws = models.TextField(help_text="The package as its origin signed it.")
+    package = models.JSONField(help_text="Its verified payload.")
+    received = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} v{self.version}"
+
+
+class HeldFile(models.Model):
+    """A file some held package lists, kept here under its SHA-256 after its bytes matched."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    media_type = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    file = models.FileField(upload_to="federation/files/", max_length=200)
+    received = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256
+
+
+class QuarantinedPackage(models.Model):
+    """A content package refused by a pull, with the reason; nothing of it was applied."""
+
+    peer = models.CharField(max_length=64)
+    uuid = models.UUIDField()
+    version = models.PositiveIntegerField()
+    reason = models.TextField()
+    payload = models.TextField(blank=True, help_text="The first 64 KB of what arrived.")
+    received = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received"]
+        verbose_name_plural = "quarantined packages"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["peer", "uuid", "version"], name="quarantined_package_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.peer} {self.uuid} v{self.version}: {self.reason}"

@@ -1,20 +1,28 @@
 """``/federation/v1/changes`` (the feed, for federation clients of the hub realm),
-``/federation/v1/keys`` (public keys, for anyone who must check a record) and, on the hub,
-``/federation/v1/members`` (the signed member directory, public: it holds no secret)."""
+``/federation/v1/keys`` (public keys, for anyone who must check a record), on the hub
+``/federation/v1/members`` (the signed member directory, public: it holds no secret),
+``/federation/v1/packages/<course>`` and its ``files/<sha256>`` (content packages, under the
+feed's token rules) and ``/learn/files/<sha256>/<name>`` (this instance's own copy of a file
+of a course it holds the package of, for its learners)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from tenant_portal.federation.auth import Unauthorized, caller
 from tenant_portal.federation.changes import MAX_PAGE, feed_page
 from tenant_portal.federation.membership import signed_directory
+from tenant_portal.federation.models import HeldFile
+from tenant_portal.federation.packages import course_of, signed_package
+from tenant_portal.federation.packages import package_file as find_package_file
 from tenant_portal.federation.signing import published_keys
 
 log = logging.getLogger(__name__)
@@ -77,4 +85,61 @@ def members(request: HttpRequest) -> HttpResponse:
         return _error(404, "this instance is not the federation's hub")
     response = HttpResponse(signed_directory(), content_type="application/jose")
     response["Cache-Control"] = "public, max-age=30"
+    return response
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Shown in the browser (a PDF, an image); anything else is downloaded.
+_INLINE = ("application/pdf", "image/png", "image/jpeg", "image/webp")
+
+
+@never_cache
+@require_GET
+def package(request: HttpRequest, course: uuid.UUID) -> HttpResponse:
+    try:
+        peer = caller(request)
+    except Unauthorized as exc:
+        return _error(401, str(exc))
+    entry = course_of(course)
+    token = signed_package(entry) if entry is not None else None
+    if token is None:
+        return _error(404, "no content package of this course is served here")
+    log.info("packages: %s read the package of %s", peer, course)
+    return HttpResponse(token, content_type="application/jose")
+
+
+@never_cache
+@require_GET
+def package_file(
+    request: HttpRequest, course: uuid.UUID, sha256: str
+) -> HttpResponse | FileResponse:
+    try:
+        caller(request)
+    except Unauthorized as exc:
+        return _error(401, str(exc))
+    entry = course_of(course)
+    found = find_package_file(entry, sha256) if entry and _SHA256.match(sha256) else None
+    if found is None:
+        return _error(404, "the package of this course lists no such file")
+    handle, media_type, size = found
+    response = FileResponse(handle, content_type=media_type)
+    response["Content-Length"] = str(size)
+    return response
+
+
+@require_GET
+def course_file(request: HttpRequest, sha256: str, name: str) -> HttpResponse | FileResponse:
+    """A file of a course learned here from its package, from this instance's own copy."""
+    found = HeldFile.objects.filter(sha256=sha256).first() if _SHA256.match(sha256) else None
+    if found is None:  # only files of packages that passed every check are held
+        return _error(404, "no such file")
+    inline = found.media_type in _INLINE
+    response = FileResponse(
+        found.file.open("rb"),
+        content_type=found.media_type,
+        as_attachment=not inline,
+        filename=re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100] or "download",
+    )
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response["Cache-Control"] = "public, max-age=86400, immutable"
     return response

@@ -15,7 +15,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 
-from tenant_portal.federation.models import Member, Quarantined
+from tenant_portal.federation.models import Member, Quarantined, QuarantinedPackage
 
 
 class ViewAndDelete(ModelPermissionPolicy):
@@ -36,6 +36,7 @@ class ViewOnly(ModelPermissionPolicy):
 
 register_permission_policy(Quarantined, ViewAndDelete(Quarantined), exact_class=True)
 register_permission_policy(Member, ViewOnly(Member), exact_class=True)
+register_permission_policy(QuarantinedPackage, ViewAndDelete(QuarantinedPackage), exact_class=True)
 
 
 class QuarantinedViewSet(ModelViewSet):
@@ -55,6 +56,28 @@ class QuarantinedViewSet(ModelViewSet):
 @hooks.register("register_admin_viewset")
 def register_quarantine() -> QuarantinedViewSet:
     return QuarantinedViewSet("quarantined")
+
+
+class QuarantinedPackageViewSet(ModelViewSet):
+    """Content packages refused by a pull. Deleting one has the next pull fetch that version
+    again (once its origin or the hub has fixed it)."""
+
+    model = QuarantinedPackage
+    icon = "warning"
+    menu_label = "Quarantined packages"
+    add_to_admin_menu = True
+    list_display = ["peer", "uuid", "version", "reason", "received"]
+    list_filter = ["peer"]
+    search_fields = ["reason"]
+    form_fields = ["reason"]
+    inspect_view_enabled = True
+    inspect_view_fields = ["peer", "uuid", "version", "reason", "payload", "received"]
+    copy_view_enabled = False
+
+
+@hooks.register("register_admin_viewset")
+def register_package_quarantine() -> QuarantinedPackageViewSet:
+    return QuarantinedPackageViewSet("quarantined_packages")
 
 
 class MemberViewSet(ModelViewSet):

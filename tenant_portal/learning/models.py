@@ -77,6 +77,11 @@ class Certificate(models.Model):
         help_text='[{"iri", "name", "level", "theme", "area"}], names as language maps',
     )
     issuer = models.CharField(max_length=200)
+    provider = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Who provides the course (its origin's provider, for a course from elsewhere).",
+    )
     issued = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -85,3 +90,58 @@ class Certificate(models.Model):
     @property
     def course_title(self) -> str:
         return localized(self.course_name)
+
+
+class CourseVersion(models.Model):
+    """One version of a course's content, the one model every learning view reads.
+
+    Filled from a local course page's published revisions (``learning.content``) and, for
+    courses from other instances, from their content packages. A new version is kept only
+    when the content changes; learners' progress points at lesson ids, which carry over from
+    one version to the next, so it follows the course across versions and languages.
+    """
+
+    SOURCES = [("page", "a course page here"), ("package", "a content package")]
+
+    entry = models.ForeignKey(CatalogueEntry, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    source = models.CharField(max_length=16, choices=SOURCES)
+    languages = models.JSONField(help_text="Language codes, the course's lead language first.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["entry", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "number"], name="course_version_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry} v{self.number}"
+
+
+class CourseLesson(models.Model):
+    """A lesson of a course version, in every language the version has.
+
+    ``content`` maps a language code to the lesson in that language: for every kind its
+    ``title``; text ``body`` (rich text); video ``url`` and ``transcript``; document
+    ``description`` and ``document`` (``title``, ``url``, ``file_extension``, ``size``, and
+    the Wagtail document's ``id`` or the package file's ``sha256``);
+    link ``url`` and ``description``; quiz ``pass_mark``, ``max_attempts`` and ``questions``
+    (``prompt``, ``choices`` of ``text`` and ``correct``).
+    """
+
+    version = models.ForeignKey(CourseVersion, on_delete=models.CASCADE, related_name="lessons")
+    lesson = models.CharField(max_length=64, help_text="The lesson's id, kept across versions.")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=16)
+    module = models.JSONField(help_text="The module's title, a language map.")
+    content = models.JSONField()
+
+    class Meta:
+        ordering = ["version", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "lesson"], name="course_lesson_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.lesson}"

@@ -21,9 +21,11 @@ from django.template.backends.utils import csrf_input
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tenant_portal.catalogue.blocks import Lesson, lessons_of
+from tenant_portal.catalogue.blocks import Lesson
+from tenant_portal.catalogue.blocks import lessons_of as lessons_of  # a page's, for scripts
 from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
 from tenant_portal.catalogue.rendering import RenderedLesson, rendered_course
+from tenant_portal.learning.content import CourseContent, current_content, learned_here
 from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, QuizAttempt
 from tenant_portal.learning.state import LearnerState, learner_state
 
@@ -104,19 +106,54 @@ def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def course_page_for(entry: CatalogueEntry) -> CoursePage:
-    """The page a learner takes the course on (its lead page, in the site's language)."""
-    if entry.page_id is None:
-        raise LookupError("this course is taken on the portal it comes from")
-    page: CoursePage = CoursePage.objects.get(pk=entry.page_id)
-    return page
+def record_context(entry: CatalogueEntry, request: HttpRequest) -> dict[str, Any] | None:
+    """What the record page of a course from elsewhere shows of the course itself, when it is
+    learned here (its package is held, it is not "link only"): the lessons rendered once per
+    content version and language, and the visitor's own progress; None otherwise."""
+    if not learned_here(entry):
+        return None
+    lessons = rendered_lessons(entry, request)
+    if not lessons:
+        return None
+    user = request.user
+    state = learner_state(user.pk, entry.uuid) if user.is_authenticated else LearnerState(None)
+    enrolment = state.enrolment
+    states = lesson_states(lessons, state)
+    done = sum(item.done for item in states)
+    return {
+        "enrolment": enrolment,
+        "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
+        "lesson_states": states,
+        "lessons_done": done,
+        "progress_percent": round(100 * done / len(states)) if states else 0,
+        "csrf_field": csrf_input(request) if enrolment is not None else "",
+        "can_enrol": not entry.retired,
+    }
 
 
-def find_lesson(page: CoursePage, lesson_id: str) -> Lesson:
-    for lesson in lessons_of(page.modules):
-        if lesson.id == lesson_id:
-            return lesson
-    raise LookupError(lesson_id)
+def rendered_lessons(entry: CatalogueEntry, request: HttpRequest) -> tuple[RenderedLesson, ...]:
+    """The lessons of ``entry``'s current content in the active language, kept rendered in the
+    shared cache until the catalogue's generation moves (a package applied moves it)."""
+    from django.core.cache import cache
+    from django.utils.translation import get_language
+
+    from tenant_portal.catalogue.rendering import FORMAT, TIMEOUT_SECONDS, render_lessons
+    from tenant_portal.core.page_cache import request_generation
+
+    gen = request_generation(request)
+    key = f"record-render:{FORMAT}:{gen}:{entry.uuid}:{get_language()}"
+    found: tuple[RenderedLesson, ...] | None = cache.get(key)
+    if found is None:
+        content = current_content(entry.uuid)
+        language = get_language() or ""
+        found = tuple(render_lessons(content, language, entry.uuid)) if content else ()
+        cache.set(key, found, TIMEOUT_SECONDS)
+    return found
+
+
+def find_lesson(content: CourseContent, lesson_id: str) -> Lesson:
+    """The lesson ``lesson_id`` as it is graded: in the course's lead language."""
+    return content.lesson(lesson_id).in_language()
 
 
 def grade(lesson: Lesson, answers: list[list[int]]) -> int:
@@ -154,9 +191,9 @@ def parse_answers(lesson: Lesson, form: Any) -> list[list[int]]:
 
 
 @transaction.atomic
-def mark_done(enrolment: Enrolment, page: CoursePage, lesson: Lesson) -> Certificate | None:
+def mark_done(enrolment: Enrolment, content: CourseContent, lesson: Lesson) -> Certificate | None:
     LessonDone.objects.get_or_create(enrolment=enrolment, lesson=lesson.id)
-    return complete_if_finished(enrolment, page)
+    return complete_if_finished(enrolment, content)
 
 
 class AttemptRefused(PermissionError):
@@ -165,7 +202,7 @@ class AttemptRefused(PermissionError):
 
 @transaction.atomic
 def submit_quiz(
-    enrolment: Enrolment, page: CoursePage, lesson: Lesson, answers: list[list[int]]
+    enrolment: Enrolment, content: CourseContent, lesson: Lesson, answers: list[list[int]]
 ) -> QuizAttempt:
     """Record one attempt; the enrolment row is locked so two submissions cannot both take
     the last attempt."""
@@ -185,7 +222,7 @@ def submit_quiz(
         passed=score >= int(lesson.value["pass_mark"]),
     )
     if attempt.passed:
-        mark_done(enrolment, page, lesson)
+        mark_done(enrolment, content, lesson)
     return attempt
 
 
@@ -196,14 +233,21 @@ def learner_names(user: AbstractBaseUser | AnonymousUser) -> tuple[str, str]:
     return name or str(getattr(user, "email", "") or user), local
 
 
-def complete_if_finished(enrolment: Enrolment, page: CoursePage) -> Certificate | None:
-    """Complete the course and issue its certificate when every lesson is done."""
+def complete_if_finished(
+    enrolment: Enrolment, content: CourseContent | None = None
+) -> Certificate | None:
+    """Complete the course and issue its certificate when every lesson of its current
+    content (read when not given) is done; lessons done in an earlier version count by id."""
     locked = (
         Enrolment.objects.select_for_update().select_related("entry", "user").get(pk=enrolment.pk)
     )
     if locked.completed is not None:
         return Certificate.objects.filter(enrolment=locked).first()
-    lesson_ids = {lesson.id for lesson in lessons_of(page.modules)}
+    if content is None:
+        content = current_content(locked.entry.uuid)
+    if content is None or not content.lessons:
+        return None
+    lesson_ids = content.lesson_ids
     done = set(LessonDone.objects.filter(enrolment=locked).values_list("lesson", flat=True))
     if not lesson_ids <= done:
         return None
@@ -229,5 +273,6 @@ def complete_if_finished(enrolment: Enrolment, page: CoursePage) -> Certificate 
             for c in locked.entry.competencies
         ],
         issuer=settings.PORTAL.site_name,
+        provider=locked.entry.provider,
         issued=now,
     )

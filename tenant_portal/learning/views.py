@@ -31,15 +31,20 @@ from django.views.decorators.http import require_POST
 
 from tenant_portal.accounts.models import Profile
 from tenant_portal.catalogue.blocks import Lesson
-from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
+from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.competencies.models import localized
 from tenant_portal.learning.certificates import certificate_pdf
+from tenant_portal.learning.content import (
+    CourseContent,
+    current_content,
+    learned_here,
+    learning_url,
+)
 from tenant_portal.learning.models import Certificate, Enrolment
 from tenant_portal.learning.passbook import passbook
 from tenant_portal.learning.progress import (
     AnswerError,
     AttemptRefused,
-    course_page_for,
     find_lesson,
     mark_done,
     parse_answers,
@@ -52,23 +57,27 @@ def learner(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
-def _course(course: uuid.UUID) -> tuple[CatalogueEntry, CoursePage]:
-    entry = get_object_or_404(CatalogueEntry, uuid=course, retired=False)
-    try:
-        return entry, course_page_for(entry)
-    except (LookupError, CoursePage.DoesNotExist):
-        raise Http404 from None
+def _course(course: uuid.UUID) -> tuple[CatalogueEntry, CourseContent]:
+    """The course's catalogue row and its current content (``learning.content``): 404 for a
+    course unknown here, without content to learn, or taken on its origin's portal (link
+    only). A withdrawn course is still found: its learners may finish it."""
+    entry = get_object_or_404(CatalogueEntry, uuid=course)
+    content = current_content(entry.uuid)
+    if content is None or not content.lessons or not learned_here(entry):
+        raise Http404
+    return entry, content
 
 
-def _back(page: CoursePage, anchor: str = "") -> HttpResponseRedirect:
-    return redirect(f"{page.url}#{anchor}" if anchor else page.url)
+def _back(entry: CatalogueEntry, anchor: str = "") -> HttpResponseRedirect:
+    url = learning_url(entry)
+    return redirect(f"{url}#{anchor}" if anchor else url)
 
 
-def _refuse(request: HttpRequest, page: CoursePage, message: str, status: int) -> HttpResponse:
+def _refuse(request: HttpRequest, entry: CatalogueEntry, message: str, status: int) -> HttpResponse:
     return TemplateResponse(
         request,
         "learning/refused.html",
-        {"message": message, "course_url": page.url, "course_title": page.localized.title},
+        {"message": message, "course_url": learning_url(entry), "course_title": entry.title},
         status=status,
     )
 
@@ -76,9 +85,12 @@ def _refuse(request: HttpRequest, page: CoursePage, message: str, status: int) -
 @require_POST
 @login_required
 def enrol(request: HttpRequest, course: uuid.UUID) -> HttpResponse:
-    entry, page = _course(course)
+    entry, _content = _course(course)
+    if entry.retired and not Enrolment.objects.filter(user=learner(request), entry=entry):
+        message = _("This course was withdrawn by its provider: it takes no new enrolments.")
+        return _refuse(request, entry, message, 409)
     Enrolment.objects.get_or_create(user=learner(request), entry=entry)
-    return _back(page, "lessons")
+    return _back(entry, "lessons")
 
 
 class _Refused(Exception):
@@ -88,15 +100,16 @@ class _Refused(Exception):
 
 def _lesson(
     request: HttpRequest, course: uuid.UUID, lesson: str
-) -> tuple[CoursePage, Enrolment, Lesson]:
-    """The course page, the learner's enrolment and the lesson a learning POST names: 404 for
-    an unknown course or lesson, a 403 page (as :class:`_Refused`) without an enrolment."""
-    entry, page = _course(course)
+) -> tuple[CatalogueEntry, CourseContent, Enrolment, Lesson]:
+    """The course, its content, the learner's enrolment and the lesson a learning POST names:
+    404 for an unknown course or lesson, a 403 page (as :class:`_Refused`) without an
+    enrolment."""
+    entry, content = _course(course)
     enrolment = Enrolment.objects.filter(user=learner(request), entry=entry).first()
     if enrolment is None:
-        raise _Refused(_refuse(request, page, _("Enrol in the course first."), 403))
+        raise _Refused(_refuse(request, entry, _("Enrol in the course first."), 403))
     try:
-        return page, enrolment, find_lesson(page, lesson)
+        return entry, content, enrolment, find_lesson(content, lesson)
     except LookupError:
         raise Http404 from None
 
@@ -105,31 +118,31 @@ def _lesson(
 @login_required
 def lesson_done(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
     try:
-        page, enrolment, found = _lesson(request, course, lesson)
+        entry, content, enrolment, found = _lesson(request, course, lesson)
     except _Refused as refused:
         return refused.response
     if found.kind == "quiz":
-        return _refuse(request, page, _("A quiz is done by passing it."), 400)
-    if mark_done(enrolment, page, found) is not None:
+        return _refuse(request, entry, _("A quiz is done by passing it."), 400)
+    if mark_done(enrolment, content, found) is not None:
         messages.success(request, _("You have completed the course."))
-    return _back(page, f"lesson-{lesson}")
+    return _back(entry, f"lesson-{lesson}")
 
 
 @require_POST
 @login_required
 def quiz(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
     try:
-        page, enrolment, found = _lesson(request, course, lesson)
+        entry, content, enrolment, found = _lesson(request, course, lesson)
     except _Refused as refused:
         return refused.response
     if found.kind != "quiz":
         raise Http404
     try:
-        attempt = submit_quiz(enrolment, page, found, parse_answers(found, request.POST))
+        attempt = submit_quiz(enrolment, content, found, parse_answers(found, request.POST))
     except AnswerError as error:
-        return _refuse(request, page, _("Your answers were not recorded: %s") % error, 400)
+        return _refuse(request, entry, _("Your answers were not recorded: %s") % error, 400)
     except AttemptRefused as error:
-        return _refuse(request, page, str(error), 409)
+        return _refuse(request, entry, str(error), 409)
     if attempt.passed:
         messages.success(request, _("You passed with %(score)d%%.") % {"score": attempt.score})
     else:
@@ -141,7 +154,7 @@ def quiz(request: HttpRequest, course: uuid.UUID, lesson: str) -> HttpResponse:
     enrolment.refresh_from_db()
     if enrolment.completed:
         messages.success(request, _("You have completed the course."))
-    return _back(page, f"lesson-{lesson}")
+    return _back(entry, f"lesson-{lesson}")
 
 
 def printable(text: str) -> str:

@@ -106,6 +106,8 @@ class Subscription:
 
     languages: tuple[str, ...] = ()
     competency_areas: tuple[str, ...] = ()
+    # Origins (codes) or courses (IRIs) listed here but learned on the origin's portal.
+    link_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -569,5 +571,9 @@ def _federation(config: Mapping[str, Any], separate_secret: str | None) -> Feder
         names=MappingProxyType(dict(config["names"])),
         subscribe=None
         if subscribe is None
-        else Subscription(tuple(subscribe["languages"]), tuple(subscribe["competencyAreas"])),
+        else Subscription(
+            tuple(subscribe["languages"]),
+            tuple(subscribe["competencyAreas"]),
+            tuple(subscribe.get("linkOnly", ())),
+        ),
     )

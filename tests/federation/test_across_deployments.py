@@ -311,6 +311,129 @@ def test_a_completion_at_bihar_reaches_the_remote_hub(deployments: Federation) -
     assert hub.portal_python(HELD_AT_HUB.format(ids=json.dumps(ids))) == str(len(ids))
 
 
+# A hub course gains a document lesson (a PDF of the hub's own), published at the hub.
+ADD_A_DOCUMENT = """
+import hashlib, json
+from django.core.files.base import ContentFile
+from wagtail.documents.models import Document
+from tenant_portal.catalogue.models import CatalogueEntry, CoursePage
+entry = CatalogueEntry.objects.filter(
+    internal=False, retired=False, page__isnull=False
+).order_by("iri").first()
+guide = b"%PDF-1.4\\n% the hub's guide to noting\\n"
+document = Document.objects.create(title="Noting guide", file=ContentFile(guide, "guide.pdf"))
+page = CoursePage.objects.get(pk=entry.page_id)
+data = json.loads(json.dumps(list(page.modules.raw_data)))
+data[0]["value"]["lessons"].append(
+    {"type": "document", "value": {"title": "Noting guide", "document": document.pk}, "id": "guide"}
+)
+page.modules = data
+page.save_revision().publish()
+entry.refresh_from_db()
+print(json.dumps({"course": str(entry.uuid), "iri": entry.iri, "provider": entry.provider,
+                  "title": entry.name.get("en") or next(iter(entry.name.values())),
+                  "sha256": hashlib.sha256(guide).hexdigest()}))
+"""
+
+# What Bihar holds of the course: its lessons in order, and each quiz's right choices.
+HELD_AT_BIHAR = """
+import json
+from tenant_portal.learning.content import current_content
+content = current_content("{course}")
+print(json.dumps([
+    [lesson.id, lesson.kind, [
+        [i for i, c in enumerate(q["choices"]) if c["correct"]]
+        for q in lesson.value("en").get("questions", [])
+    ]]
+    for lesson in content.lessons
+]))
+"""
+
+COMPLETION_AT_HUB = """
+from tenant_portal.xapi.models import ReceivedStatement
+print(ReceivedStatement.objects.filter(platform="bihar", object_id="{iri}").count())
+"""
+
+
+def test_a_bihar_learner_takes_a_hub_course_at_home_in_chromium(
+    deployments: Federation, rig_chromium_home: Path
+) -> None:
+    """The issue's test: a hub course with a document lesson and a quiz reaches Bihar; a
+    Bihar officer takes it on Bihar's portal, the document from Bihar's own copy, to a
+    certificate naming the hub's provider and their passbook; the hub counts the completion
+    against its own course's IRI."""
+    hub, bihar = deployments.hub, deployments.bihar
+    course = json.loads(hub.portal_python(ADD_A_DOCUMENT))
+    said = bihar.ok("federation", "sync", "bihar", folder=False)
+    # The records' line, then the packages' ("… applied, 0 quarantined, N not offered").
+    assert re.search(r"[1-9][0-9]* applied, 0 quarantined, [0-9]+ not offered", said), said
+    lessons = json.loads(bihar.portal_python(HELD_AT_BIHAR.format(course=course["course"])))
+    assert ["guide", "document", []] in lessons, lessons
+    assert any(kind == "quiz" for _, kind, _ in lessons)
+
+    password = secrets.token_urlsafe(16)
+    api = admin_api(local_keycloak(bihar.env))
+    api.post(
+        "/bihar/users",
+        {
+            "username": "asha.home",
+            "enabled": True,
+            "email": "asha.home@example.org",
+            "emailVerified": True,
+            "firstName": "Asha",
+            "lastName": "Kumari",
+            "credentials": [{"type": "password", "value": password, "temporary": False}],
+        },
+        "create a Bihar officer",
+    )
+    course_url = f"{bihar.url}/courses/{course['course']}/"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**launch_options(deployments.names, rig_chromium_home))
+        try:
+            context = browser.new_context(locale="en-GB")
+            context.set_default_timeout(TIMEOUT_MS)
+            page: Page = context.new_page()
+            page.goto(f"{bihar.url}/auth/authenticate/?next=/courses/{course['course']}/")
+            page.locator("#kc-form-login").wait_for()
+            assert page.url.startswith("https://auth.bihar.test/realms/bihar/")
+            page.locator("#username").fill("asha.home")
+            page.locator("#password").fill(password)
+            page.locator("#kc-login").click()
+            page.wait_for_url(re.compile(rf"^{re.escape(bihar.url)}/"))
+            page.goto(course_url)
+            assert "Take this course on" not in page.content()
+            with page.expect_navigation():
+                page.get_by_role("button", name="Enrol in this course").click()
+            for lesson, kind, answers in lessons:
+                article = page.locator(f"#lesson-{lesson}")
+                if kind == "document":
+                    link = article.get_by_role("link").first
+                    href = link.get_attribute("href") or ""
+                    assert href.startswith(f"/learn/files/{course['sha256']}/"), href
+                    served = context.request.get(f"{bihar.url}{href}")
+                    assert served.ok and served.body().startswith(b"%PDF")
+                if kind == "quiz":
+                    for number, right in enumerate(answers, start=1):
+                        for choice in right:
+                            article.locator(f"#q{lesson}-{number}-{choice}").check()
+                    button = article.get_by_role("button", name=re.compile("Submit answers"))
+                else:
+                    button = article.get_by_role("button", name=re.compile("Mark"))
+                with page.expect_navigation():
+                    button.click()
+                assert page.url.startswith(course_url), page.url
+            page.get_by_role("link", name="Verification page").click()
+            verification = page.content()
+            assert "Provided by" in verification and course["provider"] in verification
+            page.goto(f"{bihar.url}/passbook/")
+            assert course["title"] in page.locator("main").inner_text()
+        finally:
+            browser.close()
+
+    bihar.ok("federation", "deliver", "bihar", folder=False)
+    assert hub.portal_python(COMPLETION_AT_HUB.format(iri=course["iri"])) == "1"
+
+
 def test_rajasthan_gets_bihar_courses_relayed_by_the_hub_checked_through_its_directory(
     deployments: Federation,
 ) -> None:

@@ -20,6 +20,7 @@ from infra.render.tenant import federation_of, references, render_tenants, revea
 from infra.spec import load_specs
 from infra.targets.local.render import LocalEndpoint, LocalPlacement, LocalSecretStore
 from infra.targets.production import HostnamePlacement, ReferenceSecretStore
+from tenant_portal.settings.contract import parse_federation
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "tenants"
 runner = CliRunner()
@@ -308,3 +309,29 @@ def test_a_tenant_of_a_remote_hub_federates_only_once_it_has_accepted_credential
     validate_portal_settings(settings, source="test")
     remote = federation_of([after], "http://kc").remote_hub
     assert remote is not None and remote.issuer == issuer
+
+
+def test_a_link_only_subscription_reaches_the_portal_settings(folder: Path, tmp_path: Path) -> None:
+    """Mauritius keeps Bihar's courses, and one hub course, links to their origin's portal."""
+    course = "https://learn.karmayogi.example/courses/6c1e2f3a-0000-4000-8000-000000000001"
+    spec = folder / "mauritius.yaml"
+    text = spec.read_text(encoding="utf-8")
+    subscribe = "subscribe: {languages: [en], competencyAreas: [behavioural, functional]}"
+    assert subscribe in text
+    text = text.replace(subscribe, subscribe[:-1] + f', linkOnly: [bihar, "{course}"]}}')
+    text = text.replace(
+        "hub: karmayogi-bharat", 'hub: {code: karmayogi-bharat, url: "https://hub.test"}'
+    )
+    spec.write_text(text, "utf-8")
+    for other in ("karmayogi-bharat", "bihar", "rajasthan"):
+        (folder / f"{other}.yaml").unlink()
+    specs = load_specs([folder])
+    home = KitHome(root=tmp_path / "home", cache=tmp_path / "cache")
+    placement = LocalPlacement({"mauritius": LocalEndpoint("127.0.0.2", 8000)}, "http://kc", home)
+    logos = {s.code: s.logo_path.read_bytes() for s in specs}
+    (rendered,) = render_tenants(specs, placement, LocalSecretStore(home), logos)
+    settings = reveal(rendered.portal)
+    validate_portal_settings(settings, source="test")
+    federation = parse_federation(settings["KARMAYOGI_FEDERATION"], tenant="mauritius")
+    assert federation.subscribe is not None
+    assert federation.subscribe.link_only == ("bihar", course)

@@ -140,6 +140,13 @@ INTERFACES: dict[str, Interface] = {
         ("query:after", "query:limit", "header:If-None-Match"),
         who="peer",
     ),
+    "content package": Interface(
+        "GET", "/federation/v1/packages/{course}", ("query:version",), who="peer"
+    ),
+    "content package file": Interface(
+        "GET", "/federation/v1/packages/{course}/files/{value}", ("path",), who="peer"
+    ),
+    "course file": Interface("GET", "/learn/files/{value}/guide.pdf", ("path",)),
     "keys": Interface("GET", "/federation/v1/keys", ("query:kid",)),
     "member directory": Interface("GET", "/federation/v1/members", ("query:code",)),
     "oai verb": Interface("GET", "/oai", ("query:verb",), methods=("GET", "HEAD", "POST")),

@@ -147,6 +147,8 @@ def test_tenant_administrators_hold_every_admin_permission() -> None:
     # The federation's screens: quarantined records to look at and clear, statements to read.
     assert client.get("/admin/quarantined/").status_code == 200
     assert client.get("/admin/quarantined/new/").status_code == 302  # no adding, even for them
+    assert client.get("/admin/quarantined_packages/").status_code == 200
+    assert client.get("/admin/quarantined_packages/new/").status_code == 302
     assert user.has_perm("xapi.view_outboxstatement")
     assert not user.has_perm("xapi.change_outboxstatement")
     permissions = HomePage.objects.get().permissions_for_user(user)

@@ -92,6 +92,18 @@ def sync_tenant(code: str, home: KitHome, env: dict[str, str]) -> str:
     return output
 
 
+def pull_packages(code: str, home: KitHome, env: dict[str, str]) -> str:
+    """Pull the content packages of ``code``'s courses from elsewhere (a tenant: from the hub;
+    the hub: from each publishing tenant), so they are learned on its own portal; its report,
+    or :class:`FederationError`."""
+    status, output = _manage(code, home, env, "federation_packages")
+    if status != 0:
+        raise FederationError(
+            f"{code}: package pull failed: {output.splitlines()[-1] if output else status}"
+        )
+    return output
+
+
 def deliver_statements(code: str, home: KitHome, env: dict[str, str], *, now: bool = False) -> str:
     """Send ``code``'s due xAPI statements (course completions) to the hub (with ``now``,
     also those waiting out a retry's backoff); its report, or :class:`FederationError`."""
@@ -109,12 +121,12 @@ def sync_order(specs: Sequence[TenantSpec]) -> list[str]:
 
 
 def sync_round(specs: Sequence[TenantSpec], home: KitHome, env: dict[str, str]) -> dict[str, str]:
-    """One sync of every instance, then its xAPI delivery to the hub; per tenant its reports
-    or errors, one a line (never raises)."""
+    """One sync of every instance, its pull of content packages, then its xAPI delivery to the
+    hub; per tenant its reports or errors, one a line (never raises)."""
 
     def one(code: str) -> str:
         reports = []
-        for step in (sync_tenant, deliver_statements):
+        for step in (sync_tenant, pull_packages, deliver_statements):
             try:
                 reports.append(step(code, home, env))
             except FederationError as exc:

@@ -1,5 +1,6 @@
 """``manage.py federation_status [--json]``: per peer, the cursor, lag, last success, last
-error and how many records sit in quarantine; and this instance's own feed."""
+error and how many records and content packages sit in quarantine; and this instance's own
+feed."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Count, Max
 
-from tenant_portal.federation.models import Change, PeerState, Quarantined
+from tenant_portal.federation.models import Change, PeerState, Quarantined, QuarantinedPackage
 from tenant_portal.federation.sync import peers
 
 
 def status() -> dict[str, Any]:
     states = {s.peer: s for s in PeerState.objects.all()}
     held = dict(Quarantined.objects.values_list("peer").annotate(n=Count("id")))
+    packages = dict(QuarantinedPackage.objects.values_list("peer").annotate(n=Count("id")))
     rows = []
     for peer in peers():
         state = states.get(peer.code) or PeerState(peer=peer.code)
@@ -28,6 +30,7 @@ def status() -> dict[str, Any]:
                 "last_success": state.last_success.isoformat() if state.last_success else None,
                 "last_error": state.last_error or None,
                 "quarantined": held.get(peer.code, 0),
+                "quarantined_packages": packages.get(peer.code, 0),
             }
         )
     return {
@@ -58,6 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{row['peer']}: cursor {row['cursor']}, lag {row['lag']}, "
                 f"last success {row['last_success'] or 'never'}, "
-                f"quarantined {row['quarantined']}"
+                f"quarantined {row['quarantined']}, "
+                f"packages quarantined {row['quarantined_packages']}"
                 + (f", last error: {row['last_error']}" if row["last_error"] else "")
             )
