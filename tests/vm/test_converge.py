@@ -397,17 +397,17 @@ CERTIFICATE = """
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from tenant_portal.catalogue.models import CatalogueEntry
+from tenant_portal.learning.content import current_content
 from tenant_portal.learning.models import Enrolment, LessonDone
-from tenant_portal.learning.progress import complete_if_finished, course_page_for, lessons_of
+from tenant_portal.learning.progress import complete_if_finished
 learner, _ = get_user_model().objects.get_or_create(
     username="sita.verma", defaults={"first_name": "Sita", "last_name": "Verma"})
 entry = CatalogueEntry.objects.filter(page__isnull=False).order_by("id").first()
-page = course_page_for(entry)
 with transaction.atomic():
     enrolment, _ = Enrolment.objects.get_or_create(user=learner, entry=entry)
-    for lesson in lessons_of(page.modules):
-        LessonDone.objects.get_or_create(enrolment=enrolment, lesson=lesson.id)
-    print(complete_if_finished(enrolment, page).id, entry.url)
+    for lesson in current_content(entry.uuid).lesson_ids:
+        LessonDone.objects.get_or_create(enrolment=enrolment, lesson=lesson)
+    print(complete_if_finished(enrolment).id, entry.url)
 """
 
 
