@@ -73,13 +73,18 @@ def read_state(user_id: int, course: Any) -> LearnerState:
     )
     if enrolment is None:
         return LearnerState(None)
+    # order_by() drops the models' default ordering: SQLite (the local target's database)
+    # refuses an ORDER BY inside the parts of a UNION.
     done_rows = (
         LessonDone.objects.filter(enrolment=enrolment)
+        .order_by()
         .annotate(number=Value(0), score=Value(0), passed=Value(True))
         .values_list("lesson", "number", "score", "passed")
     )
-    attempt_rows = QuizAttempt.objects.filter(enrolment=enrolment).values_list(
-        "lesson", "number", "score", "passed"
+    attempt_rows = (
+        QuizAttempt.objects.filter(enrolment=enrolment)
+        .order_by()
+        .values_list("lesson", "number", "score", "passed")
     )
     rows = done_rows.union(attempt_rows, all=True)
     return LearnerState(enrolment, tuple((str(a), int(b), int(c), bool(d)) for a, b, c, d in rows))

@@ -405,6 +405,8 @@ def test_a_bihar_learner_takes_a_hub_course_at_home_in_chromium(
             assert "Take this course on" not in page.content()
             with page.expect_navigation():
                 page.get_by_role("button", name="Enrol in this course").click()
+            enrolled = page.locator("main").inner_text()
+            assert f"0 of {len(lessons)} lessons done" in enrolled, enrolled[:3000]
             for lesson, kind, answers in lessons:
                 article = page.locator(f"#lesson-{lesson}")
                 if kind == "document":

@@ -116,6 +116,13 @@ def test_double_clicks_and_bursts_of_quiz_answers_never_fail(portal: Instance) -
     assert sorted(quiz_statuses) == [302, 302] + [409] * 8, quiz_statuses
     counts = portal.manage("shell", "--no-imports", "-c", COUNT).stdout.split()
     assert counts == [str(LEARNERS * 2), "2"]  # each lesson done once; two attempts, no more
+    # Each learner's course page shows their progress (the learner state's query runs on
+    # SQLite too; it once failed there with an ORDER BY inside its UNION).
+    cookies = {f"karmayogi_{prefix}_session": setup["sessions"][0]}
+    english = {"Accept-Language": "en"}
+    page = httpx.get(f"{portal.url}/courses/race/", cookies=cookies, headers=english, timeout=60)
+    assert page.status_code == 200
+    assert "2 of 3 lessons done" in page.text, page.text[-3000:]
 
 
 def test_a_write_that_outwaits_the_lock_answers_503_with_retry_after(tmp_path: Path) -> None:
