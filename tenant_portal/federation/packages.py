@@ -21,31 +21,28 @@ version (``learning.content``) in one transaction with the held package and file
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import os
 import re
 import tempfile
 import uuid
 from dataclasses import dataclass
-from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import jsonschema_rs
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.urls import reverse
-from jsonschema import Draft202012Validator, FormatChecker
 
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.federation.membership import origin_keys_url
 from tenant_portal.federation.models import HeldFile, HeldPackage, QuarantinedPackage
+from tenant_portal.federation.schemas import FederationSchema
 from tenant_portal.federation.signing import SignatureError, sign, verify
 from tenant_portal.learning.content import CourseContent, LessonContent, current_content, store
 
@@ -67,30 +64,15 @@ class PackageUnavailable(Exception):
 # --- the schema -------------------------------------------------------------------------------
 
 
-@cache
-def _schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return schema
-
-
-@cache
-def _compiled() -> jsonschema_rs.Validator:
-    return jsonschema_rs.Draft202012Validator(_schema(), validate_formats=True)
+SCHEMA = FederationSchema(SCHEMA_PATH)
 
 
 def validate(package: Any) -> None:
     """Return if ``package`` is a course package v1; :class:`PackageError` saying where and
-    why otherwise (worded by jsonschema, like a refused record's)."""
-    if _compiled().is_valid(package):
-        return
-    checker = Draft202012Validator(_schema(), format_checker=FormatChecker())
-    error = next(iter(sorted(checker.iter_errors(package), key=lambda e: e.path)), None)
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(package)"
-        raise PackageError(f"schema: {where}: {error.message[:200]}")
-    strict = next(iter(_compiled().iter_errors(package)))
-    where = "/".join(str(part) for part in strict.instance_path) or "(package)"
-    raise PackageError(f"schema: {where}: {strict.message[:200]}")
+    why otherwise (worded like a refused record's, ``federation.schemas``)."""
+    problem = SCHEMA.problem(package, "(package)")
+    if problem is not None:
+        raise PackageError(f"schema: {problem}")
 
 
 # --- lesson text ------------------------------------------------------------------------------

@@ -91,11 +91,17 @@ def course_context(page: CoursePage, request: HttpRequest) -> dict[str, Any]:
         from tenant_portal.core.page_cache import cache_for_anonymous
 
         cache_for_anonymous(request, keyed_on=())
+    return {"course": course, **_progress(course.lessons, state, request)}
+
+
+def _progress(
+    lessons: Iterable[RenderedLesson], state: LearnerState, request: HttpRequest
+) -> dict[str, Any]:
+    """The visitor's progress through ``lessons``, as the learning template shows it."""
     enrolment = state.enrolment
-    states = lesson_states(course.lessons, state)
+    states = lesson_states(lessons, state)
     done = sum(item.done for item in states)
     return {
-        "course": course,
         "enrolment": enrolment,
         "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
         "lesson_states": states,
@@ -117,18 +123,7 @@ def record_context(entry: CatalogueEntry, request: HttpRequest) -> dict[str, Any
         return None
     user = request.user
     state = learner_state(user.pk, entry.uuid) if user.is_authenticated else LearnerState(None)
-    enrolment = state.enrolment
-    states = lesson_states(lessons, state)
-    done = sum(item.done for item in states)
-    return {
-        "enrolment": enrolment,
-        "certificate": getattr(enrolment, "certificate", None) if enrolment else None,
-        "lesson_states": states,
-        "lessons_done": done,
-        "progress_percent": round(100 * done / len(states)) if states else 0,
-        "csrf_field": csrf_input(request) if enrolment is not None else "",
-        "can_enrol": not entry.retired,
-    }
+    return {**_progress(lessons, state, request), "can_enrol": not entry.retired}
 
 
 def rendered_lessons(entry: CatalogueEntry, request: HttpRequest) -> tuple[RenderedLesson, ...]:

@@ -403,10 +403,7 @@ def test_a_bihar_learner_takes_a_hub_course_at_home_in_chromium(
             page.goto(f"{bihar.url}/auth/authenticate/?next=/courses/{course['course']}/")
             page.locator("#kc-form-login").wait_for()
             assert page.url.startswith("https://auth.bihar.test/realms/bihar/")
-            page.locator("#username").fill("asha.home")
-            page.locator("#password").fill(password)
-            page.locator("#kc-login").click()
-            page.wait_for_url(re.compile(rf"^{re.escape(bihar.url)}/"))
+            sign_in_at_keycloak(page, "asha.home", password, bihar.url)
             page.goto(course_url)
             assert "Take this course on" not in page.content()
             with page.expect_navigation():
