@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# Parallel pytest workers (docs/testing.md); PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: up down status test test-deps lint format bench clean system-deps translations
 
@@ -49,7 +51,7 @@ test-deps:
 
 test: lint translations test-deps
 	@scripts/browser-deps.sh >/dev/null
-	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_ARGS)
+	@scripts/run-tests.sh $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
 	@scripts/ensure-system-packages.sh wrk

@@ -10,6 +10,7 @@ machine's: a release that wants a later 3.11 (soupsieve 4 wants 3.11.5) would no
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import platform
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -35,6 +37,15 @@ class Wheelhouse:
     key: str
     wheels: tuple[str, ...]
     reused: bool
+
+
+@contextlib.contextmanager
+def source_build_lock(root: Path) -> Iterator[None]:
+    """One wheel build of the source tree at a time (setuptools builds in its ``build/``
+    folder, which two builds at once would tear up): an exclusive lock on its pyproject.toml."""
+    with (root / "pyproject.toml").open("rb") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def source_root() -> Path:
@@ -72,7 +83,8 @@ def build_wheelhouse(
         fcntl.flock(lock, fcntl.LOCK_EX)
         reused = (target / COMPLETE).is_file()
         with tempfile.TemporaryDirectory() as built:
-            code = _pip(["wheel", "--no-deps", "--wheel-dir", built, str(root)], output)
+            with source_build_lock(root):
+                code = _pip(["wheel", "--no-deps", "--wheel-dir", built, str(root)], output)
             if code != 0:
                 raise KitError(f"pip wheel exited {code} while building the kit (output above)")
             [kit] = Path(built).glob("*.whl")

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Run pytest. Exit 5 ("no tests collected") is a failure for the whole suite, since a suite
-# that runs nothing proves nothing; with a filter (PYTEST_ARGS) it is reported and passes.
+# Run pytest with WORKERS parallel workers (0: one process). Exit 5 ("no tests collected") is a
+# failure for the whole suite, since a suite that runs nothing proves nothing; with a filter
+# (the arguments after WORKERS) it is reported and passes.
 set -uo pipefail
-pytest=$1; shift
-"$pytest" "$@"
+pytest=$1 workers=$2
+shift 2
+parallel=()
+if [ "$workers" != 0 ]; then
+  # loadgroup: a test file runs whole on one worker, and the groups tests/conftest.py names
+  # (rigs with fixed names) stay together; tests/conftest.py also orders the long ones first.
+  parallel=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+fi
+"$pytest" "${parallel[@]}" "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   if [ "$#" -gt 0 ]; then

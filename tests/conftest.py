@@ -17,6 +17,41 @@ from tests.postgres import PostgresServer, running_postgres
 pytest_plugins = ["tests.rig.fixtures"]
 
 
+# Under parallel workers (`make test`: pytest-xdist, --dist loadgroup) each test file runs whole
+# on one worker, so module rigs start once. These groups keep files together on one worker
+# because their rigs would collide across workers, and they run first, longest first, so the
+# other worker fills in around them (docs/decisions.md, "Parallel test workers").
+SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
+    # One VM host per session (netns and veth names), the converge's own host, the wheelhouse.
+    "vm": ("tests/vm/",),
+    # `karmayogi up` and friends take 127.0.0.2-9 and port 8000 (infra/targets/local/render.py).
+    "local-portals": (
+        "tests/federation/",
+        "tests/infra/test_up_product.py",
+        "tests/infra/test_local_federation.py",
+        "tests/infra/test_local_hardening.py",
+    ),
+}
+
+
+def _group(nodeid: str) -> str:
+    for group, prefixes in SERIAL_GROUPS.items():
+        if nodeid.startswith(prefixes):
+            return group
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
+    # A stable sort: the serial groups first in the table's order, the rest as collected.
+    rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+
+
 @pytest.fixture(scope="session")
 def kit_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The kit's wheel, built once a session (the vm target's renders take it by

@@ -24,6 +24,7 @@ Addresses come from 127.0.1.0/24 (the local federation uses 127.0.0.2-127.0.0.9)
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import shutil
 import socket
@@ -44,6 +45,19 @@ LOCALHOST_LINES = ("127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopb
 # The mount happens inside the new namespace only (unshare makes its mounts private); `exec`
 # then replaces the shell by the command, so signals and the exit code pass unchanged.
 WRAP_SCRIPT = 'mount --bind {hosts} /etc/hosts && exec "$@"'
+
+
+def _worker_hosts() -> list[ipaddress.IPv4Address]:
+    """This session's share of the rig network: parallel workers (pytest-xdist's ``gwN``) each
+    take their own slice, so two of them never pick one address before either listens on it."""
+    hosts = list(RIG_NETWORK.hosts())
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count <= 1:
+        return hosts  # type: ignore[return-value]
+    share = len(hosts) // count
+    start = int(worker[2:]) * share
+    return hosts[start : start + share]  # type: ignore[return-value]
 
 
 class NameMap:
@@ -79,7 +93,7 @@ class NameMap:
         if name in self._names:
             return self._names[name]
         taken = set(self._names.values())
-        for host in RIG_NETWORK.hosts():
+        for host in _worker_hosts():
             address = str(host)
             if address not in taken and _port_free(address, port):
                 return self.add(name, address)

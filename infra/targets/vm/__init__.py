@@ -39,6 +39,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from identity.vault import vault_file_name
+from infra.bundle import source_build_lock
 from infra.errors import KitError
 from infra.home import KitHome
 from infra.keycloak.release import KEYCLOAK_SHA256, KEYCLOAK_VERSION, archive_path
@@ -196,25 +197,26 @@ class VmTarget(ProductionTarget):
                 f"cannot build the kit's wheel: no source tree at {root}; set {KIT_WHEEL} "
                 "to the kit's wheel"
             )
-        for old in dist.glob("karmayogi_kit-*.whl"):
-            old.unlink()
-        # setuptools packs whatever an earlier build left in build/lib, deleted files too.
-        shutil.rmtree(root / "build", ignore_errors=True)
-        compiled = subprocess.run(
-            [str(root / "scripts" / "compile-translations.sh")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if compiled.returncode != 0:
-            last = (compiled.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KitError(f"compiling the portal's translations for its wheel failed: {last}")
-        done = subprocess.run(
-            [*PIP_WHEEL, "--wheel-dir", str(dist), str(root)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        with source_build_lock(root):
+            for old in dist.glob("karmayogi_kit-*.whl"):
+                old.unlink()
+            # setuptools packs whatever an earlier build left in build/lib, deleted files too.
+            shutil.rmtree(root / "build", ignore_errors=True)
+            compiled = subprocess.run(
+                [str(root / "scripts" / "compile-translations.sh")],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if compiled.returncode != 0:
+                last = (compiled.stderr.strip().splitlines() or ["no output"])[-1]
+                raise KitError(f"compiling the portal's translations for its wheel failed: {last}")
+            done = subprocess.run(
+                [*PIP_WHEEL, "--wheel-dir", str(dist), str(root)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         built = sorted(dist.glob("karmayogi_kit-*.whl"))
         if done.returncode != 0 or not built:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
