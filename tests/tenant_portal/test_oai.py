@@ -33,6 +33,8 @@ from tests.tenant_portal.learning import add_course, prepare_site
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "tenant_portal" / "oai" / "schemas"
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
+# A course no portal holds (fixed, so every parallel worker collects the same test ids).
+UNKNOWN_COURSE = uuid.UUID("5b1f1c9e-3f0a-4d5e-9a51-000000000000")
 NS = {
     "o": "http://www.openarchives.org/OAI/2.0/",
     "dc": "http://purl.org/dc/elements/1.1/",
@@ -367,7 +369,7 @@ def test_from_and_until_in_days_and_seconds(catalogue: CatalogueIndexPage) -> No
             "cannotDisseminateFormat",
         ),
         ("verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:other:1", "idDoesNotExist"),
-        (f"verb=ListMetadataFormats&identifier=oai:karmayogi:{uuid.uuid4()}", "idDoesNotExist"),
+        (f"verb=ListMetadataFormats&identifier=oai:karmayogi:{UNKNOWN_COURSE}", "idDoesNotExist"),
         ("verb=ListIdentifiers&metadataPrefix=lom", "noRecordsMatch"),
         ("verb=ListRecords&metadataPrefix=oai_dc&set=origin:nowhere", "noRecordsMatch"),
     ],
