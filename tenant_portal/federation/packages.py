@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -290,6 +290,9 @@ class PullResult:
     applied: int = 0
     quarantined: int = 0
     unavailable: int = 0
+    # Courses the peer answered with an error (a 5xx on the package or one of its files): not
+    # quarantined, since nothing wrong arrived; pulled again next round.
+    failed: list[str] = field(default_factory=list)
 
 
 def size_limit() -> int:
@@ -479,7 +482,9 @@ def _apply(
 
 
 def pull_packages(code: str, url: str, token: str) -> PullResult:
-    """Pull the packages of :func:`wanted` courses from peer ``code``."""
+    """Pull the packages of :func:`wanted` courses from peer ``code``. A course the peer
+    answers with an error is left for the next round and the others go on; a peer that cannot
+    be reached at all (:class:`httpx.TransportError`) ends the round."""
     result = PullResult(code)
     with httpx.Client(timeout=TIMEOUT) as client:
         for entry in wanted(code):
@@ -490,6 +495,8 @@ def pull_packages(code: str, url: str, token: str) -> PullResult:
                     result.quarantined += 1
             except PackageUnavailable:
                 result.unavailable += 1
+            except httpx.HTTPStatusError as exc:
+                result.failed.append(f"course {entry.uuid}: {str(exc)[:200]}")
     return result
 
 

@@ -301,6 +301,38 @@ HOSTILE: dict[str, tuple[Make, dict[str, Any], str]] = {
 }
 
 
+def test_a_file_the_hub_fails_to_serve_holds_back_its_course_only_until_the_next_round(
+    hub: Hub,
+) -> None:
+    """A 503 on one course's file is no reason to quarantine it (nothing wrong arrived) nor
+    to stop the round: the next course is pulled, and the first follows in the next round."""
+    hub.offer(1, package(hub.course))
+    other = Hub(hub.peer)
+    other.position = hub.position
+    edition = {"sha256": EDITION_SHA, "name": "edition.pdf", "mediaType": "application/pdf"}
+    other.offer(
+        1,
+        package(
+            other.course,
+            lessons=lessons(file=EDITION_SHA),
+            files=[{**edition, "size": len(EDITION)}],
+        ),
+        files={EDITION_SHA: EDITION},
+    )
+    busy = f"/federation/v1/packages/{hub.course}/files/{SHA}"
+    served = hub.peer.routes[busy]
+    hub.peer.routes[busy] = lambda _p: (503, b"busy", 0.0)
+    first = hub.pull()
+    assert (first.applied, first.quarantined, len(first.failed)) == (1, 0, 1)
+    assert f"course {hub.course}: file guide.pdf: answered 503" in first.failed[0]
+    assert current_content(hub.course) is None and current_content(other.course) is not None
+    assert not QuarantinedPackage.objects.exists()
+    hub.peer.routes[busy] = served
+    second = hub.pull()
+    assert (second.applied, second.failed) == (1, [])
+    assert current_content(hub.course) is not None
+
+
 def test_hostile_packages_are_quarantined_and_the_previous_version_still_served(
     hub: Hub, settings: Any
 ) -> None:

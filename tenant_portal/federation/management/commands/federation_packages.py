@@ -35,7 +35,9 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(
                 f"{code}: {result.applied} applied, {result.quarantined} quarantined, "
-                f"{result.unavailable} not offered"
+                f"{result.unavailable} not offered, {len(result.failed)} to retry"
             )
+            for failure in result.failed:
+                self.stderr.write(f"{code}: {failure} (pulled again next round)")
         if failed:
             raise CommandError(f"{len(failed)} of {len(codes)} peer(s) failed")
