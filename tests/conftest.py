@@ -17,6 +17,18 @@ from tests.postgres import PostgresServer, running_postgres
 pytest_plugins = ["tests.rig.fixtures"]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start building the chart tests' Go tools (helm, etcd, Kubernetes, kwok) in the
+    background as the session begins: a cold build takes about a quarter of an hour, and the
+    tests that need a tool wait on its lock (tests/rig/kube_tools.py). With pytest-xdist only
+    the controller starts it; a second start would only wait on the same locks."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from tests.rig.kube_tools import start_background
+
+    start_background(KitHome.from_env().cache)
+
+
 @pytest.fixture(scope="session")
 def kit_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The kit's wheel, built once a session (the vm target's renders take it by

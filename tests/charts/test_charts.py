@@ -1,0 +1,337 @@
+"""The Helm charts, offline: every example tenant's values and every ci scenario lint strictly,
+render manifests the Kubernetes schemas accept (strict), and hold the properties a cluster
+operator relies on — pinned images, no secret values, narrow network policies, the size
+table's bounds, migrations before the web pods — and bad values fail naming the key."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from infra.render.sizes import SIZES
+from tenant_portal.settings.contract import secret_names
+from tests.charts.helm import (
+    CHARTS,
+    EXAMPLES,
+    KEYCLOAK,
+    PORTAL,
+    copy_examples,
+    of_kind,
+    pod_specs,
+    render,
+    run,
+    template,
+    values_of,
+    write_values,
+)
+
+KUBERNETES = "1.37.0"
+CODES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+SCENARIOS = sorted(CHARTS.glob("*/ci/*-values.yaml"))
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each example tenant rendered for Kubernetes, by code."""
+    base = tmp_path_factory.mktemp("rendered")
+    folder = copy_examples(base / "tenants")
+    return {code: render(folder, [code], base / code) for code in CODES}
+
+
+def releases(rendered: dict[str, Path]) -> list[tuple[Path, Path]]:
+    """(chart, values file) of every release the examples render."""
+    found = []
+    for out in rendered.values():
+        found += [(PORTAL, v) for v in sorted((out / "helm" / "tenant-portal").glob("*.yaml"))]
+        found += [(KEYCLOAK, v) for v in sorted((out / "helm" / "keycloak").glob("*.yaml"))]
+    return found
+
+
+def test_every_example_tenant_and_ci_scenario_lints_strictly(
+    helm: Path, rendered: dict[str, Path]
+) -> None:
+    cases = releases(rendered) + [(s.parent.parent, s) for s in SCENARIOS]
+    assert len(cases) == 2 * len(CODES) + len(SCENARIOS) and len(SCENARIOS) >= 4
+    for chart, values in cases:
+        done = run(helm, "lint", "--strict", str(chart), "-f", str(values))
+        assert done.returncode == 0, f"{values}: {done.stdout}{done.stderr}"
+
+
+def test_rendered_manifests_pass_the_kubernetes_schemas_strictly(
+    helm: Path, rendered: dict[str, Path]
+) -> None:
+    cases = releases(rendered) + [(s.parent.parent, s) for s in SCENARIOS]
+    kinds: set[str] = set()
+    for chart, values in cases:
+        for document in template(helm, chart, values):
+            kubernetes_validate.validate(document, KUBERNETES, strict=True)
+            kinds.add(document["kind"])
+    assert kinds >= {
+        "Deployment",
+        "Job",
+        "CronJob",
+        "Service",
+        "Ingress",
+        "ConfigMap",
+        "ServiceAccount",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+    }
+    # The validator is strict: a field the API does not know is refused, not ignored.
+    deployment = of_kind(template(helm, PORTAL, rendered_values(rendered, "bihar")), "Deployment")
+    deployment[0]["spec"]["replica"] = 2
+    with pytest.raises(kubernetes_validate.ValidationError, match="replica"):
+        kubernetes_validate.validate(deployment[0], KUBERNETES, strict=True)
+
+
+def rendered_values(rendered: dict[str, Path], code: str) -> Path:
+    return rendered[code] / "helm" / "tenant-portal" / f"{code}.values.yaml"
+
+
+def test_images_are_pinned_and_never_latest(helm: Path, rendered: dict[str, Path]) -> None:
+    for chart, values in releases(rendered):
+        for spec in pod_specs(template(helm, chart, values)):
+            for container in spec["containers"]:
+                name, _, tag = container["image"].rpartition(":")
+                assert name and tag and tag != "latest", container["image"]
+    bad = copy.deepcopy(values_of(rendered_values(rendered, "bihar")))
+    bad["image"]["tag"] = "latest"
+    refused = run(
+        helm,
+        "template",
+        "r",
+        str(PORTAL),
+        "-f",
+        str(write_values(rendered["bihar"] / "latest.yaml", bad)),
+    )
+    assert refused.returncode != 0 and "/image/tag" in refused.stderr
+
+
+def test_no_secret_value_reaches_the_values_or_the_manifests(
+    helm: Path, rendered: dict[str, Path], tmp_path: Path
+) -> None:
+    """Every secret setting comes from the operator's Secret by reference; the chart makes no
+    Secret, and its schema refuses a secret setting among the plain ones."""
+    for chart, values in releases(rendered):
+        documents = template(helm, chart, values)
+        assert not of_kind(documents, "Secret")
+        text = json.dumps(documents)
+        assert "secretRef" not in text
+        for spec in pod_specs(documents):
+            for container in spec["containers"]:
+                for variable in container.get("env", []):
+                    if variable["name"] in secret_names() or variable["name"].startswith(
+                        ("KC_DB_PASSWORD", "KC_BOOTSTRAP_ADMIN_CLIENT_SECRET")
+                    ):
+                        assert set(variable) == {"name", "valueFrom"}, variable
+                        assert "secretKeyRef" in variable["valueFrom"]
+        for config in of_kind(documents, "ConfigMap"):
+            for name in secret_names():
+                assert f'"{name}"' not in json.dumps(config.get("data", {})), (values, name)
+    bihar = values_of(rendered_values(rendered, "bihar"))
+    assert set(bihar["secretEnv"]) == {
+        "DATABASE_URL",
+        "DJANGO_SECRET_KEY",
+        "KARMAYOGI_OIDC_CLIENT_SECRET",
+        "KARMAYOGI_FEDERATION_CLIENT_SECRET",
+    }
+    schema = json.loads((PORTAL / "values.schema.json").read_text(encoding="utf-8"))
+    refused = schema["properties"]["settings"]["propertyNames"]["not"]["enum"]
+    assert sorted(refused) == sorted(secret_names())
+    leaked = copy.deepcopy(bihar)
+    leaked["settings"]["DJANGO_SECRET_KEY"] = "a-secret-value"
+    done = run(helm, "template", "r", str(PORTAL), "-f", str(write_values(tmp_path / "v", leaked)))
+    assert done.returncode != 0
+    assert "invalid propertyName 'DJANGO_SECRET_KEY'" in done.stderr
+    assert "a-secret-value" not in done.stderr
+
+
+def test_the_network_policy_lets_in_only_the_ingress_controller_and_out_only_what_is_named(
+    helm: Path, rendered: dict[str, Path]
+) -> None:
+    documents = template(helm, PORTAL, rendered_values(rendered, "bihar"))
+    (policy,) = of_kind(documents, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # Every pod of the release: web, the migration Job and the CronJobs carry these labels.
+    selector = spec["podSelector"]["matchLabels"]
+    for pod in [d for d in documents if d["kind"] in ("Deployment", "Job")]:
+        assert selector.items() <= pod["spec"]["template"]["metadata"]["labels"].items()
+    (rule,) = spec["ingress"]
+    (source,) = rule["from"]
+    assert source["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "ingress-nginx"
+    }
+    assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    destinations = []
+    for egress in spec["egress"]:
+        assert egress.get("to") and egress.get("ports"), egress  # no "anywhere" rule
+        for peer in egress["to"]:
+            assert peer.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0")
+        destinations.append(sorted(p["port"] for p in egress["ports"]))
+    # DNS, PostgreSQL, Keycloak, the hub's portal; object storage only where it is named.
+    assert destinations == [[53, 53], [5432], [8080], [8000]]
+    hub = template(helm, PORTAL, rendered_values(rendered, "karmayogi-bharat"))
+    (hub_policy,) = of_kind(hub, "NetworkPolicy")
+    assert len(hub_policy["spec"]["egress"]) == 3  # the hub has no hub to reach
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_replicas_and_resources_follow_the_size_table(
+    helm: Path, size: str, tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path / "tenants")
+    spec = folder / "bihar.yaml"
+    spec.write_text(spec.read_text().replace("size: small", f"size: {size}"))
+    out = render(folder, ["bihar"], tmp_path / "out")
+    portal = template(helm, PORTAL, out / "helm" / "tenant-portal" / "bihar.values.yaml")
+    (hpa,) = of_kind(portal, "HorizontalPodAutoscaler")
+    table = SIZES[size]  # type: ignore[index]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+        table.portal_replicas,
+        table.portal_max_replicas,
+    )
+    (web,) = of_kind(portal, "Deployment")
+    assert web["spec"]["replicas"] == table.portal_replicas
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {
+        "cpu": table.portal_cpu,
+        "memory": table.portal_memory,
+    }
+    assert f"--workers={table.portal_workers}" in container["args"]
+    keycloak = template(helm, KEYCLOAK, out / "helm" / "keycloak" / "bihar.values.yaml")
+    (kc,) = of_kind(keycloak, "Deployment")
+    assert kc["spec"]["replicas"] == max(2, table.keycloak_replicas)  # always clustered
+    assert kc["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": table.keycloak_cpu,
+        "memory": table.keycloak_memory,
+    }
+
+
+def test_migrations_run_as_a_hook_before_the_web_pods_and_jobs_never_overlap(
+    helm: Path, rendered: dict[str, Path]
+) -> None:
+    documents = template(helm, PORTAL, rendered_values(rendered, "bihar"))
+    hooks = {
+        d["metadata"]["name"]: d["metadata"]["annotations"]
+        for d in documents
+        if "helm.sh/hook" in d["metadata"].get("annotations", {})
+    }
+    (job,) = of_kind(documents, "Job")
+    migrate = hooks[job["metadata"]["name"]]
+    assert migrate["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][-2:] == ["migrate", "--noinput"]
+    # What the Job reads exists before it: hooks of lower weight.
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    for name in [v["configMap"]["name"] for v in volumes if "configMap" in v]:
+        assert int(hooks[name]["helm.sh/hook-weight"]) < int(migrate["helm.sh/hook-weight"])
+    # The web Deployment is no hook: it rolls only after the migration hook succeeded.
+    (web,) = of_kind(documents, "Deployment")
+    assert "helm.sh/hook" not in web["metadata"].get("annotations", {})
+    schedules = {c["metadata"]["name"]: c["spec"] for c in of_kind(documents, "CronJob")}
+    assert sorted(schedules) == ["portal-bihar-sync", "portal-bihar-xapi"]
+    assert all(s["concurrencyPolicy"] == "Forbid" for s in schedules.values())
+    keycloak = template(
+        helm, KEYCLOAK, rendered["bihar"] / "helm" / "keycloak" / "bihar.values.yaml"
+    )
+    (realms,) = of_kind(keycloak, "Job")
+    assert realms["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard(
+    helm: Path, rendered: dict[str, Path]
+) -> None:
+    for chart, values in releases(rendered) + [(s.parent.parent, s) for s in SCENARIOS]:
+        for spec in pod_specs(template(helm, chart, values)):
+            assert spec["securityContext"]["runAsNonRoot"] is True
+            assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            for container in spec["containers"]:
+                context = container["securityContext"]
+                assert context["allowPrivilegeEscalation"] is False
+                assert context["readOnlyRootFilesystem"] is True
+                assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def _without(values: dict[str, Any], path: str) -> dict[str, Any]:
+    changed = copy.deepcopy(values)
+    *parents, last = path.split(".")
+    node = changed
+    for part in parents:
+        node = node[part]
+    del node[last]
+    return changed
+
+
+def _with(values: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(values)
+    *parents, last = path.split(".")
+    node = changed
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return changed
+
+
+BAD_PORTAL = [
+    (
+        "wrong type",
+        lambda v: _with(v, "autoscaling.minReplicas", "two"),
+        "/autoscaling/minReplicas",
+    ),
+    ("wrong type", lambda v: _with(v, "hub", "yes"), "/hub"),
+    ("unknown key", lambda v: _with(v, "replicas", 3), "additional properties 'replicas'"),
+    ("unknown key", lambda v: _with(v, "ingress.tls", True), "additional properties 'tls'"),
+    ("missing", lambda v: _without(v, "existingSecret"), "missing property 'existingSecret'"),
+    ("missing", lambda v: _without(v, "image.tag"), "missing property 'tag'"),
+    ("bad value", lambda v: _with(v, "jobs.xapi.schedule", "often"), "/jobs/xapi/schedule"),
+]
+BAD_KEYCLOAK = [
+    ("wrong type", lambda v: _with(v, "database.port", "5432"), "/database/port"),
+    ("too few", lambda v: _with(v, "replicas", 1), "/replicas"),
+    ("unknown key", lambda v: _with(v, "cache", "local"), "additional properties 'cache'"),
+    ("missing", lambda v: _without(v, "hostname"), "missing property 'hostname'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("chart", "case"),
+    [(PORTAL, c) for c in BAD_PORTAL] + [(KEYCLOAK, c) for c in BAD_KEYCLOAK],
+    ids=[f"portal-{c[2]}" for c in BAD_PORTAL] + [f"keycloak-{c[2]}" for c in BAD_KEYCLOAK],
+)
+def test_a_bad_value_fails_rendering_naming_the_key(
+    helm: Path, rendered: dict[str, Path], tmp_path: Path, chart: Path, case: Any
+) -> None:
+    _, change, named = case
+    folder = rendered["bihar"] / "helm" / chart.name
+    values = values_of(next(folder.glob("*.yaml")))
+    bad = write_values(tmp_path / "bad.yaml", change(values))
+    for command in (["template", "r"], ["lint", "--strict"]):
+        done = run(helm, *command, str(chart), "-f", str(bad))
+        assert done.returncode != 0
+        assert named in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_render_writes_each_release_values_and_lists_them_in_the_manifest(
+    rendered: dict[str, Path],
+) -> None:
+    manifest = json.loads((rendered["bihar"] / "manifest.json").read_text(encoding="utf-8"))
+    files = {f["path"] for f in manifest["files"]}
+    assert {"helm/tenant-portal/bihar.values.yaml", "helm/keycloak/bihar.values.yaml"} <= files
+    portal = values_of(rendered_values(rendered, "bihar"))
+    assert portal["existingSecret"] == "karmayogi-portal"
+    assert portal["ingress"]["host"] == "learn.bihar.example"
+    keycloak = values_of(rendered["bihar"] / "helm" / "keycloak" / "bihar.values.yaml")
+    assert keycloak["existingSecret"] == "karmayogi-keycloak"
+    assert keycloak["hostname"] == "https://auth.learn.bihar.example"
+    # The Keycloak image tag names the themes it carries: a new tenant means a new image.
+    assert set(keycloak["realms"]["files"]) == {"bihar.yaml", "branding/bihar.svg"}
+    secrets = {s["reference"] for s in manifest["secrets"]}
+    assert "secret:karmayogi-bihar/karmayogi-keycloak#keycloak-db-password" in secrets
