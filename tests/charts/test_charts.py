@@ -335,3 +335,37 @@ def test_render_writes_each_release_values_and_lists_them_in_the_manifest(
     assert set(keycloak["realms"]["files"]) == {"bihar.yaml", "branding/bihar.svg"}
     secrets = {s["reference"] for s in manifest["secrets"]}
     assert "secret:karmayogi-bihar/karmayogi-keycloak#keycloak-db-password" in secrets
+
+
+def test_a_new_tenant_in_a_deployment_gives_keycloak_a_new_image_and_a_rolling_update(
+    helm: Path, tmp_path: Path
+) -> None:
+    """Its login theme comes in a new image: the tag names the themes, so it changes."""
+
+    def deployment_of(codes: tuple[str, ...], name: str) -> Path:
+        folder = copy_examples(tmp_path / name / "tenants")
+        for code in codes:
+            spec = folder / f"{code}.yaml"
+            text = spec.read_text(encoding="utf-8")
+            text = text.replace("  deployment:\n", "  deployment:\n    name: north\n")
+            text = text.replace(
+                "  identity:\n", "  identity:\n    loginDomain: auth.north.example\n"
+            )
+            spec.write_text(text, encoding="utf-8")
+        return (
+            render(folder, ["bihar"], tmp_path / name / "out") / "helm/keycloak/north.values.yaml"
+        )
+
+    before = values_of(deployment_of(("bihar",), "before"))
+    after_path = deployment_of(("bihar", "rajasthan"), "after")
+    after = values_of(after_path)
+    assert before["image"]["tag"] != after["image"]["tag"]
+    assert after["image"]["tag"].startswith("26.4.7-")
+    assert set(after["realms"]["files"]) == {
+        "bihar.yaml",
+        "rajasthan.yaml",
+        "branding/bihar.svg",
+        "branding/rajasthan.svg",
+    }
+    (deployment,) = of_kind(template(helm, KEYCLOAK, after_path), "Deployment")
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
