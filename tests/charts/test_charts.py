@@ -154,7 +154,7 @@ def test_no_secret_value_reaches_the_values_or_the_manifests(
 
 
 def test_the_network_policy_lets_in_only_the_ingress_controller_and_out_only_what_is_named(
-    helm: Path, rendered: dict[str, Path]
+    helm: Path, rendered: dict[str, Path], tmp_path: Path
 ) -> None:
     documents = template(helm, PORTAL, rendered_values(rendered, "bihar"))
     (policy,) = of_kind(documents, "NetworkPolicy")
@@ -176,12 +176,30 @@ def test_the_network_policy_lets_in_only_the_ingress_controller_and_out_only_wha
         assert egress.get("to") and egress.get("ports"), egress  # no "anywhere" rule
         for peer in egress["to"]:
             assert peer.get("ipBlock", {}).get("cidr") not in ("0.0.0.0/0", "::/0")
-        destinations.append(sorted(p["port"] for p in egress["ports"]))
-    # DNS, PostgreSQL, Keycloak, the hub's portal; object storage only where it is named.
-    assert destinations == [[53, 53], [5432], [8080], [8000]]
+        destinations.append((json.dumps(egress["to"]), sorted(p["port"] for p in egress["ports"])))
+    ingress = json.dumps([source])  # Keycloak and the hub, by their public names
+    assert [ports for _, ports in destinations] == [[53, 53], [5432], [443], [443]]
+    assert [to for to, _ in destinations][2:] == [ingress, ingress]
+    assert '"cidr": "10.0.0.0/8"' in destinations[1][0]  # PostgreSQL, where the operator says
     hub = template(helm, PORTAL, rendered_values(rendered, "karmayogi-bharat"))
     (hub_policy,) = of_kind(hub, "NetworkPolicy")
-    assert len(hub_policy["spec"]["egress"]) == 3  # the hub has no hub to reach
+    assert len(hub_policy["spec"]["egress"]) == 4  # DNS, PostgreSQL, Keycloak, its members
+    # Object storage, a hub elsewhere: only where the operator names their addresses.
+    elsewhere = render(
+        copy_examples(tmp_path / "tenants"),
+        ["bihar"],
+        tmp_path / "out",
+        env={
+            "KARMAYOGI_K8S_HUB_CIDR": "198.51.100.0/24",
+            "KARMAYOGI_K8S_OBJECT_STORAGE_CIDR": "192.0.2.0/24",
+        },
+    )
+    (policy,) = of_kind(
+        template(helm, PORTAL, elsewhere / "helm" / "tenant-portal" / "bihar.values.yaml"),
+        "NetworkPolicy",
+    )
+    cidrs = [e["to"][0].get("ipBlock", {}).get("cidr") for e in policy["spec"]["egress"]]
+    assert cidrs[-2:] == ["198.51.100.0/24", "192.0.2.0/24"]
 
 
 @pytest.mark.parametrize("size", list(SIZES))

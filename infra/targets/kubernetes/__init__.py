@@ -61,6 +61,7 @@ DATABASE_CIDR = "KARMAYOGI_K8S_DATABASE_CIDR"
 HUB_CIDR = "KARMAYOGI_K8S_HUB_CIDR"
 OBJECT_STORAGE_CIDR = "KARMAYOGI_K8S_OBJECT_STORAGE_CIDR"
 INGRESS_NAMESPACE = "KARMAYOGI_K8S_INGRESS_NAMESPACE"
+INGRESS_CIDR = "KARMAYOGI_K8S_INGRESS_CIDR"
 HELM = "KARMAYOGI_HELM"
 
 
@@ -152,7 +153,7 @@ class KubernetesTarget(ProductionTarget):
         themes = (out / "keycloak" / "providers" / THEMES_JAR).read_bytes()
         deployment = [s for s in specs if s.deployment_name == rendered[0].spec.deployment_name]
         for tenant in rendered:
-            values = self.portal_values(tenant, specs)
+            values = self.portal_values(tenant)
             manifest.write_file(
                 out,
                 f"helm/{PORTAL_CHART}/{tenant.code}.values.yaml",
@@ -176,7 +177,7 @@ class KubernetesTarget(ProductionTarget):
     def _registry(self) -> str:
         return self.env.get(REGISTRY, "karmayogi").rstrip("/")
 
-    def portal_values(self, tenant: RenderedTenant, specs: Sequence[TenantSpec]) -> dict[str, Any]:
+    def portal_values(self, tenant: RenderedTenant) -> dict[str, Any]:
         spec = tenant.spec
         size = SIZES[spec.spec.deployment.size]
         settings, secret_env, secret = split_secrets(tenant.code, references(tenant.portal))
@@ -213,43 +214,43 @@ class KubernetesTarget(ProductionTarget):
                     "namespace": self.env.get(INGRESS_NAMESPACE, "ingress-nginx"),
                     "podLabels": {"app.kubernetes.io/name": "ingress-nginx"},
                 },
-                "egress": self._egress(spec, specs),
+                "egress": self._egress(spec),
             },
             "jobs": {
-                "sync": {"enabled": not spec.is_hub, "schedule": "*/15 * * * *"},
+                "sync": {"enabled": True, "schedule": "*/15 * * * *"},
                 "xapi": {"enabled": True, "schedule": "*/5 * * * *"},
                 "backup": {"enabled": False, "schedule": "30 2 * * *"},
             },
         }
 
-    def _egress(self, spec: TenantSpec, specs: Sequence[TenantSpec]) -> list[dict[str, Any]]:
+    def _egress(self, spec: TenantSpec) -> list[dict[str, Any]]:
+        """Where a portal may connect besides DNS. Keycloak, the hub and federation peers are
+        reached by their public names, so through the ingress controller: its pods when the
+        load balancer's address is short-circuited inside the cluster (kube-proxy does), or
+        the address range given in ``KARMAYOGI_K8S_INGRESS_CIDR``; a hub run elsewhere by
+        ``KARMAYOGI_K8S_HUB_CIDR``."""
+        if self.env.get(INGRESS_CIDR):
+            ingress: dict[str, Any] = {"cidr": self.env[INGRESS_CIDR]}
+        else:
+            ingress = {
+                "namespace": self.env.get(INGRESS_NAMESPACE, "ingress-nginx"),
+                "podLabels": {"app.kubernetes.io/name": "ingress-nginx"},
+            }
         egress: list[dict[str, Any]] = [
             {
                 "name": "postgresql",
                 "to": [{"cidr": self.env.get(DATABASE_CIDR, "10.0.0.0/8")}],
                 "ports": [5432],
             },
-            {
-                "name": "keycloak",
-                "to": [
-                    {
-                        "namespace": namespace_of(spec.deployment_name),
-                        "podLabels": {"app.kubernetes.io/name": "keycloak"},
-                    }
-                ],
-                "ports": [8080],
-            },
+            {"name": "keycloak", "to": [ingress], "ports": [443]},
         ]
-        hub = spec.hub_code
-        if hub is not None:
-            if self.env.get(HUB_CIDR):
-                egress.append({"name": "hub", "to": [{"cidr": self.env[HUB_CIDR]}], "ports": [443]})
-            else:  # the hub's portal in the same cluster
-                to = {
-                    "namespace": namespace_of(hub),
-                    "podLabels": {"app.kubernetes.io/name": "tenant-portal"},
-                }
-                egress.append({"name": "hub", "to": [to], "ports": [8000]})
+        hub_cidr = self.env.get(HUB_CIDR)
+        if spec.hub_code is not None or spec.is_hub:
+            # A member reaches its hub; the hub reaches its members (their packages).
+            to = {"cidr": hub_cidr} if hub_cidr and not spec.is_hub else ingress
+            egress.append(
+                {"name": "hub" if not spec.is_hub else "members", "to": [to], "ports": [443]}
+            )
         if self.env.get(OBJECT_STORAGE_CIDR):
             storage = {"cidr": self.env[OBJECT_STORAGE_CIDR]}
             egress.append({"name": "objectStorage", "to": [storage], "ports": [443]})
