@@ -17,12 +17,17 @@ from tests.postgres import PostgresServer, running_postgres
 pytest_plugins = ["tests.rig.fixtures"]
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+def pytest_collection_finish(session: pytest.Session) -> None:
     """Start building the chart tests' Go tools (helm, etcd, Kubernetes, kwok) in the
-    background as the session begins: a cold build takes about a quarter of an hour, and the
-    tests that need a tool wait on its lock (tests/rig/kube_tools.py). With pytest-xdist only
-    the controller starts it; a second start would only wait on the same locks."""
-    if hasattr(session.config, "workerinput"):
+    background as soon as the session knows it runs them: a cold build takes 15 to 30 minutes,
+    and the tests that need a tool wait on its lock (tests/rig/kube_tools.py).
+    A filtered run without chart tests starts nothing. Under pytest-xdist every worker
+    collects the whole suite, so only the first starts it (a second would only wait on the
+    same locks)."""
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
+    charts = Path(__file__).resolve().parent / "charts"
+    if not any(charts in Path(str(item.path)).parents for item in session.items):
         return
     from tests.rig.kube_tools import start_background
 

@@ -4,7 +4,8 @@ deployment, in namespaces enforcing the ``restricted`` Pod Security Standard; th
 ``helm upgrade`` rolls the portal and ``helm rollback`` restores it.
 
 One control plane serves the whole module (it starts in seconds once the tools are built; the
-build itself is started in the background when the session begins, tests/conftest.py).
+build itself is started in the background once the session has collected a chart test,
+tests/conftest.py).
 Kubelet and containers do not run here: kwok marks Pods running and ready and completes Job
 Pods, so "available" means admitted, scheduled and counted by the controllers, not serving.
 """

@@ -7,8 +7,9 @@ builds under its own lock, so two sessions asking at once build it once and the 
 Go's module and build caches live beside them (``<cache>/kube-tools/go/``), so a fresh machine
 downloads and compiles once. Each build logs to ``<cache>/kube-tools/<tool>-<version>.log``.
 
-The cold build takes about a quarter of an hour on two cores, so the suite starts it in the
-background when the session begins (:func:`start_background`, from ``tests/conftest.py``) and
+The cold build takes 15 to 30 minutes on two cores, so the suite starts it in the
+background once the session has collected a chart test (:func:`start_background`, from
+``tests/conftest.py``) and
 the tests that need a tool wait on its lock (:func:`ensure`). ``python -m tests.rig.kube_tools``
 builds them all by hand and prints where they are.
 
