@@ -387,3 +387,50 @@ def test_a_new_tenant_in_a_deployment_gives_keycloak_a_new_image_and_a_rolling_u
     }
     (deployment,) = of_kind(template(helm, KEYCLOAK, after_path), "Deployment")
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_what_a_portal_pod_gets_meets_the_portals_settings_contract(
+    helm: Path, rendered: dict[str, Path], tmp_path: Path
+) -> None:
+    """The settings file the ConfigMap mounts, plus one variable per secretEnv entry, is what
+    the portal loads at start: it must satisfy the contract in production."""
+    from tenant_portal.settings.contract import load_settings
+
+    for code in CODES:
+        documents = template(helm, PORTAL, rendered_values(rendered, code))
+        config = next(
+            d
+            for d in of_kind(documents, "ConfigMap")
+            if d["metadata"]["name"].endswith("-settings")
+            and "migrate" not in d["metadata"]["name"]
+        )
+        settings = tmp_path / f"{code}.json"
+        settings.write_text(config["data"]["settings.json"], encoding="utf-8")
+        (web,) = of_kind(documents, "Deployment")
+        environment = {}
+        for variable in web["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if "value" in variable:
+                environment[variable["name"]] = variable["value"]
+            else:  # a stand-in for the operator's Secret
+                environment[variable["name"]] = (
+                    "postgres://portal:pw@db.example:5432/portal"
+                    if variable["name"] == "DATABASE_URL"
+                    else "a-long-enough-stand-in-for-the-secret-value-0123456789"
+                )
+        environment["KARMAYOGI_ENV_FILE"] = str(settings)
+        loaded = load_settings(environment)
+        assert loaded.tenant == code
+        assert loaded.settings_module == "tenant_portal.settings.production"
+        assert str(loaded.static_root) == "/app/static"  # where the image collected them
+        plain = json.loads(config["data"]["settings.json"])
+        data_dir = plain["KARMAYOGI_DATA_DIR"]
+        (logo,) = [
+            d
+            for d in of_kind(documents, "ConfigMap")
+            if d["metadata"]["name"].endswith("-logo") and "migrate" not in d["metadata"]["name"]
+        ]
+        assert plain["KARMAYOGI_LOGO"] == f"{data_dir}/branding/{next(iter(logo['binaryData']))}"
+        mounts = {
+            m["mountPath"] for m in web["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        }
+        assert {data_dir, f"{data_dir}/branding", "/etc/karmayogi", "/tmp"} <= mounts
