@@ -222,3 +222,18 @@ def test_an_upgrade_rolls_the_deployment_and_a_rollback_restores_it(
     assert history[-1]["status"] == "deployed"
     # The rollback took the first revision's ReplicaSet back rather than making a third.
     assert len(_items(plane, "/apis/apps/v1/namespaces/karmayogi-bihar/replicasets")) == 2
+
+
+def test_deploying_into_a_namespace_the_operator_has_not_made_fails_in_one_line(
+    plane: ControlPlane, helm: Path, deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    folder = copy_examples(tmp_path / "tenants")
+    env = {"KUBECONFIG": str(plane.kubeconfig), "KARMAYOGI_HELM": str(helm)}
+    args = ["deploy", "mauritius", "--target", "kubernetes", "--tenants", str(folder)]
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()[-1:]
+    assert line.startswith("error: helm upgrade keycloak-mauritius failed:"), result.output
+    assert '"karmayogi-mauritius" not found' in line
+    releases = helm_run(helm, plane, "list", "--all-namespaces", "-o", "json")
+    assert "mauritius" not in releases
