@@ -44,10 +44,12 @@ format: $(STAMP)
 # The production tests terminate TLS with nginx and make Chromium trust their CA with certutil;
 # the VM tests build a Debian root with debootstrap, boot it with systemd-nspawn in a network
 # namespace (iproute2) and reach it over SSH (docs/vm.md, "The test host"); the directory tests
-# run their own slapd (never the system's instance) and fill it with ldapadd.
+# run their own slapd (never the system's instance) and fill it with ldapadd; the chart tests'
+# control plane makes its certificates with openssl (its tools are built with the machine's Go,
+# tests/rig/kube_tools.py).
 test-deps:
 	@scripts/ensure-system-packages.sh --no-start nginx libnss3-tools \
-		debootstrap systemd-container iproute2 openssh-client slapd ldap-utils
+		debootstrap systemd-container iproute2 openssh-client slapd ldap-utils openssl
 
 test: lint translations test-deps
 	@scripts/browser-deps.sh >/dev/null

@@ -17,6 +17,23 @@ from tests.postgres import PostgresServer, running_postgres
 pytest_plugins = ["tests.rig.fixtures"]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the chart tests' Go tools (helm, etcd, Kubernetes, kwok) in the
+    background as soon as the session knows it runs them: a cold build takes 15 to 30 minutes,
+    and the tests that need a tool wait on its lock (tests/rig/kube_tools.py).
+    A filtered run without chart tests starts nothing. Under pytest-xdist every worker
+    collects the whole suite, so only the first starts it (a second would only wait on the
+    same locks)."""
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+        return
+    charts = Path(__file__).resolve().parent / "charts"
+    if not any(charts in Path(str(item.path)).parents for item in session.items):
+        return
+    from tests.rig.kube_tools import start_background
+
+    start_background(KitHome.from_env().cache)
+
+
 # Under parallel workers (`make test`: pytest-xdist, --dist loadgroup) each test file runs whole
 # on one worker, so module rigs start once. These groups keep files together on one worker
 # because their rigs would collide across workers, and they run first, longest first, so the
@@ -32,6 +49,8 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
         "tests/infra/test_local_hardening.py",
     ),
 }
+# Run last: they wait for the Go tools a cold machine builds while the rest of the suite runs.
+LAST = ("tests/charts/",)
 
 
 def _group(nodeid: str) -> str:
@@ -47,9 +66,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
-    # A stable sort: the serial groups first in the table's order, the rest as collected.
+    # A stable sort: the serial groups first in the table's order, then the rest as
+    # collected, the chart tests last.
     rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
-    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+
+    def order(item: pytest.Item) -> int:
+        if item.nodeid.startswith(LAST):
+            return len(rank) + 1
+        return rank.get(_group(item.nodeid), len(rank))
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,8 @@ SizeName = Literal["small", "medium", "large"]
 class Size:
     portal_workers: int  # gunicorn processes per portal replica
     portal_threads: int  # threads per worker (gthread): requests mostly wait on the database
-    portal_replicas: int
+    portal_replicas: int  # the fewest replicas (Helm: the autoscaler's minimum)
+    portal_max_replicas: int  # the most the autoscaler may run (Helm)
     portal_cpu: str  # Kubernetes request per replica
     portal_memory: str
     keycloak_replicas: int  # 2+ run clustered (Infinispan; peers found through the database)
@@ -35,6 +36,7 @@ SIZES: dict[SizeName, Size] = {
         portal_workers=2,
         portal_threads=4,
         portal_replicas=1,
+        portal_max_replicas=3,
         portal_cpu="250m",
         portal_memory="512Mi",
         keycloak_replicas=1,
@@ -48,6 +50,7 @@ SIZES: dict[SizeName, Size] = {
         portal_workers=4,
         portal_threads=4,
         portal_replicas=2,
+        portal_max_replicas=6,
         portal_cpu="1",
         portal_memory="1Gi",
         keycloak_replicas=2,
@@ -61,6 +64,7 @@ SIZES: dict[SizeName, Size] = {
         portal_workers=8,
         portal_threads=4,
         portal_replicas=4,
+        portal_max_replicas=12,
         portal_cpu="2",
         portal_memory="2Gi",
         keycloak_replicas=3,

@@ -172,11 +172,33 @@ def test_an_unknown_target_or_tenant_is_one_line(folder: Path, tmp_path: Path) -
 
 
 def test_deploying_to_a_target_the_kit_does_not_drive_yet_says_with_what(folder: Path) -> None:
-    args = ["deploy", "bihar", "--target", "kubernetes", "--tenants", str(folder)]
+    args = ["deploy", "bihar", "--target", "aws", "--tenants", str(folder)]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
-    assert "helm upgrade --install" in result.output
+    assert "the Pulumi Automation API" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_deploying_to_kubernetes_without_helm_says_so_before_any_work(
+    folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rendered"
+    args = [
+        "deploy",
+        "bihar",
+        "--target",
+        "kubernetes",
+        "--tenants",
+        str(folder),
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args, env={"PATH": str(tmp_path), "KARMAYOGI_HELM": ""})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: helm is not on PATH: install Helm 3.x or 4.x, or set KARMAYOGI_HELM"
+    ]
+    assert not out.exists()
 
 
 def test_deploying_to_vms_without_the_vault_password_file_stops_before_any_work(
