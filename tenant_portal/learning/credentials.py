@@ -314,7 +314,7 @@ def read(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         compact = jws.extract_compact(token.encode())
         header = dict(compact.protected)
         payload = json.loads(compact.payload)
-    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError, RecursionError):
         raise _malformed("it is not a compact JWS with a JSON payload") from None
     if header.get("alg") != ALGORITHM:
         raise _malformed(f"it is not signed with {ALGORITHM}")
@@ -498,7 +498,7 @@ def _read_status_list(token: str, url: str) -> tuple[dict[str, Any], dict[str, A
     try:
         compact = jws.extract_compact(token.encode())
         header, payload = dict(compact.protected), json.loads(compact.payload)
-    except (JoseError, ValueError, TypeError, KeyError, UnicodeError):
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError, RecursionError):
         raise _status_error(url, "it is not a compact JWS") from None
     if header.get("typ") != MEDIA_TYPE or not isinstance(payload, dict):
         raise _status_error(url, f"it is not a {MEDIA_TYPE} credential")

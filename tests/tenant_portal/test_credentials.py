@@ -392,3 +392,39 @@ def test_deleting_a_certificate_revokes_its_credential(settings: Any) -> None:
     assert refused.value.reason == "revoked", str(refused.value)
     listed = Client().get(reverse("credential_status_list", args=[0]))
     assert listed["Content-Type"] == "application/vc+jwt"
+
+
+def _part(data: Any) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+GOOD_HEADER = {"alg": "ES256", "kid": "k", "typ": "vc+jwt"}
+GOOD_BODY = {
+    "@context": credentials.CONTEXTS,
+    "type": ["VerifiableCredential", "OpenBadgeCredential"],
+    "issuer": {"id": "http://127.0.0.1:9"},
+}
+HOSTILE = {
+    "alg none": f"{_part({**GOOD_HEADER, 'alg': 'none'})}.{_part(GOOD_BODY)}.",
+    "HS256": f"{_part({**GOOD_HEADER, 'alg': 'HS256'})}.{_part(GOOD_BODY)}.c2ln",
+    "kid a list": f"{_part({**GOOD_HEADER, 'kid': ['k']})}.{_part(GOOD_BODY)}.c2ln",
+    "payload a list": f"{_part(GOOD_HEADER)}.{_part([1, 2])}.c2ln",
+    "payload not JSON": f"{_part(GOOD_HEADER)}.{_part(b'{nope')}.c2ln",
+    "context a string": f"{_part(GOOD_HEADER)}.{_part({**GOOD_BODY, '@context': 'x'})}.c2ln",
+    "no type": f"{_part(GOOD_HEADER)}.{_part({**GOOD_BODY, 'type': 'x'})}.c2ln",
+    "issuer a string": f"{_part(GOOD_HEADER)}.{_part({**GOOD_BODY, 'issuer': 'x'})}.c2ln",
+    "issuer id a number": f"{_part(GOOD_HEADER)}.{_part({**GOOD_BODY, 'issuer': {'id': 7}})}.c",
+    "deeply nested": f"{_part(GOOD_HEADER)}.{_part(b'[' * 20_000 + b']' * 20_000)}.c2ln",
+    "over 64 KB": "e" * 70_000,
+    "control characters": "\x00\x01.\x1f.\x7f",
+    "four parts": "a.b.c.d",
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_credential_is_refused_as_malformed_in_one_line(case: str) -> None:
+    with pytest.raises(credentials.CredentialError) as refused:
+        credentials.verify(HOSTILE[case])
+    assert refused.value.reason == "malformed"
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 200
