@@ -40,7 +40,12 @@ from joserfc.jwk import KeySet
 
 from tenant_portal.competencies.models import localized
 from tenant_portal.federation import documents
-from tenant_portal.federation.membership import keys_url_of, members
+from tenant_portal.federation.membership import (
+    DirectoryError,
+    directory_entries,
+    keys_url_of,
+    members,
+)
 from tenant_portal.federation.signing import ALGORITHM, SignatureError, fetch_keys, published_keys
 from tenant_portal.learning.models import Certificate, Credential, ImportedCredential
 
@@ -344,25 +349,23 @@ def _issuer(payload: dict[str, Any]) -> tuple[str, str]:
 def issuer_keys_url(issuer_id: str) -> str | None:
     """The keys URL this instance trusts for ``issuer_id``: its own, or that of a federation
     member whose portal URL it is (on the hub its members; on a tenant the hub's signed
-    directory). None for an issuer outside the federation."""
+    directory). A suspended member's credentials still verify (they were true when issued); a
+    removed member's do not. None for an issuer outside the federation."""
     if issuer_id == portal_url():
         return keys_url_of(issuer_id)
     config = settings.PORTAL.federation
     if config.is_hub:
         for member in members():
-            if member.portal_url.rstrip("/") == issuer_id and member.status == member.ACTIVE:
+            if member.portal_url.rstrip("/") == issuer_id:
                 return str(member.keys_url)
         return None
-    if config.hub_url and config.hub:
-        from tenant_portal.federation.membership import DirectoryError, read_directory
-
-        try:
-            listed = read_directory(config.hub_url, config.hub)
-        except DirectoryError as exc:
-            raise CredentialError("unknown-issuer", documents.one_line(str(exc))) from None
-        for entry in listed.values():
-            if str(entry.get("portalUrl", "")).rstrip("/") == issuer_id:
-                return str(entry["keysUrl"])
+    try:
+        listed = directory_entries()
+    except DirectoryError as exc:
+        raise CredentialError("unknown-issuer", documents.one_line(str(exc))) from None
+    for entry in listed.values():
+        if str(entry.get("portalUrl", "")).rstrip("/") == issuer_id:
+            return str(entry["keysUrl"])
     return None
 
 
