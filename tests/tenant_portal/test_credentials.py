@@ -46,8 +46,9 @@ pytestmark = pytest.mark.django_db
 
 VC_V2 = "https://www.w3.org/ns/credentials/v2"
 
-# Run on Bihar: an officer with a verified address completes a seeded course (every lesson
-# done, through the kit's own completion) and the credential of the certificate is printed.
+# Run on Bihar: for each (username, e-mail) in OFFICERS, an officer with a verified address
+# completes a seeded course (every lesson done, through the kit's own completion) and the
+# credential of the certificate is printed.
 ISSUE = """
 import json
 from django.contrib.auth import get_user_model
@@ -58,19 +59,23 @@ from tenant_portal.learning.content import current_content
 from tenant_portal.learning.credentials import credential_for
 from tenant_portal.learning.models import Enrolment, LessonDone
 from tenant_portal.learning.progress import complete_if_finished
-user = get_user_model().objects.create_user(username=USERNAME, email=EMAIL, first_name="Sita")
-Profile.objects.create(user=user, subject="sub-" + USERNAME, email_verified=True)
 entry = next(
     e for e in CatalogueEntry.objects.order_by("pk")
     if e.competencies and (c := current_content(e.uuid)) is not None and c.lessons
 )
-enrolment = Enrolment.objects.create(user=user, entry=entry)
-for lesson in current_content(entry.uuid).lesson_ids:
-    LessonDone.objects.create(enrolment=enrolment, lesson=lesson)
-with transaction.atomic():
-    certificate = complete_if_finished(enrolment)
-print(json.dumps({"certificate": str(certificate.id), "jws": credential_for(certificate).jws,
-                  "course": entry.iri, "levels": sorted(c["level"] for c in entry.competencies)}))
+issued = []
+for username, email in OFFICERS:
+    user = get_user_model().objects.create_user(username=username, email=email)
+    Profile.objects.create(user=user, subject="sub-" + username, email_verified=True)
+    enrolment = Enrolment.objects.create(user=user, entry=entry)
+    for lesson in current_content(entry.uuid).lesson_ids:
+        LessonDone.objects.create(enrolment=enrolment, lesson=lesson)
+    with transaction.atomic():
+        certificate = complete_if_finished(enrolment)
+    issued.append({"certificate": str(certificate.id), "jws": credential_for(certificate).jws,
+                   "course": entry.iri,
+                   "levels": sorted(c["level"] for c in entry.competencies)})
+print(json.dumps(issued))
 """
 
 
@@ -86,18 +91,34 @@ class Bihar:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.count = 0
+        self.issued: dict[str, Issued] = {}
 
     @property
     def url(self) -> str:
         return self.instance.url
 
-    def issue(self, email: str) -> Issued:
-        self.count += 1
-        code = f"USERNAME = 'officer{self.count}'\nEMAIL = {email!r}\n{ISSUE}"
+    def issue(self, *emails: str) -> list[Issued]:
+        """Credentials Bihar issues to officers with these addresses, in one process."""
+        officers = [(f"officer{self.count + n}", email) for n, email in enumerate(emails)]
+        self.count += len(emails)
+        code = f"OFFICERS = {officers!r}\n{ISSUE}"
         done = self.instance.manage("shell", "--no-imports", "-c", code, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
-        out = done.stdout
-        return Issued(**json.loads(out.strip().splitlines()[-1]))
+        return [Issued(**item) for item in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+# Every test's credentials, issued at once when Bihar starts (each shell costs seconds).
+EMAILS = {
+    "meera": "Meera.Rao@bihar.example",
+    "kiran": "kiran@bihar.example",
+    "sunita": "sunita@gov.example",
+    "lata": "lata@gov.example",
+    "colleague": "colleague@gov.example",
+    "lata, revoked": "lata@gov.example",
+    "devi": "devi@gov.example",
+    "arun": "arun@gov.example",
+    "uma": "uma@gov.example",
+}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +132,9 @@ def bihar(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) ->
         instance.manage("prepare_portal", "-v0")
         instance.manage("seed_courses")
         instance.start()
-        yield Bihar(instance)
+        bihar = Bihar(instance)
+        bihar.issued = dict(zip(EMAILS, bihar.issue(*EMAILS.values()), strict=True))
+        yield bihar
     finally:
         instance.kill(signal.SIGTERM)
 
@@ -216,7 +239,7 @@ def independently_verified(token: str, email: str) -> dict[str, Any]:
 
 
 def test_a_credential_issued_on_bihar_verifies_by_the_standards_alone(rajasthan: Bihar) -> None:
-    issued = rajasthan.issue("Meera.Rao@bihar.example")
+    issued = rajasthan.issued["meera"]
     credential = independently_verified(issued.jws, "meera.rao@bihar.example")
     assert credential["revoked"] is False
     assert credential["issuer"]["id"] == rajasthan.url
@@ -270,7 +293,7 @@ def test_no_credential_names_an_unverified_address(settings: Any) -> None:
 
 
 def test_the_public_page_says_whether_an_uploaded_credential_is_valid(rajasthan: Bihar) -> None:
-    issued = rajasthan.issue("kiran@bihar.example")
+    issued = rajasthan.issued["kiran"]
     client = Client()
     page = upload(client, reverse("verify_credential"), issued.jws)
     assert page.status_code == 200
@@ -286,7 +309,7 @@ def test_the_public_page_says_whether_an_uploaded_credential_is_valid(rajasthan:
 
 
 def test_rajasthan_imports_bihars_credential_into_the_officers_passbook(rajasthan: Bihar) -> None:
-    issued = rajasthan.issue("sunita@gov.example")
+    issued = rajasthan.issued["sunita"]
     user = officer("sunita", "Sunita@Gov.example")
     client = signed_in(user)
     response = upload(client, reverse("import_credential"), issued.jws)
@@ -299,6 +322,24 @@ def test_rajasthan_imports_bihars_credential_into_the_officers_passbook(rajastha
     # Uploading it again changes nothing.
     upload(client, reverse("import_credential"), issued.jws)
     assert ImportedCredential.objects.count() == 1
+
+
+def test_the_hub_imports_a_members_credential_and_not_once_the_member_is_removed(
+    bihar: Bihar, settings: Any
+) -> None:
+    """This process as the hub, Bihar one of its declared members."""
+    prepare_site()
+    member = {"code": "bihar", "name": "Bihar", "tenantType": "state", "portalUrl": bihar.url}
+    member["keysUrl"] = f"{bihar.url}/federation/v1/keys"
+    hub = {"code": "centre", "isHub": True, "hub": "centre", "peers": []}
+    set_portal(settings, portal_url="http://centre.invalid", federation={**hub, "members": []})
+    client = signed_in(officer("uma", "uma@gov.example"))
+    refused = flash(upload(client, reverse("import_credential"), bihar.issued["uma"].jws))
+    assert "is not a member of this federation" in refused[0]
+    set_portal(settings, federation={**hub, "members": [member]})
+    response = upload(client, reverse("import_credential"), bihar.issued["uma"].jws)
+    assert any("Added to your passbook" in m for m in flash(response)), flash(response)
+    assert ImportedCredential.objects.get().issuer_name == "bihar portal"
 
 
 def forged(issuer: str, typ: str = "vc+jwt") -> str:
@@ -315,9 +356,9 @@ def forged(issuer: str, typ: str = "vc+jwt") -> str:
 
 
 def test_each_refusal_is_one_line_and_adds_nothing(rajasthan: Bihar) -> None:
-    mine = rajasthan.issue("lata@gov.example")
-    colleague = rajasthan.issue("colleague@gov.example")
-    revoked = rajasthan.issue("lata@gov.example")
+    mine = rajasthan.issued["lata"]
+    colleague = rajasthan.issued["colleague"]
+    revoked = rajasthan.issued["lata, revoked"]
     rajasthan.instance.manage("revoke_certificate", revoked.certificate)
     head, body, sig = mine.jws.split(".")
     payload = json.loads(b64url(body))
@@ -344,7 +385,7 @@ def test_each_refusal_is_one_line_and_adds_nothing(rajasthan: Bihar) -> None:
 
 
 def test_a_credential_revoked_after_import_is_marked_at_the_next_check(rajasthan: Bihar) -> None:
-    issued = rajasthan.issue("devi@gov.example")
+    issued = rajasthan.issued["devi"]
     user = officer("devi", "devi@gov.example")
     client = signed_in(user)
     upload(client, reverse("import_credential"), issued.jws)
@@ -366,10 +407,10 @@ def test_a_credential_revoked_after_import_is_marked_at_the_next_check(rajasthan
 
 
 def test_a_key_rotated_after_issue_still_verifies(rajasthan: Bihar) -> None:
-    issued = rajasthan.issue("arun@gov.example")
+    issued = rajasthan.issued["arun"]
     old_kid = json.loads(b64url(issued.jws.split(".")[0]))["kid"]
     rajasthan.instance.manage("federation_rotate_key")
-    later = rajasthan.issue("arun2@gov.example")
+    (later,) = rajasthan.issue("arun2@gov.example")
     assert json.loads(b64url(later.jws.split(".")[0]))["kid"] != old_kid
     kids = {k["kid"] for k in httpx.get(f"{rajasthan.url}/federation/v1/keys").json()["keys"]}
     assert old_kid in kids
