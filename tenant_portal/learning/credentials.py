@@ -209,7 +209,9 @@ class NotVerified(Exception):
 @transaction.atomic
 def credential_for(certificate: Certificate) -> Credential:
     """The signed credential of ``certificate``, made on first asking and kept."""
-    found = Credential.objects.select_for_update().filter(certificate=certificate).first()
+    # The certificate's row is locked, so two first downloads at once make one credential.
+    Certificate.objects.select_for_update().filter(pk=certificate.pk).first()
+    found = Credential.objects.filter(certificate=certificate).first()
     if found is not None:
         return found
     user = certificate.enrolment.user
@@ -561,9 +563,10 @@ def matches(identity: dict[str, Any], email: str) -> bool:
     return hmac.compare_digest(email.strip().lower().encode(), claimed.strip().lower().encode())
 
 
-@transaction.atomic
 def import_credential(user: Any, token: str) -> ImportedCredential:
-    """Verify ``token`` and add it to ``user``'s passbook; CredentialError says why not."""
+    """Verify ``token`` and add it to ``user``'s passbook (one statement: all or nothing, and
+    no transaction held open while the issuer's keys and status list are read);
+    CredentialError says why not."""
     verified = verify(token)
     if verified.own:
         raise CredentialError(
