@@ -469,3 +469,21 @@ def test_a_hostile_credential_is_refused_as_malformed_in_one_line(case: str) -> 
         credentials.verify(HOSTILE[case])
     assert refused.value.reason == "malformed"
     assert "\n" not in str(refused.value) and len(str(refused.value)) < 200
+
+
+def test_a_retired_key_stays_published_while_a_credential_names_it(settings: Any) -> None:
+    from tenant_portal.federation.models import Change
+    from tenant_portal.federation.signing import published_keys, rotate_key
+
+    course = add_course(prepare_site(), "notes")
+    client = signed_in(officer("asha", "asha@example.org"))
+    finish(client, course)
+    certificate = Certificate.objects.get()
+    token = client.get(reverse("download_credential", args=[certificate.id])).content.decode()
+    old = Credential.objects.get().kid
+    Change.objects.all().delete()  # the feed names the key no more: only the credential does
+    new = rotate_key().kid
+    assert {k["kid"] for k in published_keys()["keys"]} == {old, new}
+    assert credentials.verify(token).issuer_id == settings.PORTAL.portal_url
+    Credential.objects.all().delete()
+    assert {k["kid"] for k in published_keys()["keys"]} == {new}
