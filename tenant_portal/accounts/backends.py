@@ -93,6 +93,7 @@ class KeycloakBackend(OIDCAuthenticationBackend):
         profile, _ = Profile.objects.get_or_create(user=user, defaults={"subject": claims["sub"]})
         profile.roles = sorted(roles)
         profile.department = department_from_groups(claims.get("groups", []))
+        profile.email_verified = claims.get("email_verified") is True
         profile.save()
         sync_groups(user, roles)
         return user

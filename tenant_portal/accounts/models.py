@@ -22,6 +22,9 @@ class Profile(models.Model):
         blank=True,
         help_text="The learner's name in their own script, for certificates (e.g. Devanagari).",
     )
+    email_verified = models.BooleanField(
+        default=False, help_text="The realm's email_verified claim at last sign-in."
+    )
 
     class Meta:
         permissions = [("view_department_reports", "Can see their department's reports")]

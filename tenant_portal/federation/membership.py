@@ -386,10 +386,12 @@ def _directory_members(url: str, payload: dict[str, Any], hub: str) -> dict[str,
     return out
 
 
-def _directory_entry(origin: str) -> dict[str, Any] | None:
+def directory_entries() -> dict[str, dict[str, Any]]:
+    """On a tenant, the members the hub's signed directory lists, by code (empty without a
+    hub); DirectoryError when it cannot be read or trusted."""
     config = settings.PORTAL.federation
     if not (config.hub_url and config.hub):
-        return None
+        return {}
     where = (config.hub_url, config.hub)
     with _held_lock:
         held = _held.get(where)
@@ -398,7 +400,11 @@ def _directory_entry(origin: str) -> dict[str, Any] | None:
         if held is None or now - held[0] >= DIRECTORY_SECONDS:
             held = (now, read_directory(*where))
             _held[where] = held
-    return held[1].get(origin)
+    return held[1]
+
+
+def _directory_entry(origin: str) -> dict[str, Any] | None:
+    return directory_entries().get(origin)
 
 
 def origin_keys_url(origin: str) -> str | None:

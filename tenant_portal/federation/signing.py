@@ -3,8 +3,9 @@
 Records travel as compact JWS (ES256, joserfc) whose payload is the record's JSON. The
 signing key is made on first use and kept in the database; ``rotate_key`` retires it and
 makes a new one. ``/federation/v1/keys`` publishes the public half of the current key and of
-every retired key still named by a change in the feed, so a record keeps verifying for as
-long as anyone can fetch it.
+every retired key still named by a change in the feed or by a credential issued here
+(``learning.credentials``), so a record keeps verifying for as long as anyone can fetch it
+and a credential for as long as its officer carries it.
 
 A sync reads each origin's keys once (``key_ring``), and may have the signatures of a page
 checked beforehand on other cores (``federation.signatures``); ``verify`` then skips only the
@@ -67,9 +68,13 @@ def rotate_key() -> SigningKey:
 
 
 def published_keys() -> dict[str, Any]:
-    """The JWKS at /federation/v1/keys: the current key and retired keys still in use."""
+    """The JWKS at /federation/v1/keys: the current key and retired keys still in use (named
+    by a change in the feed, or by a credential issued here: those are carried for years)."""
+    from tenant_portal.learning.models import Credential  # learning builds on federation
+
     current = current_key()
     in_use = set(Change.objects.values_list("kid", flat=True).distinct())
+    in_use |= set(Credential.objects.values_list("kid", flat=True).distinct())
     keys = [current.public_jwk] + [
         k.public_jwk for k in SigningKey.objects.filter(retired__isnull=False, kid__in=in_use)
     ]

@@ -12,3 +12,10 @@ class LearningConfig(AppConfig):
         from tenant_portal.learning import state
 
         state.connect()
+
+        from django.db.models.signals import pre_delete
+
+        from tenant_portal.learning.credentials import revoke_on_delete
+        from tenant_portal.learning.models import Certificate
+
+        pre_delete.connect(revoke_on_delete, sender=Certificate, dispatch_uid="revoke_credential")

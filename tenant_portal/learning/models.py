@@ -145,3 +145,65 @@ class CourseLesson(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version}: {self.lesson}"
+
+
+class Credential(models.Model):
+    """The portable credential (Open Badges 3.0, VC-JOSE) of a certificate issued here.
+
+    Signed once, on first download, and kept: the kid that signed it keeps its key published
+    (``federation.signing.published_keys``). ``status_index`` is its bit in the status list;
+    ``revoked`` sets that bit. The row outlives its certificate (deleting a certificate revokes
+    its credential), so the bit stays set for as long as the list is served.
+    """
+
+    uuid = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    certificate = models.OneToOneField(
+        Certificate, on_delete=models.SET_NULL, null=True, blank=True, related_name="credential"
+    )
+    kid = models.CharField(max_length=64, db_index=True)
+    jws = models.TextField(help_text="The credential as signed (compact JWS).")
+    created = models.DateTimeField(auto_now_add=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"urn:uuid:{self.uuid}{' (revoked)' if self.revoked else ''}"
+
+    @property
+    def status_index(self) -> int:
+        """Its bit in the status lists: one list per 131,072 credentials, by row id."""
+        return int(self.pk)
+
+
+class ImportedCredential(models.Model):
+    """A credential another instance issued to this officer, verified and kept for the
+    passbook, with what it certifies read from its signed payload."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="imported_credentials"
+    )
+    credential_id = models.CharField(max_length=200, help_text="The credential's own id.")
+    issuer_id = models.CharField(max_length=500)
+    issuer_name = models.CharField(max_length=300)
+    course_name = models.JSONField(help_text="Language map.")
+    course_iri = models.CharField(max_length=400)
+    competencies = models.JSONField(default=list, help_text="As Certificate.competencies.")
+    issued = models.DateTimeField()
+    status_list = models.CharField(max_length=500)
+    status_index = models.PositiveBigIntegerField()
+    jws = models.TextField()
+    imported = models.DateTimeField(auto_now_add=True)
+    checked = models.DateTimeField(help_text="When its status was last read.")
+    revoked = models.DateTimeField(null=True, blank=True, help_text="When it was seen revoked.")
+
+    class Meta:
+        ordering = ["-issued"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "credential_id"], name="imported_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ← {self.issuer_name}: {self.course_title}"
+
+    @property
+    def course_title(self) -> str:
+        return localized(self.course_name)

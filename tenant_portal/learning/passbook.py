@@ -2,8 +2,9 @@
 
 It is read from the certificates alone (each keeps a snapshot of the competencies it
 certifies), so it costs one query however many courses there are, and it still tells the
-truth after a course or the framework changes. Per sub-theme it shows the highest level
-reached and the day it was first reached.
+truth after a course or the framework changes. Credentials other instances issued to the
+officer and they imported count too, marked with their issuer, unless since revoked. Per
+sub-theme it shows the highest level reached and the day it was first reached.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tenant_portal.competencies.models import localized
-from tenant_portal.learning.models import Certificate
+from tenant_portal.learning.models import Certificate, ImportedCredential
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Reached:
     level: int
     on: datetime
     course: str
+    issuer: str = ""  # another instance's name, for a credential imported from it
 
 
 @dataclass
@@ -37,7 +39,8 @@ class AreaEntry:
     themes: dict[str, ThemeEntry] = field(default_factory=dict)
 
 
-def passbook(certificates: Iterable[Certificate]) -> list[AreaEntry]:
+def passbook(certificates: Iterable[Certificate | ImportedCredential]) -> list[AreaEntry]:
+    """The passbook of certificates issued here and credentials imported from elsewhere."""
     best: dict[str, tuple[Reached, str, str]] = {}
     for certificate in sorted(certificates, key=lambda c: c.issued):
         for term in certificate.competencies:
@@ -49,6 +52,7 @@ def passbook(certificates: Iterable[Certificate]) -> list[AreaEntry]:
                     level=int(term["level"]),
                     on=certificate.issued,
                     course=certificate.course_title,
+                    issuer=getattr(certificate, "issuer_name", ""),
                 )
                 best[term["iri"]] = (reached, localized(term["area"]), localized(term["theme"]))
     areas: dict[str, AreaEntry] = {}

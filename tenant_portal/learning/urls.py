@@ -14,7 +14,19 @@ urlpatterns = [
         views.download_certificate,
         name="download_certificate",
     ),
+    path(
+        "certificates/<uuid:certificate>/credential/",
+        views.download_credential,
+        name="download_credential",
+    ),
+    path("credentials/verify/", views.verify_credential, name="verify_credential"),
+    path(
+        "credentials/status/<int:number>/",
+        views.credential_status_list,
+        name="credential_status_list",
+    ),
     path("passbook/", views.passbook_view, name="passbook"),
+    path("passbook/import/", views.import_credential, name="import_credential"),
     path("reports/", views.department_report, name="my_department_report"),
     path("reports/<slug:department>/", views.department_report, name="department_report"),
     path(

@@ -27,12 +27,13 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from tenant_portal.accounts.models import Profile
 from tenant_portal.catalogue.blocks import Lesson
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.competencies.models import localized
+from tenant_portal.learning import credentials
 from tenant_portal.learning.certificates import certificate_pdf
 from tenant_portal.learning.content import (
     CourseContent,
@@ -40,7 +41,7 @@ from tenant_portal.learning.content import (
     learned_here,
     learning_url,
 )
-from tenant_portal.learning.models import Certificate, Enrolment
+from tenant_portal.learning.models import Certificate, Enrolment, ImportedCredential
 from tenant_portal.learning.passbook import passbook
 from tenant_portal.learning.progress import (
     AnswerError,
@@ -197,6 +198,91 @@ def download_certificate(request: HttpRequest, certificate: uuid.UUID) -> HttpRe
     return response
 
 
+@login_required
+def download_credential(request: HttpRequest, certificate: uuid.UUID) -> HttpResponse:
+    """The certificate's Open Badges 3.0 credential (VC-JOSE), for the officer to carry."""
+    found = get_object_or_404(Certificate, id=certificate, enrolment__user=learner(request))
+    try:
+        credential = credentials.credential_for(found)
+    except credentials.NotVerified:
+        messages.error(
+            request,
+            _("A credential names your verified e-mail address; yours is not verified yet."),
+        )
+        return redirect("passbook")
+    response = HttpResponse(credential.jws, content_type=credentials.CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="credential-{credential.uuid}.jwt"'
+    return response
+
+
+def _uploaded(request: HttpRequest) -> str:
+    """The credential sent as the file or the form field ``credential`` (its first 64 KB and
+    one byte more, so that an oversized one is refused as such)."""
+    upload = request.FILES.get("credential")
+    raw = upload.read(credentials.MAX_CREDENTIAL + 1) if upload else None
+    if raw is None:
+        return str(request.POST.get("credential", ""))[: credentials.MAX_CREDENTIAL + 1]
+    try:
+        return bytes(raw).decode("ascii")
+    except UnicodeDecodeError:
+        return "\x00"  # not a compact JWS: refused as malformed
+
+
+@never_cache
+def verify_credential(request: HttpRequest) -> HttpResponse:
+    """Public: says whether an uploaded credential is valid here, and why not."""
+    context: dict[str, Any] = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            found = credentials.verify(_uploaded(request))
+            achievement = found.payload["credentialSubject"]["achievement"]
+            context["valid"] = {
+                "issuer": found.issuer_name,
+                "issuer_id": found.issuer_id,
+                "course": str(achievement.get("name", "")),
+                "course_iri": str(achievement.get("id", "")),
+                "issued": found.issued,
+            }
+        except credentials.CredentialError as error:
+            context["refused"] = str(error)
+            status = 422
+    elif request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD, POST"})
+    response = TemplateResponse(request, "learning/verify_credential.html", context, status=status)
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_POST
+@login_required
+def import_credential(request: HttpRequest) -> HttpResponse:
+    """Add a credential another member of the federation issued to this officer."""
+    try:
+        row = credentials.import_credential(learner(request), _uploaded(request))
+    except credentials.CredentialError as error:
+        messages.error(request, _("The credential was not added: %s") % error)
+        return redirect("passbook")
+    messages.success(
+        request,
+        _("Added to your passbook: %(course)s, from %(issuer)s.")
+        % {"course": row.course_title, "issuer": row.issuer_name},
+    )
+    return redirect("passbook")
+
+
+@require_GET
+def credential_status_list(request: HttpRequest, number: int) -> HttpResponse:
+    """Public: the Bitstring Status List credential ``number`` (revocations), signed."""
+    if number > 10**6:
+        raise Http404
+    response = HttpResponse(
+        credentials.status_list_token(number), content_type=credentials.CONTENT_TYPE
+    )
+    response["Cache-Control"] = "public, max-age=60"
+    return response
+
+
 @never_cache
 @login_required
 def passbook_view(request: HttpRequest) -> HttpResponse:
@@ -211,6 +297,7 @@ def passbook_view(request: HttpRequest) -> HttpResponse:
     certificates = list(
         Certificate.objects.filter(enrolment__user=learner(request)).order_by("-issued")
     )
+    imported = list(ImportedCredential.objects.filter(user=learner(request)))
     enrolments = list(
         Enrolment.objects.filter(user=learner(request), completed__isnull=True)
         .select_related("entry")
@@ -220,8 +307,10 @@ def passbook_view(request: HttpRequest) -> HttpResponse:
         request,
         "learning/passbook.html",
         {
-            "areas": passbook(certificates),
+            "areas": passbook([*certificates, *(i for i in imported if i.revoked is None)]),
             "certificates": certificates,
+            "imported": imported,
+            "email_verified": bool(profile and profile.email_verified),
             "in_progress": enrolments,
             "profile": profile,
         },

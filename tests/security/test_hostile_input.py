@@ -127,6 +127,15 @@ INTERFACES: dict[str, Interface] = {
         methods=("GET", "HEAD", "POST"),
         lenient=True,
     ),
+    "credential check": Interface(
+        "POST", "/credentials/verify/", ("form:credential",), methods=("GET", "HEAD", "POST")
+    ),
+    "credential import": Interface(
+        "POST", "/passbook/import/", ("form:credential",), who="learner", methods=("POST",)
+    ),
+    "credential status list": Interface(
+        "GET", "/credentials/status/{value}/", ("path",), methods=("GET",), value="0"
+    ),
     "department report": Interface(
         "GET", "/reports/{department}/", ("query:page",), who="mdo", lenient=True
     ),

@@ -7,10 +7,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
 from tenant_portal.accounts.models import Profile
 from tenant_portal.accounts.roles import sync_groups
 from tenant_portal.catalogue.models import CatalogueIndexPage, CoursePage
+from tenant_portal.learning.progress import lessons_of
 from tenant_portal.learning.seed import CourseSeed, _sub_themes, seed_course
 
 
@@ -118,3 +121,18 @@ def make_user(
     )
     sync_groups(user, roles)
     return user
+
+
+def lesson_ids(page: CoursePage) -> dict[str, str]:
+    return {lesson.kind: lesson.id for lesson in lessons_of(page.modules)}
+
+
+def finish(client: Client, page: CoursePage) -> None:
+    """The signed-in ``client`` enrols in the seeded course ``page`` and completes it."""
+    key = page.translation_key
+    assert client.post(reverse("enrol", args=[key])).status_code == 302
+    ids = lesson_ids(page)
+    for kind in ("text", "link"):
+        assert client.post(reverse("lesson_done", args=[key, ids[kind]])).status_code == 302
+    answer = client.post(reverse("quiz", args=[key, ids["quiz"]]), {"q1": "0", "q2": ["0", "1"]})
+    assert answer.status_code == 302

@@ -26,7 +26,7 @@ from tenant_portal.learning.models import Certificate, Enrolment, LessonDone, Qu
 from tenant_portal.learning.progress import lessons_of
 from tenant_portal.learning.seed import SeedError, read_seed, seed
 from tests.tenant_portal.conftest import set_portal
-from tests.tenant_portal.learning import add_course, make_user, prepare_site
+from tests.tenant_portal.learning import add_course, finish, lesson_ids, make_user, prepare_site
 
 pytestmark = pytest.mark.django_db
 
@@ -41,24 +41,10 @@ def course(catalogue: CatalogueIndexPage) -> CoursePage:
     return add_course(catalogue, "notes")
 
 
-def lesson_ids(page: CoursePage) -> dict[str, str]:
-    return {lesson.kind: lesson.id for lesson in lessons_of(page.modules)}
-
-
 def signed_in(username: str, **kwargs: Any) -> Client:
     client = Client()
     client.force_login(make_user(username, **kwargs))
     return client
-
-
-def finish(client: Client, page: CoursePage) -> None:
-    key = page.translation_key
-    assert client.post(reverse("enrol", args=[key])).status_code == 302
-    ids = lesson_ids(page)
-    for kind in ("text", "link"):
-        assert client.post(reverse("lesson_done", args=[key, ids[kind]])).status_code == 302
-    answer = client.post(reverse("quiz", args=[key, ids["quiz"]]), {"q1": "0", "q2": ["0", "1"]})
-    assert answer.status_code == 302
 
 
 # --- the catalogue table ---------------------------------------------------------------------

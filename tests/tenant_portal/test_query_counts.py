@@ -42,7 +42,7 @@ EXPECTED = {
     "/": 1,  # the profile (the account section)
     "/courses/": 0,  # the listing is kept per query, page number and language
     "/courses/notes/": 0,  # the learner's state in it is kept until it changes
-    "/passbook/": 3,  # the profile, certificates, courses in progress
+    "/passbook/": 4,  # the profile, certificates, imported credentials, courses in progress
 }
 
 

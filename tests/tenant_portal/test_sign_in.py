@@ -46,6 +46,7 @@ def test_sign_in_maps_roles_and_department(oidc_tenant: OidcTenant) -> None:
     assert groups_of(user_id) == {"Editors"}
     user = get_user_model().objects.get(profile__subject=user_id)
     assert user.profile.department == "health"
+    assert user.profile.email_verified is True  # what a credential may name (issue 21)
     assert not user.is_superuser and not user.is_staff
 
 

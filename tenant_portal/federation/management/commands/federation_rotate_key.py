@@ -1,5 +1,6 @@
 """``manage.py federation_rotate_key``: sign from now on with a new key; the old one stays
-published while the feed still serves records signed with it."""
+published while the feed still serves records signed with it, or a credential issued here names
+it."""
 
 from __future__ import annotations
 
