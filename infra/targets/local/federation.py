@@ -115,18 +115,30 @@ def deliver_statements(code: str, home: KitHome, env: dict[str, str], *, now: bo
     return output
 
 
+def check_credentials(code: str, home: KitHome, env: dict[str, str]) -> str:
+    """Read again the issuers' status lists of the credentials ``code``'s officers imported
+    (a revoked one is marked so); its report, or :class:`FederationError`."""
+    status, output = _manage(code, home, env, "check_credentials")
+    if status != 0:
+        raise FederationError(
+            f"{code}: credential check failed: {output.splitlines()[-1] if output else status}"
+        )
+    return output
+
+
 def sync_order(specs: Sequence[TenantSpec]) -> list[str]:
     """The hub first (it gathers what tenants publish), then every tenant."""
     return [s.code for s in sorted(specs, key=lambda s: (not s.is_hub, s.code))]
 
 
 def sync_round(specs: Sequence[TenantSpec], home: KitHome, env: dict[str, str]) -> dict[str, str]:
-    """One sync of every instance, its pull of content packages, then its xAPI delivery to the
-    hub; per tenant its reports or errors, one a line (never raises)."""
+    """One sync of every instance, its pull of content packages, its xAPI delivery to the hub,
+    then its check of imported credentials; per tenant its reports or errors, one a line
+    (never raises)."""
 
     def one(code: str) -> str:
         reports = []
-        for step in (sync_tenant, pull_packages, deliver_statements):
+        for step in (sync_tenant, pull_packages, deliver_statements, check_credentials):
             try:
                 reports.append(step(code, home, env))
             except FederationError as exc:
