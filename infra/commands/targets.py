@@ -15,6 +15,7 @@ from infra.commands.common import TENANTS_OPTION, err, friendly_errors, read_env
 from infra.errors import KitError
 from infra.spec import TenantSpec
 from infra.targets import TARGET_NAMES, target_for
+from infra.targets.aws.audit import audit as audit_aws
 
 app = typer.Typer()
 
@@ -114,3 +115,30 @@ def deploy(
         specs, codes, lambda message: err.print(f"[bold]>[/] {escape(message)}", highlight=False)
     )
     typer.echo(f"deployed {', '.join(codes)}")
+
+
+@app.command()
+@friendly_errors
+def audit(
+    code: str = typer.Argument(..., help="The tenant to audit."),
+    target: str | None = TARGET_OPTION,
+    environment: str = typer.Option(
+        "production", "--environment", help="The environment its stack was deployed as (aws)."
+    ),
+    tenants: Path = TENANTS_OPTION,
+) -> None:
+    """Check a deployed tenant's security posture; exits 1 when anything falls short.
+
+    The aws target reads, with boto3, the bucket's encryption, public access block and
+    versioning, the database's encryption, deletion protection and backups, the secrets and
+    their rotation, and the portal role's policy (docs/aws.md).
+    """
+    chosen = target or _tenant(specs_in(tenants), code, tenants).spec.deployment.target
+    if chosen != "aws":
+        raise KitError(f"audit checks tenants of the aws target, not {chosen}")
+    findings = audit_aws(code, environment)
+    for finding in findings:
+        typer.echo(f"finding: {finding}")
+    if findings:
+        raise typer.Exit(1)
+    typer.echo(f"{code}: no findings")

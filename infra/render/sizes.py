@@ -29,6 +29,7 @@ class Size:
     keycloak_memory: str
     database_class: str  # RDS instance class; a VM's PostgreSQL takes its memory share
     database_storage_gb: int
+    database_multi_az: bool  # RDS standby in a second availability zone (aws)
 
 
 SIZES: dict[SizeName, Size] = {
@@ -45,6 +46,7 @@ SIZES: dict[SizeName, Size] = {
         keycloak_memory="1Gi",
         database_class="db.t4g.small",
         database_storage_gb=20,
+        database_multi_az=False,
     ),
     "medium": Size(
         portal_workers=4,
@@ -59,6 +61,7 @@ SIZES: dict[SizeName, Size] = {
         keycloak_memory="2Gi",
         database_class="db.t4g.large",
         database_storage_gb=100,
+        database_multi_az=True,
     ),
     "large": Size(
         portal_workers=8,
@@ -73,6 +76,7 @@ SIZES: dict[SizeName, Size] = {
         keycloak_memory="4Gi",
         database_class="db.m7g.xlarge",
         database_storage_gb=500,
+        database_multi_az=True,
     ),
 }
 ORDER: tuple[SizeName, ...] = ("small", "medium", "large")

@@ -1,0 +1,215 @@
+"""The Pulumi components of an AWS tenant (docs/aws.md): one ``TenantStack`` per tenant.
+
+Each tenant gets its own KMS key; a media bucket encrypted with it (versioned, public access
+blocked, lifecycle rules, CORS for the tenant's domain); an encrypted RDS PostgreSQL (backups
+kept, deletion protection, class and Multi-AZ from the size table, master password kept by RDS
+in Secrets Manager); the kit's secrets in Secrets Manager (values written by the kit, never by
+Pulumi, so none is in the stack's state); and an IAM role the portal's service account takes
+(IRSA) whose policy names only this tenant's bucket, key and secrets.
+
+Only the program entry reads ``pulumi.Config``; the component takes everything as arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.errors import KitError
+from infra.render.sizes import SIZES
+from infra.targets.aws import names
+
+
+@dataclass
+class TenantStackArgs:
+    code: str
+    domain: str  # the portal's hostname, allowed by the bucket's CORS rules
+    environment: str  # e.g. production, staging: part of every name and a tag
+    size: str  # a key of infra.render.sizes.SIZES
+    subnet_ids: list[str]  # the platform's private subnets, for the database
+    database_security_group_ids: list[str]
+    oidc_provider_arn: str  # the EKS cluster's OIDC provider (IRSA)
+    oidc_issuer: str
+    rotation_lambda_arn: str  # renews the secrets in names.ROTATED_SECRETS
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+class TenantStack(pulumi.ComponentResource):
+    """Everything one tenant owns on AWS, named ``karmayogi-<code>-<environment>-…``."""
+
+    def __init__(
+        self, name: str, args: TenantStackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("karmayogi:aws:TenantStack", name, None, opts)
+        if args.size not in SIZES:
+            raise KitError(
+                f"tenant {args.code}: unknown size {args.size!r} (one of {', '.join(SIZES)})"
+            )
+        size = SIZES[args.size]
+        code, env = args.code, args.environment
+        base = names.prefix(code, env)
+        tags = {**args.extra_tags, **names.tags(code, env)}
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.key = aws.kms.Key(
+            f"{base}-key",
+            description=f"Karmayogi tenant {code} ({env}): media, database and secrets",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{base}-key-alias",
+            name=names.key_alias(code, env),
+            target_key_id=self.key.key_id,
+            opts=child,
+        )
+
+        bucket = names.bucket_name(code, env)
+        self.bucket = aws.s3.Bucket(bucket, bucket=bucket, tags=tags, opts=child)
+        aws.s3.BucketVersioning(
+            f"{bucket}-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{bucket}-encryption",
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": "aws:kms",
+                        "kms_master_key_id": self.key.arn,
+                    },
+                    "bucket_key_enabled": True,
+                }
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{bucket}-public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{bucket}-lifecycle",
+            bucket=self.bucket.id,
+            rules=[
+                {
+                    "id": "old-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": 90},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=child,
+        )
+        aws.s3.BucketCorsConfiguration(
+            f"{bucket}-cors",
+            bucket=self.bucket.id,
+            cors_rules=[
+                {
+                    "allowed_origins": [f"https://{args.domain}"],
+                    "allowed_methods": ["GET", "HEAD"],
+                    "allowed_headers": ["*"],
+                    "max_age_seconds": 3600,
+                }
+            ],
+            opts=child,
+        )
+
+        subnets = aws.rds.SubnetGroup(
+            f"{base}-db-subnets",
+            name=f"{base}-db",
+            subnet_ids=args.subnet_ids,
+            tags=tags,
+            opts=child,
+        )
+        identifier = names.database_identifier(code, env)
+        self.database = aws.rds.Instance(
+            identifier,
+            identifier=identifier,
+            engine="postgres",
+            engine_version="16",
+            instance_class=size.database_class,
+            allocated_storage=size.database_storage_gb,
+            multi_az=size.database_multi_az,
+            storage_encrypted=True,
+            kms_key_id=self.key.arn,
+            backup_retention_period=names.BACKUP_RETENTION_DAYS,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{identifier}-final",
+            copy_tags_to_snapshot=True,
+            publicly_accessible=False,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=args.database_security_group_ids,
+            db_name="portal",
+            username="portal",
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=self.key.key_id,
+            tags=tags,
+            opts=child,
+        )
+
+        self.secrets: dict[str, aws.secretsmanager.Secret] = {}
+        for secret in names.SECRET_NAMES:
+            self.secrets[secret] = aws.secretsmanager.Secret(
+                f"{base}-{secret.replace('_', '-')}",
+                name=names.secret_id(code, secret),
+                kms_key_id=self.key.arn,
+                recovery_window_in_days=30,
+                tags=tags,
+                opts=child,
+            )
+        for secret in names.ROTATED_SECRETS:
+            aws.secretsmanager.SecretRotation(
+                f"{base}-{secret.replace('_', '-')}-rotation",
+                secret_id=self.secrets[secret].id,
+                rotation_lambda_arn=args.rotation_lambda_arn,
+                rotation_rules={"automatically_after_days": names.ROTATION_DAYS},
+                opts=child,
+            )
+
+        self.role = aws.iam.Role(
+            names.role_name(code, env),
+            name=names.role_name(code, env),
+            assume_role_policy=json.dumps(
+                names.trust_policy(args.oidc_provider_arn, args.oidc_issuer, code)
+            ),
+            tags=tags,
+            opts=child,
+        )
+        self.policy_document: pulumi.Output[str] = pulumi.Output.all(
+            self.bucket.arn, self.key.arn, *(s.arn for s in self.secrets.values())
+        ).apply(_policy_json)
+        aws.iam.RolePolicy(
+            f"{names.role_name(code, env)}-access",
+            role=self.role.id,
+            policy=self.policy_document,
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "bucket": self.bucket.bucket,
+                "key_arn": self.key.arn,
+                "database_endpoint": self.database.endpoint,
+                "role_arn": self.role.arn,
+            }
+        )
+
+
+def _policy_json(arns: list[Any]) -> str:
+    bucket_arn, key_arn, *secret_arns = (str(a) for a in arns)
+    return json.dumps(names.portal_policy(bucket_arn, key_arn, secret_arns), sort_keys=True)
