@@ -1,0 +1,82 @@
+"""The aws target's secret store against moto's server on loopback (the only AWS stand-in)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from infra.errors import KitError
+from infra.render.inputs import CLIENT_SECRETS, DJANGO_SECRET_KEY, FEDERATION_CLIENT_SECRET
+from infra.targets.aws import names
+from infra.targets.aws.secrets import AwsSecretStore
+from tests.rig.moto import CREDENTIALS, MotoServer
+from tests.rig.moto import moto_server as start_moto_server
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in CREDENTIALS.items():
+            patch.setenv(key, value)
+        with start_moto_server() as server:
+            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+            yield server
+
+
+def _tenant_with_key() -> tuple[str, str]:
+    """A new tenant code, and the key its stack would have made."""
+    code = f"t{uuid.uuid4().hex[:8]}"
+    kms = boto3.client("kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=names.key_alias(code, "production"), TargetKeyId=key)
+    return code, key
+
+
+def test_secrets_round_trip_under_the_tenants_key(moto: MotoServer) -> None:
+    code, key = _tenant_with_key()
+    store = AwsSecretStore()
+    assert store.secret(code, DJANGO_SECRET_KEY).value is None
+    store.put(code, {DJANGO_SECRET_KEY: "first"})
+    store.put(code, {DJANGO_SECRET_KEY: "second"})
+    secret = AwsSecretStore().secret(code, DJANGO_SECRET_KEY)
+    assert secret.value == "second"
+    assert secret.reference == f"aws-secretsmanager:karmayogi/{code}/django-secret-key"
+    assert "second" not in repr(secret) and "second" not in str(secret)
+    described = boto3.client("secretsmanager").describe_secret(
+        SecretId=f"karmayogi/{code}/django-secret-key"
+    )
+    assert described["KmsKeyId"] in (key, names.key_alias(code, "production"), key.split("/")[-1])
+    assert {t["Key"]: t["Value"] for t in described["Tags"]}["tenant"] == code
+
+
+def test_client_secrets_are_made_once_and_kept(moto: MotoServer) -> None:
+    code, _ = _tenant_with_key()
+    first = AwsSecretStore().values(code)
+    assert set(first) == set(CLIENT_SECRETS)
+    assert all(len(v) >= 24 for v in first.values())
+    AwsSecretStore().put(code, {FEDERATION_CLIENT_SECRET: "from-the-hub"})
+    again = AwsSecretStore().values(code)
+    assert again == first | {FEDERATION_CLIENT_SECRET: "from-the-hub"}
+
+
+def test_an_unknown_secret_name_writes_nothing(moto: MotoServer) -> None:
+    code, _ = _tenant_with_key()
+    with pytest.raises(KitError, match=rf"^tenant {code}: no secret named ssh_key on aws$"):
+        AwsSecretStore().put(code, {DJANGO_SECRET_KEY: "kept-out", "ssh_key": "x"})
+    assert AwsSecretStore().secret(code, DJANGO_SECRET_KEY).value is None
+
+
+def test_a_refusal_is_one_line_naming_the_secret(moto: MotoServer) -> None:
+    code, _ = _tenant_with_key()
+    store = AwsSecretStore()
+    store.put(code, {DJANGO_SECRET_KEY: "never-shown"})
+    boto3.client("secretsmanager").delete_secret(SecretId=f"karmayogi/{code}/django-secret-key")
+    with pytest.raises(KitError) as raised:
+        store.secret(code, DJANGO_SECRET_KEY)
+    assert str(raised.value) == (
+        f"AWS Secrets Manager refused GetSecretValue of karmayogi/{code}/django-secret-key "
+        "(InvalidRequestException)"
+    )
