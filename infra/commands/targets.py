@@ -15,7 +15,9 @@ from infra.commands.common import TENANTS_OPTION, err, friendly_errors, read_env
 from infra.errors import KitError
 from infra.spec import TenantSpec
 from infra.targets import TARGET_NAMES, target_for
+from infra.targets.aws import AwsTarget
 from infra.targets.aws.audit import audit as audit_aws
+from infra.targets.aws.deploy import PREVIEW as PULUMI_PREVIEW
 
 app = typer.Typer()
 
@@ -102,6 +104,9 @@ def deploy(
     vault_password_file: Path | None = VAULT_OPTION,
     host: str | None = HOST_OPTION,
     database_host: str | None = DATABASE_HOST_OPTION,
+    preview: bool = typer.Option(
+        False, "--preview", help="Only preview the changes (aws: a Pulumi preview)."
+    ),
 ) -> None:
     """Deploy tenants with their target (the local target runs the whole folder, as `up`)."""
     specs = specs_in(tenants)
@@ -111,6 +116,10 @@ def deploy(
     env = _target_env(vault_password_file, host, database_host)
     if out is not None:
         env["KARMAYOGI_RENDER_DIR"] = str(out)
+    if preview:
+        if chosen != {"aws"}:
+            raise KitError("--preview is for the aws target")
+        env[PULUMI_PREVIEW] = "1"
     target_for(chosen.pop(), env).deploy(
         specs, codes, lambda message: err.print(f"[bold]>[/] {escape(message)}", highlight=False)
     )
@@ -142,3 +151,21 @@ def audit(
     if findings:
         raise typer.Exit(1)
     typer.echo(f"{code}: no findings")
+
+
+@app.command()
+@friendly_errors
+def destroy(
+    codes: list[str] = typer.Argument(..., help="The tenants whose stacks to destroy."),
+    target: str | None = TARGET_OPTION,
+    tenants: Path = TENANTS_OPTION,
+) -> None:
+    """Destroy tenants' stacks (aws: `pulumi destroy` of each tenant's stack)."""
+    specs = specs_in(tenants)
+    chosen = {target or _tenant(specs, c, tenants).spec.deployment.target for c in codes}
+    if chosen != {"aws"}:
+        raise KitError("destroy is for the aws target (others: `karmayogi tenant remove`)")
+    AwsTarget(read_env()).destroy(
+        specs, codes, lambda message: err.print(f"[bold]>[/] {escape(message)}", highlight=False)
+    )
+    typer.echo(f"destroyed {', '.join(codes)}")

@@ -171,14 +171,6 @@ def test_an_unknown_target_or_tenant_is_one_line(folder: Path, tmp_path: Path) -
     assert result.exit_code == 1 and result.output.strip().startswith("error: no tenant spec")
 
 
-def test_deploying_to_a_target_the_kit_does_not_drive_yet_says_with_what(folder: Path) -> None:
-    args = ["deploy", "bihar", "--target", "aws", "--tenants", str(folder)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 1
-    assert "the Pulumi Automation API" in result.output
-    assert len(result.output.strip().splitlines()) == 1
-
-
 def test_deploying_to_kubernetes_without_helm_says_so_before_any_work(
     folder: Path, tmp_path: Path
 ) -> None:

@@ -1,0 +1,136 @@
+"""``karmayogi deploy|destroy <code> --target aws``: one Pulumi stack per tenant, named after its
+code, driven through the Automation API (docs/aws.md).
+
+The Automation API drives the Pulumi CLI, which runs the AWS provider plugin; without either,
+these commands stop with one line saying what to install, before anything is touched. Nothing
+else in the kit needs Pulumi.
+
+The stack's configuration comes from the spec (domain, size) and the environment:
+``AWS_REGION`` and ``KARMAYOGI_AWS_PLATFORM_STACK``, the fully qualified platform stack whose
+outputs (``privateSubnetIds``, ``databaseSecurityGroupIds``, ``oidcProviderArn``,
+``oidcIssuer``, ``rotationLambdaArn``) the tenant's resources are placed with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from infra.errors import KitError
+from infra.spec import TenantSpec
+from infra.targets.base import Progress
+
+PROJECT = "karmayogi-tenants"
+PLATFORM_STACK = "KARMAYOGI_AWS_PLATFORM_STACK"
+ENVIRONMENT = "KARMAYOGI_AWS_ENVIRONMENT"
+PREVIEW = "KARMAYOGI_PULUMI_PREVIEW"
+_INSTALL = (
+    "the aws target needs the Pulumi CLI and its AWS plugin: install Pulumi "
+    "(https://www.pulumi.com/docs/install/), then run `pulumi plugin install resource aws`"
+)
+
+
+def require_pulumi(env: Mapping[str, str]) -> str:
+    """The Pulumi CLI's path, or one line saying what is missing."""
+    if importlib.util.find_spec("pulumi") is None or (
+        importlib.util.find_spec("pulumi_aws") is None
+    ):
+        raise KitError(
+            "the aws target needs the pulumi and pulumi-aws Python packages: "
+            "pip install 'pulumi>=3.272,<4' 'pulumi-aws>=7.51,<8'"
+        )
+    cli = shutil.which("pulumi", path=env.get("PATH"))
+    if cli is None:
+        raise KitError(_INSTALL)
+    plugins = subprocess.run(
+        [cli, "plugin", "ls", "--json"],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        check=False,
+    )
+    if plugins.returncode != 0 or '"name": "aws"' not in plugins.stdout.replace('":"', '": "'):
+        raise KitError(_INSTALL)
+    return cli
+
+
+def _config(spec: TenantSpec, env: Mapping[str, str]) -> dict[str, str]:
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise KitError("no AWS region: set AWS_REGION for the aws target")
+    platform = env.get(PLATFORM_STACK)
+    if not platform:
+        raise KitError(f"no platform stack: set {PLATFORM_STACK} (org/project/stack)")
+    return {
+        "aws:region": region,
+        "karmayogi:code": spec.code,
+        "karmayogi:domain": spec.spec.domain,
+        "karmayogi:size": spec.spec.deployment.size,
+        "karmayogi:environment": env.get(ENVIRONMENT, "production"),
+        "karmayogi:platformStack": platform,
+    }
+
+
+def program() -> None:
+    """The tenant stack's program: the only place that reads ``pulumi.Config``."""
+    import pulumi
+
+    from infra.targets.aws.stack import TenantStack, TenantStackArgs
+
+    config = pulumi.Config("karmayogi")
+    platform = pulumi.StackReference(config.require("platformStack"))
+
+    def output(name: str) -> Any:
+        return platform.require_output(name)
+
+    code = config.require("code")
+    stack = TenantStack(
+        code,
+        TenantStackArgs(
+            code=code,
+            domain=config.require("domain"),
+            environment=config.require("environment"),
+            size=config.require("size"),
+            subnet_ids=output("privateSubnetIds"),
+            database_security_group_ids=output("databaseSecurityGroupIds"),
+            oidc_provider_arn=output("oidcProviderArn"),
+            oidc_issuer=output("oidcIssuer"),
+            rotation_lambda_arn=output("rotationLambdaArn"),
+        ),
+    )
+    pulumi.export("bucket", stack.bucket.bucket)
+    pulumi.export("databaseEndpoint", stack.database.endpoint)
+    pulumi.export("roleArn", stack.role.arn)
+    pulumi.export("keyArn", stack.key.arn)
+
+
+def run(
+    spec: TenantSpec, env: Mapping[str, str], progress: Progress, *, destroy: bool = False
+) -> dict[str, Any]:
+    """Preview, update or destroy the tenant's stack; its outputs (none for destroy)."""
+    require_pulumi(env)
+    config = _config(spec, env)
+    from pulumi import automation
+
+    stack = automation.create_or_select_stack(
+        stack_name=spec.code,
+        project_name=PROJECT,
+        program=program,
+        opts=automation.LocalWorkspaceOptions(env_vars=dict(env)),
+    )
+    for key, value in config.items():
+        stack.set_config(key, automation.ConfigValue(value=value))
+    if destroy:
+        progress(f"destroying the stack {spec.code}")
+        stack.destroy(on_output=progress)
+        return {}
+    if env.get(PREVIEW):
+        progress(f"previewing the stack {spec.code}")
+        stack.preview(on_output=progress)
+        return {}
+    progress(f"updating the stack {spec.code}")
+    result = stack.up(on_output=progress)
+    return {name: output.value for name, output in result.outputs.items()}
