@@ -7,9 +7,9 @@ pytest=$1 workers=$2
 shift 2
 parallel=()
 if [ "$workers" != 0 ]; then
-  # loadgroup: a test file runs whole on one worker, and the groups tests/conftest.py names
+  # A test file runs whole on one worker, and the groups tests/conftest.py names
   # (rigs with fixed names) stay together; tests/conftest.py also orders the long ones first.
-  parallel=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+  parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder)
 fi
 "$pytest" "${parallel[@]}" "$@"
 rc=$?

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,10 +35,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     start_background(KitHome.from_env().cache)
 
 
-# Under parallel workers (`make test`: pytest-xdist, --dist loadgroup) each test file runs whole
-# on one worker, so module rigs start once. These groups keep files together on one worker
-# because their rigs would collide across workers, and they run first, longest first, so the
-# other worker fills in around them (docs/decisions.md, "Parallel test workers").
+# Under parallel workers (`make test`: pytest-xdist) each test file runs whole on one worker,
+# so module rigs start once. These groups keep files together on one worker because their
+# rigs would collide across workers, and they run first, longest first, so the other worker
+# fills in around them (docs/decisions.md, "Parallel test workers").
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     # One VM host per session (netns and veth names), the converge's own host, the wheelhouse.
     "vm": ("tests/vm/",),
@@ -60,14 +61,24 @@ def _group(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scope scheduling with our scopes: a file, or a group of SERIAL_GROUPS. (Not
+    `--dist loadgroup` with marks: xdist 3.8 marks a group by editing the test's id, which
+    pytest 9.2 no longer lets it do, so the groups are silently lost; pytest-xdist#1386.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileAndGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return FileAndGroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("dist", "no") != "loadgroup":
+    """On a worker, the order the scheduler hands out scopes: the serial groups first in the
+    table's order, then the rest as collected, the chart tests last (a stable sort)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
-    # A stable sort: the serial groups first in the table's order, then the rest as
-    # collected, the chart tests last.
     rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
 
     def order(item: pytest.Item) -> int:
