@@ -127,6 +127,9 @@ INTERFACES: dict[str, Interface] = {
         methods=("GET", "HEAD", "POST"),
         lenient=True,
     ),
+    "post choice": Interface(
+        "POST", "/passbook/post/", ("form:post",), who="learner", methods=("POST",)
+    ),
     "credential check": Interface(
         "POST", "/credentials/verify/", ("form:credential",), methods=("GET", "HEAD", "POST")
     ),
