@@ -1,9 +1,9 @@
 """Role-based learning: an officer's post, the gap to what it needs, and the path that closes it.
 
-An officer's post comes from three sources, the first naming a known post winning: the token's
-``post`` claim (a Keycloak user attribute an HR system or the state's directory sets), a
-department administrator's assignment, the officer's own choice on *My learning*. A code that
-names no post is ignored with a log line.
+An officer's post comes from three sources, the first naming a known post (by code, or by its
+name in any language) winning: the token's ``post`` claim (a Keycloak user attribute an HR
+system or the state's directory sets), a department administrator's assignment, the officer's
+own choice on *My learning*. A value that names no post is ignored with a log line.
 
 The gap is each required competency whose level reached (the passbook) is below the level the
 post needs. The path is the fewest catalogue courses, local or federated, that close every gap
@@ -151,7 +151,7 @@ def post_of(profile: Profile | None, posts: Mapping[str, Post]) -> tuple[Post | 
     ):
         if not code:
             continue
-        post = posts.get(code)
+        post = posts.get(code) or _by_name(posts.values(), code)
         if post is not None:
             return post, source
         logger.warning(
@@ -161,6 +161,13 @@ def post_of(profile: Profile | None, posts: Mapping[str, Post]) -> tuple[Post | 
             source,
         )
     return None, ""
+
+
+def _by_name(posts: Iterable[Post], name: str) -> Post | None:
+    """The post with ``name`` in some language, case aside: a directory's title attribute
+    (``Block Development Officer``) names a post as well as its code does."""
+    wanted = name.casefold()
+    return next((p for p in posts if any(wanted == n.casefold() for n in p.name.values())), None)
 
 
 def gap_for(

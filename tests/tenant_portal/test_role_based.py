@@ -225,6 +225,10 @@ def test_the_token_claim_comes_first_and_an_unknown_post_is_ignored_with_a_log_l
     assert "Your post: Block Development Officer" in response.content.decode()
     assert "post 'no-such-post' (from the token) is not a known post; ignored" in caplog.text
 
+    # A directory's title names a post as well as its code does.
+    KeycloakBackend().update_user(user, {**claims, "post": "district health officer"})
+    assert "Your post: District Health Officer" in client.get(reverse("passbook")).content.decode()
+
     # A department administrator's assignment comes before the officer's own choice.
     Profile.objects.filter(user=user).update(post_claimed="", post_assigned="dho")
     page = client.get(reverse("passbook")).content.decode()
