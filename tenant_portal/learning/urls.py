@@ -30,6 +30,7 @@ urlpatterns = [
     path("passbook/import/", views.import_credential, name="import_credential"),
     path("reports/", views.department_report, name="my_department_report"),
     path("reports/<slug:department>/", views.department_report, name="department_report"),
+    path("reports/<slug:department>/posts/", views.assign_post, name="assign_post"),
     path(
         "reports/<slug:department>/csv/",
         views.department_report_csv,

@@ -327,6 +327,20 @@ def passbook_view(request: HttpRequest) -> HttpResponse:
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
+def _known_post(code: str) -> bool:
+    """Whether ``code`` is empty (no post) or a post officers may hold. A post's code is a
+    slug: anything else (a NUL byte PostgreSQL refuses, say) is no post."""
+    return not code or (
+        _SLUG.fullmatch(code) is not None and Post.objects.filter(code=code, retired=False).exists()
+    )
+
+
+def _no_such_post() -> HttpResponse:
+    return HttpResponse(
+        _("No such post: choose one from the list."), status=400, content_type="text/plain"
+    )
+
+
 @require_POST
 @login_required
 def choose_post(request: HttpRequest) -> HttpResponse:
@@ -336,14 +350,8 @@ def choose_post(request: HttpRequest) -> HttpResponse:
     profile = Profile.objects.filter(user=learner(request)).first()
     if profile is None:
         raise PermissionDenied(_("Only officers who signed in through the realm have a post."))
-    # A post's code is a slug: anything else (a NUL byte PostgreSQL refuses, say) is no post.
-    known = not code or (
-        _SLUG.fullmatch(code) is not None and Post.objects.filter(code=code, retired=False).exists()
-    )
-    if not known:
-        return HttpResponse(
-            _("No such post: choose one from the list."), status=400, content_type="text/plain"
-        )
+    if not _known_post(code):
+        return _no_such_post()
     profile.post_chosen = code
     profile.save(update_fields=["post_chosen"])
     messages.success(request, _("Your post is saved."))
@@ -391,10 +399,44 @@ def department_report(request: HttpRequest, department: str | None = None) -> Ht
             "department": own,
             "department_name": settings.PORTAL.departments.get(own, own),
             "results": page,
+            "officers": Profile.objects.filter(department=own)
+            .select_related("user")
+            .order_by("user__last_name", "user__first_name", "pk"),
+            "posts": sorted(Post.objects.filter(retired=False), key=str),
             "enrolled": rows.count(),
             "completed": rows.filter(completed__isnull=False).count(),
         },
     )
+
+
+_PROFILE_ID = re.compile(r"[0-9]{1,9}")
+
+
+@require_POST
+@login_required
+def assign_post(request: HttpRequest, department: str) -> HttpResponse:
+    """A department administrator assigns a post to an officer of their own department; the
+    token's post claim, when the directory sets one, still comes first."""
+    own = _department_of(request)
+    if department != own:
+        raise PermissionDenied(_("This is another department's report."))
+    officer = str(request.POST.get("officer", ""))
+    code = str(request.POST.get("post", ""))
+    profile = (
+        Profile.objects.filter(pk=int(officer), department=own).first()
+        if _PROFILE_ID.fullmatch(officer)
+        else None
+    )
+    if profile is None:
+        return HttpResponse(
+            _("No such officer in your department."), status=400, content_type="text/plain"
+        )
+    if not _known_post(code):
+        return _no_such_post()
+    profile.post_assigned = code
+    profile.save(update_fields=["post_assigned"])
+    messages.success(request, _("The post is assigned."))
+    return redirect("department_report", department=own)
 
 
 class _Echo:

@@ -142,6 +142,13 @@ INTERFACES: dict[str, Interface] = {
     "department report": Interface(
         "GET", "/reports/{department}/", ("query:page",), who="mdo", lenient=True
     ),
+    "post assignment": Interface(
+        "POST",
+        "/reports/{department}/posts/",
+        ("form:officer", "form:post"),
+        who="mdo",
+        methods=("POST",),
+    ),
     "department report of another": Interface("GET", "/reports/{value}/", ("path",), who="mdo"),
     "department CSV": Interface(
         "GET", "/reports/{value}/csv/", ("path",), who="mdo", value="{department}", lenient=True

@@ -275,3 +275,65 @@ def test_my_learning_makes_the_same_queries_with_one_course_or_many(
     assert counts(client, [url]) == {url: 7}
     path = client.get(url).content.decode().split('<ol class="learning-path">')[1]
     assert path.count("<li><a href=") == 2 and "Course first" in path and "Course more-" in path
+
+
+@pytest.mark.django_db
+def test_a_department_administrator_assigns_posts_to_their_own_department_only(
+    officer: tuple[AbstractUser, Client],
+) -> None:
+    user, client = officer
+    make_post("bdo", BDO, NEEDS)
+    admin = sign_in(make_user("mdo", department="health", roles=("mdo_admin",)))
+    stranger = make_user("elsewhere", department="education")
+    mine = Profile.objects.get(user=user)
+    url = reverse("assign_post", args=["health"])
+
+    report = admin.get(reverse("department_report", args=["health"])).content.decode()
+    assert f'<option value="{mine.pk}">Sita Verma</option>' in report
+    assert '<option value="bdo">Block Development Officer</option>' in report
+    assert admin.post(url, {"officer": mine.pk, "post": "bdo"}).status_code == 302
+    page = client.get(reverse("passbook")).content.decode()
+    assert "Your post: Block Development Officer (assigned by your department)" in page
+    assert 'name="post"' not in page  # the officer's own choice gives way to the assignment
+
+    theirs = Profile.objects.get(user=stranger)
+    refused = admin.post(url, {"officer": theirs.pk, "post": "bdo"})
+    assert refused.status_code == 400
+    assert refused.content.decode() == "No such officer in your department."
+    assert admin.post(url, {"officer": mine.pk, "post": "nope"}).status_code == 400
+    other = reverse("assign_post", args=["education"])
+    assert admin.post(other, {"officer": theirs.pk, "post": "bdo"}).status_code == 403
+    assert client.post(url, {"officer": mine.pk, "post": ""}).status_code == 403
+    assert Profile.objects.get(user=stranger).post_assigned == ""
+    assert Profile.objects.get(user=user).post_assigned == "bdo"
+
+
+@pytest.mark.django_db
+def test_publishers_create_a_post_in_the_wagtail_admin_and_a_bad_name_is_refused(
+    catalogue: CatalogueIndexPage,
+) -> None:
+    publisher = sign_in(make_user("pub", roles=("content_publisher",)))
+    editor = sign_in(make_user("ed", roles=("content_creator",)))
+    add = reverse("wagtailsnippets_competencies_post:add")
+    assert editor.get(add).status_code in (302, 403)  # not theirs to change
+    form = {
+        "code": "bdo",
+        "name": '{"en": "Block Development Officer", "hi": "खंड विकास अधिकारी"}',
+        "department_type": "rural development",
+        "requirements-TOTAL_FORMS": "1",
+        "requirements-INITIAL_FORMS": "0",
+        "requirements-MIN_NUM_FORMS": "1",
+        "requirements-MAX_NUM_FORMS": "1000",
+        "requirements-0-sub_theme": str(sub_theme("gem-procurement").pk),
+        "requirements-0-level": "2",
+        "requirements-0-ORDER": "1",
+    }
+    refused = publisher.post(add, {**form, "name": '"Block Development Officer"'})
+    assert refused.status_code == 200 and not Post.objects.exists()
+    assert "Give a language map" in refused.content.decode()
+    assert publisher.post(add, form).status_code == 302
+    post = Post.objects.get(code="bdo")
+    assert str(post) == "Block Development Officer"
+    assert [(r.sub_theme.code, r.level) for r in post.requirements.all()] == [
+        ("gem-procurement", 2)
+    ]
