@@ -47,8 +47,9 @@ FIRST_BROKER_FLOW = "karmayogi-first-broker"
 # Keycloak's own first-login flow for brokered users: review the profile, then create the
 # account or, when one has the same e-mail, ask the user to prove they own it.
 DEFAULT_FIRST_BROKER_FLOW = "first broker login"
-# The officer's post (designation): a plain user attribute until role-based learning gives it
-# a model of its own; only administrators and the identity providers' mappers write it.
+# The officer's post (designation): a user attribute only administrators and the identity
+# providers' mappers write; the portal client's "post" mapper passes it to the portal, which
+# matches it to a post (competencies.Post) by code or by name.
 POST_ATTRIBUTE = "post"
 # User attributes a provider's mapper may fill: the post, and the profile's own fields.
 MAPPABLE_ATTRIBUTES = (POST_ATTRIBUTE, "email", "firstName", "lastName")
@@ -368,6 +369,23 @@ def portal_client(tenant: TenantRealm) -> dict[str, Any]:
                 "config": {
                     "claim.name": "groups",
                     "full.path": "true",
+                    "access.token.claim": "true",
+                    "id.token.claim": "true",
+                    "userinfo.token.claim": "true",
+                    "introspection.token.claim": "true",
+                },
+            },
+            {
+                # The officer's post (role-based learning): the portal reads it at sign-in and
+                # at each session re-check, ahead of any other source of the post.
+                "name": "post",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-usermodel-attribute-mapper",
+                "config": {
+                    "user.attribute": POST_ATTRIBUTE,
+                    "claim.name": "post",
+                    "jsonType.label": "String",
+                    "multivalued": "false",
                     "access.token.claim": "true",
                     "id.token.claim": "true",
                     "userinfo.token.claim": "true",

@@ -94,6 +94,8 @@ class KeycloakBackend(OIDCAuthenticationBackend):
         profile.roles = sorted(roles)
         profile.department = department_from_groups(claims.get("groups", []))
         profile.email_verified = claims.get("email_verified") is True
+        post = claims.get("post", "")
+        profile.post_claimed = post.strip()[:64] if isinstance(post, str) else ""
         profile.save()
         sync_groups(user, roles)
         return user

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 # Views gated by roles: the department reports. Everything under Wagtail's admin is too.
 PRIVILEGED_ROUTES = frozenset(
-    {"my_department_report", "department_report", "department_report_csv"}
+    {"my_department_report", "department_report", "department_report_csv", "assign_post"}
 )
 # Sign-in and sign-out themselves are never held up by a re-check.
 EXEMPT_ROUTES = frozenset({"oidc_authentication_callback", "oidc_logout", "backchannel_logout"})

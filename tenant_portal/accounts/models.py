@@ -22,6 +22,17 @@ class Profile(models.Model):
         blank=True,
         help_text="The learner's name in their own script, for certificates (e.g. Devanagari).",
     )
+    # An officer's post (competencies.Post) by its code, from three sources; the first that
+    # names a known post wins (learning.path.post_of).
+    post_claimed = models.CharField(
+        max_length=64, blank=True, help_text="The token's post claim at last sign-in or re-check."
+    )
+    post_assigned = models.CharField(
+        max_length=64, blank=True, help_text="Set by a department administrator."
+    )
+    post_chosen = models.CharField(
+        max_length=64, blank=True, help_text="The officer's own choice on My learning."
+    )
     email_verified = models.BooleanField(
         default=False, help_text="The realm's email_verified claim at last sign-in."
     )

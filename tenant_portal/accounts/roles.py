@@ -122,4 +122,11 @@ def ensure_groups() -> None:
         # The xAPI outbox and received statements: to look at, never to change.
         *Permission.objects.filter(content_type__app_label="xapi", codename__startswith="view_"),
     )
+    # Posts (role-based learning) change what every officer's learning path shows: publishers
+    # and tenant administrators manage them, as they publish courses.
+    post_permissions = Permission.objects.filter(
+        content_type__app_label="competencies", content_type__model__in=("post", "postcompetency")
+    )
+    for group in (publishers, admins):
+        group.permissions.add(*post_permissions)
     departments.permissions.add(_perm("view_department_reports", "accounts"))

@@ -8,8 +8,17 @@ from a later file is retired, never deleted: courses and passbooks may still poi
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
+from wagtail.admin.panels import FieldPanel, InlinePanel, Panel
+from wagtail.models import Orderable
+from wagtail.snippets.models import register_snippet
 
 
 def localized(value: dict[str, str], language: str | None = None) -> str:
@@ -84,3 +93,70 @@ class SubTheme(Node):
 
     class Meta(Node.Meta):
         constraints = [models.UniqueConstraint(fields=["theme", "code"], name="sub_theme_code")]
+
+
+def _level_choices() -> list[tuple[int, str]]:
+    return [(n, str(n)) for n in range(1, 6)]
+
+
+@register_snippet
+class Post(ClusterableModel):
+    """A post (a designation such as "Block Development Officer"): the competencies it needs,
+    each to a proficiency level. Officers hold a post (``accounts.Profile``); *My learning*
+    shows the gap between what the post needs and what the officer's passbook shows."""
+
+    code: models.SlugField[str, str] = models.SlugField(
+        max_length=64, unique=True, help_text=_("Stable code; the token's post claim names it.")
+    )
+    name = models.JSONField(
+        help_text=_('The name in every language, e.g. {"en": "Block Development Officer"}.')
+    )
+    department_type: models.CharField[str, str] = models.CharField(
+        max_length=100, blank=True, help_text=_("The kind of department that has this post.")
+    )
+    retired: models.BooleanField[bool, bool] = models.BooleanField(
+        default=False, help_text=_("No longer offered to officers.")
+    )
+
+    panels: ClassVar[list[Panel]] = [
+        FieldPanel("code"),
+        FieldPanel("name"),
+        FieldPanel("department_type"),
+        FieldPanel("retired"),
+        InlinePanel("requirements", label=_("Required competencies"), min_num=1),
+    ]
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return localized(self.name) or self.code
+
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.name, dict) or not self.name:
+            raise ValidationError({"name": _('Give a language map, e.g. {"en": "…"}.')})
+        if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.name.items()):
+            raise ValidationError({"name": _("Each language's name must be non-empty text.")})
+
+
+class PostCompetency(Orderable):
+    """A competency a post needs, and to which proficiency level."""
+
+    post = ParentalKey(Post, on_delete=models.CASCADE, related_name="requirements")
+    sub_theme: models.ForeignKey[SubTheme, SubTheme] = models.ForeignKey(
+        SubTheme, on_delete=models.PROTECT, related_name="+"
+    )
+    level: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        choices=_level_choices, default=1
+    )
+
+    panels: ClassVar[list[Panel]] = [FieldPanel("sub_theme"), FieldPanel("level")]
+
+    class Meta(Orderable.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["post", "sub_theme"], name="post_competency_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sub_theme} ({self.level})"

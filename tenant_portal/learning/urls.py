@@ -26,9 +26,11 @@ urlpatterns = [
         name="credential_status_list",
     ),
     path("passbook/", views.passbook_view, name="passbook"),
+    path("passbook/post/", views.choose_post, name="choose_post"),
     path("passbook/import/", views.import_credential, name="import_credential"),
     path("reports/", views.department_report, name="my_department_report"),
     path("reports/<slug:department>/", views.department_report, name="department_report"),
+    path("reports/<slug:department>/posts/", views.assign_post, name="assign_post"),
     path(
         "reports/<slug:department>/csv/",
         views.department_report_csv,

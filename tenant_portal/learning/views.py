@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any, cast
@@ -32,7 +33,7 @@ from django.views.decorators.http import require_GET, require_POST
 from tenant_portal.accounts.models import Profile
 from tenant_portal.catalogue.blocks import Lesson
 from tenant_portal.catalogue.models import CatalogueEntry
-from tenant_portal.competencies.models import localized
+from tenant_portal.competencies.models import Post, localized
 from tenant_portal.learning import credentials
 from tenant_portal.learning.certificates import certificate_pdf
 from tenant_portal.learning.content import (
@@ -43,6 +44,7 @@ from tenant_portal.learning.content import (
 )
 from tenant_portal.learning.models import Certificate, Enrolment, ImportedCredential
 from tenant_portal.learning.passbook import passbook
+from tenant_portal.learning.path import gap_for, levels_reached
 from tenant_portal.learning.progress import (
     AnswerError,
     AttemptRefused,
@@ -303,11 +305,16 @@ def passbook_view(request: HttpRequest) -> HttpResponse:
         .select_related("entry")
         .order_by("-enrolled")
     )
+    areas = passbook([*certificates, *(i for i in imported if i.revoked is None)])
+    posts = {post.code: post for post in Post.objects.filter(retired=False)}
+    language = (get_language() or "en").split("-")[0]
     return TemplateResponse(
         request,
         "learning/passbook.html",
         {
-            "areas": passbook([*certificates, *(i for i in imported if i.revoked is None)]),
+            "areas": areas,
+            "gap": gap_for(profile, posts, levels_reached(areas), language),
+            "posts": sorted(posts.values(), key=lambda post: str(post)),
             "certificates": certificates,
             "imported": imported,
             "email_verified": bool(profile and profile.email_verified),
@@ -315,6 +322,40 @@ def passbook_view(request: HttpRequest) -> HttpResponse:
             "profile": profile,
         },
     )
+
+
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+
+
+def _known_post(code: str) -> bool:
+    """Whether ``code`` is empty (no post) or a post officers may hold. A post's code is a
+    slug: anything else (a NUL byte PostgreSQL refuses, say) is no post."""
+    return not code or (
+        _SLUG.fullmatch(code) is not None and Post.objects.filter(code=code, retired=False).exists()
+    )
+
+
+def _no_such_post() -> HttpResponse:
+    return HttpResponse(
+        _("No such post: choose one from the list."), status=400, content_type="text/plain"
+    )
+
+
+@require_POST
+@login_required
+def choose_post(request: HttpRequest) -> HttpResponse:
+    """The officer's own choice of post (the token's claim and a department administrator's
+    assignment come first); an empty choice clears it."""
+    code = str(request.POST.get("post", ""))
+    profile = Profile.objects.filter(user=learner(request)).first()
+    if profile is None:
+        raise PermissionDenied(_("Only officers who signed in through the realm have a post."))
+    if not _known_post(code):
+        return _no_such_post()
+    profile.post_chosen = code
+    profile.save(update_fields=["post_chosen"])
+    messages.success(request, _("Your post is saved."))
+    return redirect("passbook")
 
 
 # --- department (MDO) reports ---------------------------------------------------------------
@@ -358,10 +399,44 @@ def department_report(request: HttpRequest, department: str | None = None) -> Ht
             "department": own,
             "department_name": settings.PORTAL.departments.get(own, own),
             "results": page,
+            "officers": Profile.objects.filter(department=own)
+            .select_related("user")
+            .order_by("user__last_name", "user__first_name", "pk"),
+            "posts": sorted(Post.objects.filter(retired=False), key=str),
             "enrolled": rows.count(),
             "completed": rows.filter(completed__isnull=False).count(),
         },
     )
+
+
+_PROFILE_ID = re.compile(r"[0-9]{1,9}")
+
+
+@require_POST
+@login_required
+def assign_post(request: HttpRequest, department: str) -> HttpResponse:
+    """A department administrator assigns a post to an officer of their own department; the
+    token's post claim, when the directory sets one, still comes first."""
+    own = _department_of(request)
+    if department != own:
+        raise PermissionDenied(_("This is another department's report."))
+    officer = str(request.POST.get("officer", ""))
+    code = str(request.POST.get("post", ""))
+    profile = (
+        Profile.objects.filter(pk=int(officer), department=own).first()
+        if _PROFILE_ID.fullmatch(officer)
+        else None
+    )
+    if profile is None:
+        return HttpResponse(
+            _("No such officer in your department."), status=400, content_type="text/plain"
+        )
+    if not _known_post(code):
+        return _no_such_post()
+    profile.post_assigned = code
+    profile.save(update_fields=["post_assigned"])
+    messages.success(request, _("The post is assigned."))
+    return redirect("department_report", department=own)
 
 
 class _Echo:

@@ -102,6 +102,7 @@ def test_officers_sign_in_with_directory_passwords_and_land_in_their_departments
         claims = unverified_claims(sign_in(client, officer.uid, officer.password)["access_token"])
         assert claims["groups"] == [f"/departments/{department}"]
         assert claims["email"] == officer.email
+        assert claims["post"] == officer.title  # the portal's post, from the directory
 
     api = admin_api(keycloak)
     priya = user_named(api, tenant.code, "priya.singh")

@@ -127,6 +127,9 @@ INTERFACES: dict[str, Interface] = {
         methods=("GET", "HEAD", "POST"),
         lenient=True,
     ),
+    "post choice": Interface(
+        "POST", "/passbook/post/", ("form:post",), who="learner", methods=("POST",)
+    ),
     "credential check": Interface(
         "POST", "/credentials/verify/", ("form:credential",), methods=("GET", "HEAD", "POST")
     ),
@@ -138,6 +141,13 @@ INTERFACES: dict[str, Interface] = {
     ),
     "department report": Interface(
         "GET", "/reports/{department}/", ("query:page",), who="mdo", lenient=True
+    ),
+    "post assignment": Interface(
+        "POST",
+        "/reports/{department}/posts/",
+        ("form:officer", "form:post"),
+        who="mdo",
+        methods=("POST",),
     ),
     "department report of another": Interface("GET", "/reports/{value}/", ("path",), who="mdo"),
     "department CSV": Interface(
