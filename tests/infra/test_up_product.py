@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import lxml.html
 import pytest
 from playwright.sync_api import Page
 
@@ -34,6 +35,7 @@ from infra.home import KitHome, read_json
 from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.portals import update_portal_state
 from infra.targets.local.runtime import admin_api, up_lock
+from tests.identity.browser import browser_session, form_action, visible_text
 from tests.infra.examples import example_folder
 from tests.leftovers import kill_leftovers, processes_under
 from tests.tenant_portal.browser import (
@@ -177,6 +179,100 @@ def test_demo_learners_sign_into_two_tenants_and_the_demo_admin_needs_no_otp(
     page.goto(f"{rows[bihar]['portal_url']}/admin/")
     assert page.url.startswith(f"{rows[bihar]['portal_url']}/admin/")
     assert page.locator("#kc-otp-login-form, #otp").count() == 0
+
+
+# The hub's first demo course (behavioural, in English and Hindi): every example state subscribes
+# to it, Mauritius too (English, behavioural and functional areas only).
+# (Read as plain JSON: the seed's models need Django, which this module never starts.)
+SEED = Path(__file__).parents[2] / "tenant_portal" / "learning" / "seed" / "karmayogi-bharat"
+HUB_COURSE = json.loads((SEED / "behavioural.json").read_text(encoding="utf-8"))["courses"][0]
+HUB_LESSONS = [lesson for module in HUB_COURSE["modules"] for lesson in module["lessons"]]
+
+
+def _learning_forms(page: str) -> list[lxml.html.FormElement]:
+    """The page's enrol, lesson and quiz forms (not its search, language or sign-out forms)."""
+    return [form for form in lxml.html.fromstring(page).forms if "/learn/" in (form.action or "")]
+
+
+def _link(page: str, text: str) -> str:
+    """The address of the page's one link reading ``text``."""
+    [href] = {
+        a.get("href")
+        for a in lxml.html.fromstring(page).iter("a")
+        if a.text_content().strip() == text
+    }
+    assert href, text
+    return href
+
+
+def _post_form(
+    session: httpx.Client, base: str, form: lxml.html.FormElement, data: dict[str, Any]
+) -> str:
+    """Submit the form as a browser would (its CSRF field included); the page the portal
+    answers with after its redirect."""
+    answered = session.post(f"{base}{form.action}", data={**dict(form.form_values()), **data})
+    assert answered.status_code == 302, (form.action, answered.text[:2000])
+    page = session.get(f"{base}{answered.headers['location']}")
+    assert page.status_code == 200
+    return page.text
+
+
+def _take_course_at_home(session: httpx.Client, base: str, course_url: str) -> str:
+    """Enrol, then do every lesson in page order, quizzes with the seed's right answers; the
+    course page at the end."""
+    quizzes = [
+        {
+            f"q{n}": [str(i) for i, choice in enumerate(question["choices"]) if choice["correct"]]
+            for n, question in enumerate(lesson["questions"], start=1)
+        }
+        for lesson in HUB_LESSONS
+        if lesson["type"] == "quiz"
+    ]
+    page = session.get(course_url).text
+    assert "Take this course on" not in page
+    [enrol] = _learning_forms(page)
+    assert "/enrol/" in (enrol.action or "")
+    page = _post_form(session, base, enrol, {})
+    while forms := _learning_forms(page):
+        quiz = "/quizzes/" in (forms[0].action or "")
+        page = _post_form(session, base, forms[0], quizzes.pop(0) if quiz else {})
+    assert not quizzes
+    return page
+
+
+def test_a_demo_learner_of_every_state_takes_a_hub_course_on_their_own_portal(
+    federation: Federation,
+) -> None:
+    """Learning at home after `up`: each state's syncer pulled the hub course's content package
+    with its record, and the state's demo learner takes it on the state's own portal, to a
+    certificate its portal issues naming the hub's provider, and a passbook entry."""
+    _, status = federation.status()
+    accounts = read_json(federation.home.secrets / "demo-accounts.json") or {}
+    title = HUB_COURSE["title"]["en"]
+    for example in ("bihar", "rajasthan", "mauritius"):
+        code = federation.codes[example]
+        base = _row(status, code)["portal_url"]
+        with browser_session() as session:
+            session.headers["Accept-Language"] = "en"
+            login = session.get(f"{base}/auth/authenticate/", follow_redirects=True)
+            landed = session.post(
+                form_action(login.text),
+                data={"username": "learner", "password": accounts[code]["learner"]},
+                follow_redirects=True,
+            )
+            assert "Signed in as Asha Verma" in visible_text(landed.text), example
+            found = session.get(f"{base}/courses/", params={"q": title}).text
+            href = _link(found, title)
+            # The record page of a course held from its package, not the origin's page.
+            assert re.fullmatch(r"/courses/[0-9a-f-]{36}/", href), (example, href)
+            done = _take_course_at_home(session, base, f"{base}{href}")
+            lessons = len(HUB_LESSONS)
+            assert f"{lessons} of {lessons} lessons done" in visible_text(done), example
+            assert "Completed on" in visible_text(done), example
+            verify = _link(done, "Verification page")
+            verification = visible_text(session.get(f"{base}{verify}").text)
+            assert "Provided by" in verification and "Karmayogi Bharat" in verification, example
+            assert title in visible_text(session.get(f"{base}/passbook/").text), example
 
 
 def test_a_second_up_while_one_runs_is_refused(federation: Federation) -> None:
