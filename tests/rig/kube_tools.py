@@ -21,8 +21,6 @@ replaced by the published ``k8s.io/X`` of the same release.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -30,12 +28,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from tests.rig.errors import RigError
+from tests.rig.locks import locked
 
 HELM_VERSION = "v4.3.2"
 KWOK_VERSION = "v0.8.0"
@@ -87,7 +85,7 @@ def ensure(cache: Path, tool: Tool) -> Path:
         return done
     base = tools_dir(cache)
     base.mkdir(parents=True, exist_ok=True)
-    with _locked(base / f"{tool.key}.lock"):
+    with locked(base / f"{tool.key}.lock"):
         done = built(cache, tool)
         if done is not None:
             return done
@@ -297,16 +295,6 @@ def _download(module: str, env: dict[str, str], log: TextIO) -> dict[str, str]:
         raise RigError(f"downloading {module} failed; its log: {log.name}")
     info: dict[str, str] = json.loads(done.stdout)
     return info
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 if __name__ == "__main__":

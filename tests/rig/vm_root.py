@@ -14,7 +14,6 @@ cached one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from tests.rig.apt_sources import RELEASE, AptSource, machine_sources
 from tests.rig.errors import RigError
+from tests.rig.locks import locked
 
 # Bump when anything below changes what the root holds.
 ROOT_VERSION = f"debian-{RELEASE}-2"
@@ -49,7 +49,7 @@ def ensure_root(cache: Path, *, log: Path | None = None) -> Path:
     if (root / COMPLETE).is_file():
         return root
     base.mkdir(parents=True, exist_ok=True)
-    with _locked(base / f"{ROOT_VERSION}.lock"):
+    with locked(base / f"{ROOT_VERSION}.lock"):
         if (root / COMPLETE).is_file():
             return root
         _require("debootstrap", "debootstrap")
@@ -141,16 +141,6 @@ def _build(target: Path, mirror: AptSource, log: Path) -> None:
     for cache in (target / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         cache.unlink()
     print(f"built the test host's root in {time.monotonic() - started:.0f} s", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _remove_tree(path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +18,8 @@ from infra.errors import KitError
 from infra.targets.aws import names
 from infra.targets.aws.audit import audit
 from tests.rig.moto import CREDENTIALS, MotoServer
-from tests.rig.moto import moto_server as start_moto_server
 
 ENV = "production"
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in CREDENTIALS.items():
-            patch.setenv(key, value)
-        with start_moto_server() as server:
-            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-            yield server
 
 
 class Tenant:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -12,18 +11,7 @@ from infra.errors import KitError
 from infra.render.inputs import CLIENT_SECRETS, DJANGO_SECRET_KEY, FEDERATION_CLIENT_SECRET
 from infra.targets.aws import names
 from infra.targets.aws.secrets import AwsSecretStore
-from tests.rig.moto import CREDENTIALS, MotoServer
-from tests.rig.moto import moto_server as start_moto_server
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in CREDENTIALS.items():
-            patch.setenv(key, value)
-        with start_moto_server() as server:
-            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-            yield server
+from tests.rig.moto import MotoServer
 
 
 def _tenant_with_key() -> tuple[str, str]:
