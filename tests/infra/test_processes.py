@@ -48,6 +48,9 @@ def test_ctrl_c_while_starting_waits_until_the_pid_is_recorded(tmp_path: Path) -
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands between start and record
         recorded.append(pid)
 
+    # As in a terminal, whatever started the suite: a background job of a script starts
+    # with SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     with pytest.raises(KeyboardInterrupt):
         spawn(_sleeper(marker), tmp_path / "log", record)
     try:
@@ -55,6 +58,7 @@ def test_ctrl_c_while_starting_waits_until_the_pid_is_recorded(tmp_path: Path) -
         # The handler is back: the next Ctrl-C is a KeyboardInterrupt at once.
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
+        signal.signal(signal.SIGINT, before)
         for pid in recorded:
             stop_process_group(pid, timeout=5)
 

@@ -18,7 +18,8 @@ resolves those names, so each client is told where they are:
   ``--truststore-paths=<CertificateAuthority.bundle_path>``; subprocesses running Python take
   ``python_trust_env``).
 
-Addresses come from 127.0.1.0/24 (the local federation uses 127.0.0.2-127.0.0.9).
+Addresses come from 127.0.1.0/24 (the local federation uses 127.0.0.2-127.0.0.9); fixed ones
+below 127.0.1.64, assigned ones above.
 """
 
 from __future__ import annotations
@@ -47,10 +48,16 @@ LOCALHOST_LINES = ("127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopb
 WRAP_SCRIPT = 'mount --bind {hosts} /etc/hosts && exec "$@"'
 
 
+# 127.0.1.1-63 are kept for the tests that name fixed addresses (tests/production: .20-.21;
+# tests/federation: .40-.45); `assign` draws from the rest.
+FIRST_ASSIGNED = 64
+
+
 def _worker_hosts() -> list[ipaddress.IPv4Address]:
-    """This session's share of the rig network: parallel workers (pytest-xdist's ``gwN``) each
-    take their own slice, so two of them never pick one address before either listens on it."""
-    hosts = list(RIG_NETWORK.hosts())
+    """The addresses ``assign`` may pick in this session: those above the fixed ones, and
+    under parallel workers (pytest-xdist's ``gwN``) this worker's own slice of them, so two
+    sessions never pick one address before either listens on it."""
+    hosts = [h for h in RIG_NETWORK.hosts() if int(h) & 0xFF >= FIRST_ASSIGNED]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or count <= 1:
