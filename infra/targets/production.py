@@ -211,8 +211,12 @@ class ProductionTarget:
     def reference_of(self, code: str, name: str) -> str:
         raise NotImplementedError
 
-    def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
-        manifest, _ = render_production(
+    def render_common(
+        self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path
+    ) -> tuple[Manifest, tuple[RenderedTenant, ...]]:
+        """What every production target renders alike (:func:`render_production`), not saved
+        yet: a target adds its own files to the manifest, then saves it."""
+        return render_production(
             self.name,
             specs,
             codes,
@@ -221,6 +225,9 @@ class ProductionTarget:
             reference_of=self.reference_of,
             site=self.site,
         )
+
+    def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
+        manifest, _ = self.render_common(specs, codes, out)
         manifest.save(out)
         return manifest
 

@@ -19,6 +19,9 @@ from joserfc.jwk import ECKey
 from tenant_portal.federation.signing import ALGORITHM, SignatureError, current_key, fetch_keys
 
 MAX_DOCUMENT = 256 * 1024
+# What parsing a hostile token raises (UnicodeError is a ValueError; a deeply nested payload
+# exhausts the JSON decoder's recursion).
+MALFORMED = (JoseError, ValueError, TypeError, KeyError, RecursionError)
 
 
 class DocumentError(ValueError):
@@ -43,7 +46,7 @@ def header(token: str, typ: str, what: str) -> dict[str, Any]:
         raise DocumentError(f"the {what} is over {MAX_DOCUMENT // 1024} KB")
     try:
         protected = dict(jws.extract_compact(token.encode()).protected)
-    except (JoseError, ValueError, TypeError, KeyError):
+    except MALFORMED:
         raise DocumentError(f"the {what} is not a compact JWS") from None
     if protected.get("typ") != typ:
         raise DocumentError(f"the {what} is not of type {typ}")
@@ -58,7 +61,7 @@ def unverified_payload(token: str, what: str) -> dict[str, Any]:
     """The payload of ``token`` before its signature is checked (to learn where its keys are)."""
     try:
         payload = json.loads(jws.extract_compact(token.encode()).payload)
-    except (JoseError, ValueError, TypeError, KeyError):
+    except MALFORMED:
         raise DocumentError(f"the {what}'s payload is not JSON") from None
     if not isinstance(payload, dict):
         raise DocumentError(f"the {what}'s payload is not a JSON object")

@@ -42,7 +42,6 @@ from infra.targets.production import (
     THEMES_JAR,
     KeycloakSite,
     ProductionTarget,
-    render_production,
 )
 
 CHARTS = Path(__file__).resolve().parents[3] / "charts"
@@ -141,15 +140,7 @@ class KubernetesTarget(ProductionTarget):
     # ---- render ------------------------------------------------------------------------
 
     def render(self, specs: Sequence[TenantSpec], codes: Sequence[str], out: Path) -> Manifest:
-        manifest, rendered = render_production(
-            self.name,
-            specs,
-            codes,
-            out,
-            data_root=self.data_root,
-            reference_of=self.reference_of,
-            site=self.site,
-        )
+        manifest, rendered = self.render_common(specs, codes, out)
         themes = (out / "keycloak" / "providers" / THEMES_JAR).read_bytes()
         deployment = [s for s in specs if s.deployment_name == rendered[0].spec.deployment_name]
         for tenant in rendered:

@@ -82,48 +82,37 @@ def manage_output(
     return done.stdout
 
 
+def _checked(code: str, home: KitHome, env: dict[str, str], doing: str, *args: str) -> str:
+    """A management command's report, or :class:`FederationError` naming what failed."""
+    status, output = _manage(code, home, env, *args)
+    if status != 0:
+        last = output.splitlines()[-1] if output else status
+        raise FederationError(f"{code}: {doing} failed: {last}")
+    return output
+
+
 def sync_tenant(code: str, home: KitHome, env: dict[str, str]) -> str:
     """Pull every peer of ``code`` once; its report, or :class:`FederationError`."""
-    status, output = _manage(code, home, env, "federation_sync")
-    if status != 0:
-        raise FederationError(
-            f"{code}: sync failed: {output.splitlines()[-1] if output else status}"
-        )
-    return output
+    return _checked(code, home, env, "sync", "federation_sync")
 
 
 def pull_packages(code: str, home: KitHome, env: dict[str, str]) -> str:
     """Pull the content packages of ``code``'s courses from elsewhere (a tenant: from the hub;
     the hub: from each publishing tenant), so they are learned on its own portal; its report,
     or :class:`FederationError`."""
-    status, output = _manage(code, home, env, "federation_packages")
-    if status != 0:
-        raise FederationError(
-            f"{code}: package pull failed: {output.splitlines()[-1] if output else status}"
-        )
-    return output
+    return _checked(code, home, env, "package pull", "federation_packages")
 
 
 def deliver_statements(code: str, home: KitHome, env: dict[str, str], *, now: bool = False) -> str:
     """Send ``code``'s due xAPI statements (course completions) to the hub (with ``now``,
     also those waiting out a retry's backoff); its report, or :class:`FederationError`."""
-    status, output = _manage(code, home, env, "xapi_deliver", *(["--now"] if now else []))
-    if status != 0:
-        raise FederationError(
-            f"{code}: xAPI delivery failed: {output.splitlines()[-1] if output else status}"
-        )
-    return output
+    return _checked(code, home, env, "xAPI delivery", "xapi_deliver", *(["--now"] if now else []))
 
 
 def check_credentials(code: str, home: KitHome, env: dict[str, str]) -> str:
     """Read again the issuers' status lists of the credentials ``code``'s officers imported
     (a revoked one is marked so); its report, or :class:`FederationError`."""
-    status, output = _manage(code, home, env, "check_credentials")
-    if status != 0:
-        raise FederationError(
-            f"{code}: credential check failed: {output.splitlines()[-1] if output else status}"
-        )
-    return output
+    return _checked(code, home, env, "credential check", "check_credentials")
 
 
 def sync_order(specs: Sequence[TenantSpec]) -> list[str]:

@@ -52,7 +52,6 @@ from infra.targets.production import (
     KEYCLOAK_DB_PASSWORD,
     KeycloakSite,
     ProductionTarget,
-    render_production,
 )
 from infra.targets.trust import provider_cas
 
@@ -123,15 +122,7 @@ class VmTarget(ProductionTarget):
         given = _state_secrets([s for s in specs if s.code in codes], self.env)
         _check_state_secrets(given, read_vault(out / VAULT_FILE, password_file))
         cas = provider_cas([s for s in specs if s.code in codes])
-        manifest, rendered = render_production(
-            self.name,
-            specs,
-            codes,
-            out,
-            data_root=self.data_root,
-            reference_of=self.reference_of,
-            site=self.site,
-        )
+        manifest, rendered = self.render_common(specs, codes, out)
         deployment = rendered[0].spec.deployment_name
         for written in _write_truststore(cas, out / TRUSTSTORE_OUT):
             _record(manifest, out, written, "a tenant's providers' CAs, for Keycloak's truststore")
