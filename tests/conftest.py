@@ -49,6 +49,8 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
         "tests/infra/test_local_federation.py",
         "tests/infra/test_local_hardening.py",
     ),
+    # The production deployment's session rig: Keycloak and its TLS proxy on 127.0.1.20:443.
+    "production": ("tests/production/",),
 }
 # Run last: they wait for the Go tools a cold machine builds while the rest of the suite runs.
 LAST = ("tests/charts/",)
