@@ -155,7 +155,9 @@ def status(
 
     Exits 0 only when all are healthy: Keycloak, every portal, the syncer, and no peer whose
     last sync failed. On the vm target: each app host's services, portals, timers and the last
-    sync, delivery and backup, read on the host through Ansible.
+    sync, delivery and backup, read on the host through Ansible. On the kubernetes target:
+    each deployment's Keycloak release and each portal release, with its Deployment's replicas
+    and any Pod waiting on an error, read through helm (KUBECONFIG names the cluster).
     """
     from infra.targets.local.runtime import local_status
 
@@ -167,7 +169,7 @@ def status(
         if as_json:
             typer.echo(json.dumps(remote, indent=2))
         else:
-            _print_host_status(remote)
+            _print_remote_status(remote)
         raise typer.Exit(0 if remote["healthy"] else 1)
     result = local_status(specs, read_env())
     if as_json:
@@ -212,6 +214,27 @@ def _chosen_target(tenants: Path, target: str | None) -> str:
 def _remote_env(out: Path | None, vault_password_file: Path | None) -> dict[str, str]:
     given = {"KARMAYOGI_RENDER_DIR": out, "ANSIBLE_VAULT_PASSWORD_FILE": vault_password_file}
     return {name: str(value) for name, value in given.items() if value}
+
+
+def _print_remote_status(result: dict[str, Any]) -> None:
+    """A production target's status as lines: the kubernetes target's Helm releases, or the
+    vm target's hosts."""
+    if "releases" in result:
+        for release in result["releases"]:
+            replicas = ", ".join(
+                f"{w['name']} {w['available']}/{w['replicas']} available"
+                for w in release["workloads"]
+            )
+            revision = f" revision {release['revision']}" if release["revision"] else ""
+            typer.echo(
+                f"{release['release']:<24} {release['namespace']:<24} {release['state']}"
+                f"{revision}{'; ' + replicas if replicas else ''}"
+            )
+            for problem in release["problems"]:
+                typer.echo(f"  {'':<22} {problem}")
+        typer.echo("all healthy" if result["healthy"] else "NOT all healthy")
+        return
+    _print_host_status(result)
 
 
 def _print_host_status(result: dict[str, Any]) -> None:

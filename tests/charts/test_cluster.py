@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,11 +57,7 @@ def deployed(
     base = tmp_path_factory.mktemp("deploy")
     folder = copy_examples(base / "tenants")
     for code in CODES:
-        spec = folder / f"{code}.yaml"
-        text = spec.read_text(encoding="utf-8")
-        text = text.replace("  deployment:\n", f"  deployment:\n    name: {DEPLOYMENT}\n")
-        text = text.replace("  identity:\n", "  identity:\n    loginDomain: auth.north.example\n")
-        spec.write_text(text, encoding="utf-8")
+        _into_north(folder / f"{code}.yaml")
     for namespace in (DEPLOYMENT, *CODES):
         plane.add_namespace(f"karmayogi-{namespace}", RESTRICTED)
     out = base / "rendered"
@@ -78,7 +75,15 @@ def deployed(
     args = ["deploy", *CODES, "--target", "kubernetes", "--tenants", str(folder), "--out", str(out)]
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
-    return {"out": out, "env": env, "output": result.output}
+    return {"out": out, "env": env, "output": result.output, "folder": folder}
+
+
+def _into_north(spec: Path) -> None:
+    """A state spec of the examples, moved into the deployment these tests install."""
+    text = spec.read_text(encoding="utf-8")
+    text = text.replace("  deployment:\n", f"  deployment:\n    name: {DEPLOYMENT}\n")
+    text = text.replace("  identity:\n", "  identity:\n    loginDomain: auth.north.example\n")
+    spec.write_text(text, encoding="utf-8")
 
 
 def _items(plane: ControlPlane, path: str) -> list[dict[str, Any]]:
@@ -237,3 +242,53 @@ def test_deploying_into_a_namespace_the_operator_has_not_made_fails_in_one_line(
     assert '"karmayogi-mauritius" not found' in line
     releases = helm_run(helm, plane, "list", "--all-namespaces", "-o", "json")
     assert "mauritius" not in releases
+
+
+def test_status_reads_each_release_and_names_what_is_missing_or_unavailable(
+    plane: ControlPlane, helm: Path, deployed: dict[str, Any], tmp_path: Path
+) -> None:
+    # The cluster's own folder: the two states, with the hub run by someone else.
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    shutil.copytree(deployed["folder"] / "branding", folder / "branding")
+
+    def add(code: str) -> None:
+        text = (deployed["folder"] / f"{code}.yaml").read_text(encoding="utf-8")
+        text = text.replace(
+            "    hub: karmayogi-bharat\n",
+            "    hub: {code: karmayogi-bharat, url: https://learn.karmayogi.example}\n",
+        )
+        (folder / f"{code}.yaml").write_text(text, encoding="utf-8")
+
+    for code in CODES:
+        add(code)
+    args = ["status", "--target", "kubernetes", "--tenants", str(folder)]
+
+    result = runner.invoke(app, [*args, "--json"], env=deployed["env"])
+    assert result.exit_code == 0, result.output
+    releases = {r["release"]: r for r in json.loads(result.output)["releases"]}
+    assert sorted(releases) == ["keycloak-north", "portal-bihar", "portal-rajasthan"]
+    for release in releases.values():
+        assert release["state"] == "deployed" and release["healthy"], release
+        (workload,) = release["workloads"]
+        assert workload["name"] == release["release"]
+        assert workload["available"] == workload["replicas"] >= 1
+    history = json.loads(
+        helm_run(helm, plane, "history", "portal-bihar", "-n", "karmayogi-bihar", "-o", "json")
+    )
+    assert releases["portal-bihar"]["revision"] == history[-1]["revision"]
+    result = runner.invoke(app, args, env=deployed["env"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "all healthy"
+
+    # A Deployment deleted behind Helm's back, and a tenant of the folder never installed.
+    plane.delete("/apis/apps/v1/namespaces/karmayogi-rajasthan/deployments/portal-rajasthan")
+    add("mauritius")
+    result = runner.invoke(app, args, env=deployed["env"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "NOT all healthy"
+    assert any("Deployment portal-rajasthan is missing from the release" in x for x in lines)
+    assert any("portal-mauritius is not installed in karmayogi-mauritius" in x for x in lines)
+    bihar = releases["portal-bihar"]["workloads"][0]["replicas"]
+    assert any(x.startswith("portal-bihar ") and f"{bihar}/{bihar} available" in x for x in lines)

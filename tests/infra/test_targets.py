@@ -193,6 +193,22 @@ def test_deploying_to_kubernetes_without_helm_says_so_before_any_work(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("bihar", "kubectl logs -n karmayogi-bihar deploy/portal-bihar"),
+        ("keycloak", "kubectl logs -n karmayogi-DEPLOYMENT deploy/keycloak-DEPLOYMENT"),
+    ],
+)
+def test_logs_on_kubernetes_name_the_kubectl_command(folder: Path, name: str, command: str) -> None:
+    args = ["logs", name, "--target", "kubernetes", "--tenants", str(folder)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: on the kubernetes target the logs are the cluster's: ")
+    assert command in line
+
+
 def test_deploying_to_vms_without_the_vault_password_file_stops_before_any_work(
     folder: Path, tmp_path: Path
 ) -> None:

@@ -71,6 +71,12 @@ class ControlPlane:
             data: dict[str, Any] = response.json()
             return data
 
+    def delete(self, path: str) -> None:
+        with self.client() as client:
+            response = client.delete(path)
+            if response.status_code >= 400:
+                raise RigError(f"DELETE {path}: {response.status_code} {response.text[:500]}")
+
     def wait_for(self, what: str, check: Any, timeout: float = START_TIMEOUT) -> Any:
         """Poll ``check()`` until it returns something true; its last value, or RigError."""
         deadline = time.monotonic() + timeout

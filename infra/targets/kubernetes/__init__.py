@@ -41,6 +41,7 @@ from infra.targets.production import (
     KEYCLOAK_DB_PASSWORD,
     THEMES_JAR,
     KeycloakSite,
+    NotDeployableYet,
     ProductionTarget,
 )
 
@@ -297,9 +298,7 @@ class KubernetesTarget(ProductionTarget):
     # ---- deploy ------------------------------------------------------------------------
 
     def deploy(self, specs: Sequence[TenantSpec], codes: Sequence[str], progress: Progress) -> Any:
-        helm = self.env.get(HELM) or shutil.which("helm")
-        if helm is None:
-            raise KitError(f"helm is not on PATH: install Helm 3.x or 4.x, or set {HELM}")
+        helm = self._helm_binary()
         if not (CHARTS / PORTAL_CHART / "Chart.yaml").is_file():
             raise KitError(f"the charts are not beside the kit ({CHARTS}): run from a checkout")
         with tempfile.TemporaryDirectory(prefix="karmayogi-k8s-") as scratch:
@@ -344,6 +343,133 @@ class KubernetesTarget(ProductionTarget):
                     self.env,
                 )
         return [release for release, *_ in releases]
+
+    # ---- status ------------------------------------------------------------------------
+
+    def status(self, specs: Sequence[TenantSpec]) -> dict[str, Any]:
+        """Each deployment's Keycloak release and each tenant's portal release, as Helm and the
+        cluster see them (`helm status -o json`: the release's state and its live resources):
+        healthy when the release is deployed, every Deployment has its replicas available and
+        no Pod is waiting on an error (CrashLoopBackOff, ImagePullBackOff, ...)."""
+        helm = self._helm_binary()
+        wanted = [
+            (f"keycloak-{name}", "keycloak", namespace_of(name), name)
+            for name in sorted({s.deployment_name for s in specs})
+        ] + [
+            (f"portal-{s.code}", "portal", namespace_of(s.code), s.code)
+            for s in sorted(specs, key=lambda s: s.code)
+        ]
+        releases = [
+            release_health(name, kind, namespace, of, _helm_status(helm, name, namespace, self.env))
+            for name, kind, namespace, of in wanted
+        ]
+        return {
+            "target": self.name,
+            "releases": releases,
+            "healthy": all(r["healthy"] for r in releases),
+        }
+
+    def logs(self, name: str) -> Path:
+        command = (
+            "kubectl logs -n karmayogi-DEPLOYMENT deploy/keycloak-DEPLOYMENT"
+            if name == "keycloak"
+            else f"kubectl logs -n {namespace_of(name)} deploy/portal-{name}"
+        )
+        raise NotDeployableYet(
+            f"on the kubernetes target the logs are the cluster's: {command} (the kit does not "
+            "wrap them)"
+        )
+
+    def remove(
+        self, code: str, specs: Sequence[TenantSpec], tenants: Path, progress: Progress
+    ) -> Any:
+        raise NotDeployableYet(
+            f"the kit does not offboard on kubernetes yet: back {code} up (docs/backup.md), then "
+            f"helm uninstall portal-{code} -n {namespace_of(code)}; its database and bucket stay"
+        )
+
+    def _helm_binary(self) -> str:
+        helm = self.env.get(HELM) or shutil.which("helm")
+        if helm is None:
+            raise KitError(f"helm is not on PATH: install Helm 3.x or 4.x, or set {HELM}")
+        return helm
+
+
+def _helm_status(
+    helm: str, release: str, namespace: str, env: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """`helm status` of one release with its live resources; None when it is not installed."""
+    done = subprocess.run(
+        [helm, "status", release, "--namespace", namespace, "--output", "json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        if "not found" in last:
+            return None
+        raise KitError(f"helm status {release} (namespace {namespace}) failed: {last}")
+    status: dict[str, Any] = json.loads(done.stdout)
+    return status
+
+
+def release_health(
+    release: str, kind: str, namespace: str, of: str, status: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One release's line of `karmayogi status --target kubernetes`, from `helm status`."""
+    entry: dict[str, Any] = {
+        "release": release,
+        "kind": kind,
+        "of": of,
+        "namespace": namespace,
+        "state": "not installed",
+        "revision": None,
+        "last_deployed": None,
+        "workloads": [],
+        "problems": [],
+    }
+    if status is None:
+        entry["problems"].append(f"{release} is not installed in {namespace}")
+        entry["healthy"] = False
+        return entry
+    info = status.get("info", {})
+    entry["state"] = info.get("status", "unknown")
+    entry["revision"] = status.get("version")
+    entry["last_deployed"] = info.get("last_deployed")
+    if entry["state"] != "deployed":
+        entry["problems"].append(f"release {entry['state']}: {info.get('description', '')}")
+    resources: dict[str, list[dict[str, Any]]] = info.get("resources") or {}
+    for key, objects in sorted(resources.items()):
+        for item in objects:
+            if key.endswith("/Deployment"):
+                wanted = item.get("spec", {}).get("replicas", 1)
+                available = item.get("status", {}).get("availableReplicas", 0)
+                name = item["metadata"]["name"]
+                entry["workloads"].append(
+                    {"name": name, "replicas": wanted, "available": available}
+                )
+                if available < wanted:
+                    entry["problems"].append(f"{name}: {available} of {wanted} replicas available")
+            elif key.endswith("Pod(related)"):
+                for pod in item.get("items", []):
+                    entry["problems"].extend(_pod_problems(pod))
+    # Each chart's one Deployment is named after its release (charts/*/templates/_helpers.tpl).
+    if not any(w["name"] == release for w in entry["workloads"]):
+        entry["problems"].append(f"Deployment {release} is missing from the release")
+    entry["healthy"] = not entry["problems"]
+    return entry
+
+
+def _pod_problems(pod: dict[str, Any]) -> list[str]:
+    name = pod.get("metadata", {}).get("name", "?")
+    problems = []
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+            problems.append(f"pod {name}: {container.get('name')} {waiting['reason']}")
+    return problems
 
 
 def _helm(helm: str, args: list[str], env: Mapping[str, str]) -> str:
