@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.targets.vm.realms import main
+from infra.keycloak.realm_step import main
 
 
 def test_a_missing_or_broken_input_is_one_line(

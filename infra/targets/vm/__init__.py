@@ -39,7 +39,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from identity.vault import vault_file_name
-from infra.bundle import source_build_lock
+from infra.bundle import source_build_lock, source_root
 from infra.errors import KitError
 from infra.home import KitHome
 from infra.keycloak.release import KEYCLOAK_SHA256, KEYCLOAK_VERSION, archive_path
@@ -89,11 +89,6 @@ def state_secret_variable(code: str, name: str) -> str:
 
 def database_name(code: str) -> str:
     return f"portal_{code.replace('-', '_')}"
-
-
-def source_root() -> Path:
-    """The kit's source tree (``playbooks/`` and ``pyproject.toml`` beside ``infra/``)."""
-    return Path(__file__).resolve().parents[3]
 
 
 class VmTarget(ProductionTarget):

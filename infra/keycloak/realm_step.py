@@ -1,6 +1,7 @@
-"""The realm step of ``playbooks/site.yml``: run on the Keycloak host from the release's
-virtualenv, it makes the kit's accounts in place of Keycloak's temporary bootstrap client
-(once) and applies the tenants' realms with the reconciler.
+"""The realm step of the production targets: ``playbooks/site.yml`` runs it on the Keycloak
+host from the release's virtualenv, the keycloak chart's realm Job in the portal image. It
+makes the kit's accounts in place of Keycloak's temporary bootstrap client (once) and applies
+the tenants' realms with the reconciler.
 
 Its input is one 0600 JSON file Ansible writes from the inventory and the vault::
 
@@ -123,7 +124,7 @@ def apply_realms(config: Mapping[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m infra.targets.vm.realms INPUT.json", file=sys.stderr)
+        print("usage: python -m infra.keycloak.realm_step INPUT.json", file=sys.stderr)
         return 2
     from identity.errors import IdentityError
 
