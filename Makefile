@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
-# Parallel pytest workers (docs/testing.md); PYTEST_WORKERS=0 runs the suite in one process.
+# Parallel pytest workers (docs/decisions.md, "Parallel test workers"); PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= 2
 
 .PHONY: up down status test test-deps lint format bench clean system-deps translations

@@ -11,7 +11,8 @@ if [ "$workers" != 0 ]; then
   # (rigs with fixed names) stay together; tests/conftest.py also orders the long ones first.
   parallel=(-n "$workers" --dist loadscope --no-loadscope-reorder)
 fi
-"$pytest" "${parallel[@]}" "$@"
+# The slowest tests, and tests/conftest.py's time per worker and scope, close the report.
+"$pytest" "${parallel[@]}" --durations=15 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   if [ "$#" -gt 0 ]; then

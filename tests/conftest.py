@@ -76,6 +76,29 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileAndGroupScheduling(config, log)
 
 
+# Where each worker spent its time, by scope (a file or a group): the critical path of a
+# parallel run, printed at its end (docs/decisions.md, "Parallel test workers").
+_SPENT: dict[tuple[str, str], float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    node = getattr(report, "node", None)  # set on the controller for a worker's report
+    if node is not None:
+        key = (node.gateway.id, _group(report.nodeid))
+        _SPENT[key] = _SPENT.get(key, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _SPENT:
+        return
+    terminalreporter.section("time per worker (setup, call and teardown of its tests)")
+    for worker in sorted({w for w, _ in _SPENT}):
+        scopes = sorted(((t, s) for (w, s), t in _SPENT.items() if w == worker), reverse=True)
+        total = sum(t for t, _ in scopes)
+        top = ", ".join(f"{s} {t:.0f} s" for t, s in scopes[:6])
+        terminalreporter.write_line(f"{worker}: {total:.0f} s in {len(scopes)} scopes; {top}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On a worker, the order the scheduler hands out scopes: the serial groups first in the
     table's order, then the rest as collected, the chart tests last (a stable sort)."""

@@ -1,4 +1,4 @@
-"""moto's S3 server, the only AWS stand-in of the suite (docs/testing.md), on an address the
+"""moto's S3 server, the suite's AWS stand-in (docs/decisions.md, "Stand-ins"), on an address the
 caller picks: loopback for this machine's tests, the test host's side of its link for a VM."""
 
 from __future__ import annotations
