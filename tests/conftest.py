@@ -13,6 +13,7 @@ import pytest
 from infra.home import KitHome
 from infra.targets.local.keycloak import LocalKeycloak
 from tests.postgres import PostgresServer, running_postgres
+from tests.rig.names import local_address_env
 
 # The CA, names and Chromium trust of the production and cross-deployment tests (tests/rig).
 pytest_plugins = ["tests.rig.fixtures"]
@@ -37,21 +38,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 # Under parallel workers (`make test`: pytest-xdist) each test file runs whole on one worker,
 # so module rigs start once. These groups keep files together on one worker because their
-# rigs would collide across workers, and they run first, longest first, so the other worker
-# fills in around them (docs/decisions.md, "Parallel test workers").
+# session rigs would collide across workers (docs/decisions.md, "Parallel test workers").
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     # One VM host per session (netns and veth names), the converge's own host, the wheelhouse.
     "vm": ("tests/vm/",),
-    # `karmayogi up` and friends take 127.0.0.2-9 and port 8000 (infra/targets/local/render.py).
-    "local-portals": (
-        "tests/federation/",
-        "tests/infra/test_up_product.py",
-        "tests/infra/test_local_federation.py",
-        "tests/infra/test_local_hardening.py",
-    ),
+    # The three deployments' TLS proxy on 127.0.1.40-45:443.
+    "federation": ("tests/federation/",),
     # The production deployment's session rig: Keycloak and its TLS proxy on 127.0.1.20:443.
     "production": ("tests/production/",),
 }
+# Handed out first, longest first, so the other worker fills in around them: the groups and
+# the longest files (kit homes' portals keep apart by `local_address_env`, tests/rig/names.py).
+FIRST = ("vm", "federation", "tests/infra/test_up_product.py", "production")
 # Run last: they wait for the Go tools a cold machine builds while the rest of the suite runs.
 LAST = ("tests/charts/",)
 
@@ -100,11 +98,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a worker, the order the scheduler hands out scopes: the serial groups first in the
-    table's order, then the rest as collected, the chart tests last (a stable sort)."""
+    """On a worker, the order the scheduler hands out scopes: FIRST in its order, then the
+    rest as collected, the chart tests last (a stable sort)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
+    rank = {scope: index for index, scope in enumerate(FIRST)}
 
     def order(item: pytest.Item) -> int:
         if item.nodeid.startswith(LAST):
@@ -148,7 +146,11 @@ def keycloak(kit_home: KitHome, keycloak_dist: Path) -> Iterator[LocalKeycloak]:
 @pytest.fixture
 def kit_env(kit_home: KitHome) -> dict[str, str]:
     """Environment for CLI calls that act on the session's Keycloak."""
-    return {"KARMAYOGI_HOME": str(kit_home.root), "KARMAYOGI_CACHE": str(kit_home.cache)}
+    return {
+        "KARMAYOGI_HOME": str(kit_home.root),
+        "KARMAYOGI_CACHE": str(kit_home.cache),
+        **local_address_env(),
+    }
 
 
 @pytest.fixture(scope="session")

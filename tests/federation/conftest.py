@@ -33,6 +33,7 @@ from infra.targets.local.render import portal_data_dir, portal_env_path
 from tests.infra.examples import EXAMPLES
 from tests.leftovers import kill_leftovers
 from tests.rig import CertificateAuthority, NameMap, Route, TlsProxy
+from tests.rig.names import local_address_env
 
 KARMAYOGI = str(Path(sys.executable).with_name("karmayogi"))
 HUB = "karmayogi-bharat"
@@ -176,7 +177,7 @@ def deployments(
     for code in (HUB, "bihar", "rajasthan"):
         home, folder = root / code / "home", root / code / "tenants"
         write_spec(folder, code)
-        env = base | rig_trust_env
+        env = base | rig_trust_env | local_address_env()
         env |= {
             "KARMAYOGI_HOME": str(home),
             "KARMAYOGI_CACHE": str(KitHome.from_env().cache),

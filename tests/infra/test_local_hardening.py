@@ -35,6 +35,7 @@ from infra.targets.local.keycloak import LocalKeycloak
 from infra.targets.local.portals import log_path, start_portal, stop_portal
 from tests.infra.examples import example_folder
 from tests.keycloak_console import console_sign_in
+from tests.rig.names import local_address_env
 
 
 def token_endpoint(url: str) -> str:
@@ -184,7 +185,8 @@ def portal(keycloak: LocalKeycloak, tmp_path_factory: pytest.TempPathFactory) ->
     root.mkdir(mode=0o755)
     root.chmod(0o755)
     home = KitHome(root=root, cache=KitHome.from_env().cache)
-    status = start_portal(specs[0], specs, home, keycloak.url, dict(os.environ))
+    env = {**os.environ, **local_address_env()}
+    status = start_portal(specs[0], specs, home, keycloak.url, env)
     assert status.healthy and status.url
     try:
         yield Portal(home, specs[0], status.url)

@@ -18,7 +18,13 @@ from infra.render.portal import PortalSettingsError, validate_portal_settings
 from infra.render.sizes import SIZES, largest
 from infra.render.tenant import federation_of, references, render_tenants, reveal
 from infra.spec import load_specs
-from infra.targets.local.render import LocalEndpoint, LocalPlacement, LocalSecretStore
+from infra.targets.local.render import (
+    LocalEndpoint,
+    LocalPlacement,
+    LocalSecretStore,
+    first_local_address,
+    local_endpoints,
+)
 from infra.targets.production import HostnamePlacement, ReferenceSecretStore
 from tenant_portal.settings.contract import parse_federation
 
@@ -365,3 +371,33 @@ def test_a_link_only_subscription_reaches_the_portal_settings(folder: Path, tmp_
     federation = parse_federation(settings["KARMAYOGI_FEDERATION"], tenant="mauritius")
     assert federation.subscribe is not None
     assert federation.subscribe.link_only == ("bihar", course)
+
+
+def test_a_second_home_hands_out_addresses_from_its_own_first_one(
+    folder: Path, tmp_path: Path
+) -> None:
+    specs = load_specs([folder])
+    home = KitHome(root=tmp_path / "home", cache=tmp_path / "cache")
+    home.create()
+    first = first_local_address({"KARMAYOGI_LOCAL_ADDRESS": "127.0.9.2"})
+    endpoints = local_endpoints(specs, home, first)
+    hub = next(s.code for s in specs if s.is_hub)
+    assert endpoints[hub].host == "127.0.9.2"
+    hosts = sorted(e.host for e in endpoints.values())
+    assert hosts == [f"127.0.9.{2 + i}" for i in range(len(specs))]
+    # Kept: a later call (status, a restart) names the same addresses, whatever it is given.
+    assert local_endpoints(specs, home) == endpoints
+
+
+@pytest.mark.parametrize("given", ["10.1.2.3", "127.0.2", "127.0.2.255", "localhost"])
+def test_up_refuses_a_local_address_off_loopback_before_anything_starts(
+    folder: Path, tmp_path: Path, given: str
+) -> None:
+    home = tmp_path / "home"
+    env = {"KARMAYOGI_HOME": str(home), "KARMAYOGI_LOCAL_ADDRESS": given}
+    result = runner.invoke(app, ["up", "--tenants", str(folder)], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: KARMAYOGI_LOCAL_ADDRESS={given!r}: give a loopback address such as 127.0.2.2"
+    ]
+    assert not (home / "keycloak").exists()

@@ -38,6 +38,7 @@ from infra.targets.local.runtime import admin_api, up_lock
 from tests.identity.browser import browser_session, form_action
 from tests.infra.examples import example_folder
 from tests.leftovers import kill_leftovers, processes_under
+from tests.rig.names import local_address_env
 from tests.tenant_portal.browser import (
     chromium_fixture,  # noqa: F401 (fixture)
     page_fixture,  # noqa: F401 (fixture)
@@ -92,6 +93,7 @@ def federation(
         **{k: v for k, v in os.environ.items() if not k.startswith("KARMAYOGI_")},
         "KARMAYOGI_HOME": str(root),
         "KARMAYOGI_CACHE": str(KitHome.from_env().cache),
+        **local_address_env(),
     }
     fed = Federation(env, folder, codes, "")
     done = fed.karmayogi("up")

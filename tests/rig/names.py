@@ -18,8 +18,9 @@ resolves those names, so each client is told where they are:
   ``--truststore-paths=<CertificateAuthority.bundle_path>``; subprocesses running Python take
   ``python_trust_env``).
 
-Addresses come from 127.0.1.0/24 (the local federation uses 127.0.0.2-127.0.0.9); fixed ones
-below 127.0.1.64, assigned ones above.
+Addresses come from 127.0.1.0/24 (the local federation uses 127.0.0.2-127.0.0.9, the tests'
+kit homes 127.0.2.2 upwards: ``local_address_env``); fixed ones below 127.0.1.64, assigned
+ones above.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def _worker_hosts() -> list[ipaddress.IPv4Address]:
     share = len(hosts) // count
     start = int(worker[2:]) * share
     return hosts[start : start + share]  # type: ignore[return-value]
+
+
+def local_address_env() -> dict[str, str]:
+    """``KARMAYOGI_LOCAL_ADDRESS`` for a kit home this session starts portals in: 127.0.2.2
+    upwards, 127.0.3.2 on the second parallel worker, and so on. So the portals of two workers'
+    homes (and of the developer's own ``make up``, on 127.0.0.2) never share an address."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    return {"KARMAYOGI_LOCAL_ADDRESS": f"127.0.{2 + index}.2"}
 
 
 class NameMap:

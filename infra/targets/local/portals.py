@@ -46,6 +46,7 @@ from infra.targets.local.processes import (
     wait_for_http,
 )
 from infra.targets.local.render import (
+    first_local_address,
     local_endpoints,
     portal_data_dir,
     portal_env_path,
@@ -270,6 +271,8 @@ def start_portal(
     settings file is rewritten, and the management commands the kit runs read it afresh.
     """
     home.create()
+    # Settled before the render, which names the portal's URL.
+    endpoint = local_endpoints(specs, home, first_local_address(env))[spec.code]
     env_file = write_portal_env(spec, specs, home, keycloak_url)
     run_env = portal_run_env(env_file, env)
     log = log_path(spec.code, home)
@@ -288,7 +291,6 @@ def start_portal(
             if collect:
                 _narrow_static(home)
             update_portal_state(spec.code, home, prepared=stamp)
-        endpoint = local_endpoints(specs, home)[spec.code]
         name, bind = f"--name=karmayogi-{spec.code} ", f"--bind={endpoint.host}:{endpoint.port}"
         # A portal of ours that no state file names (its `up` was killed outright, or the
         # state was lost) would keep the port and answer for a new one that cannot bind.

@@ -16,7 +16,7 @@ and the other members must reach it by name.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from infra.spec import TenantSpec
 
 FIRST_LOCAL_ADDRESS = ipaddress.IPv4Address("127.0.0.2")
 DEFAULT_PORTAL_PORT = 8000
+# Where a new home's portals start instead (two homes side by side on one machine).
+LOCAL_ADDRESS_ENV = "KARMAYOGI_LOCAL_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,25 @@ class LocalEndpoint:
         return f"http://{self.host}:{self.port}"
 
 
-def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, LocalEndpoint]:
-    """Each tenant's loopback address and port, assigned once and then kept."""
+def first_local_address(env: Mapping[str, str]) -> ipaddress.IPv4Address:
+    """The first address portals are given: 127.0.0.2, or ``KARMAYOGI_LOCAL_ADDRESS``."""
+    given = env.get(LOCAL_ADDRESS_ENV, "").strip()
+    if not given:
+        return FIRST_LOCAL_ADDRESS
+    try:
+        address = ipaddress.IPv4Address(given)
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback or int(address) & 0xFF in (0, 255):
+        raise KitError(f"{LOCAL_ADDRESS_ENV}={given!r}: give a loopback address such as 127.0.2.2")
+    return address
+
+
+def local_endpoints(
+    specs: Sequence[TenantSpec], home: KitHome, first: ipaddress.IPv4Address = FIRST_LOCAL_ADDRESS
+) -> dict[str, LocalEndpoint]:
+    """Each tenant's loopback address and port, assigned once (from ``first`` upwards) and
+    then kept."""
     path = home.rendered / "local-endpoints.json"
     saved = read_json(path) or {}
     endpoints = {
@@ -63,7 +82,7 @@ def local_endpoints(specs: Sequence[TenantSpec], home: KitHome) -> dict[str, Loc
     for spec in sorted(specs, key=lambda s: (not s.is_hub, s.code)):
         if spec.code in endpoints:
             continue
-        address = FIRST_LOCAL_ADDRESS
+        address = first
         while address in taken:
             address += 1
         taken.add(address)

@@ -59,6 +59,7 @@ from infra.targets.local.portals import (
 from infra.targets.local.render import (
     LocalSecretStore,
     browser_keycloak_url,
+    first_local_address,
     local_endpoints,
     portal_data_dir,
     portal_env_path,
@@ -281,6 +282,7 @@ def local_up(
     """
     kc = local_keycloak(env)
     home = kc.paths.home
+    first = first_local_address(env)  # a bad value stops `up` before anything starts
     with up_lock(home):
         remember_names(specs, home, env)
         progress(f"Keycloak {kc.paths.version}: starting (installing it first if needed)")
@@ -289,7 +291,7 @@ def local_up(
             progress("Keycloak: restarted to trust the providers' CAs")
         launched = kc.launch()
         # Addresses, ports and secrets are settled before any thread renders a portal.
-        local_endpoints(specs, home)
+        local_endpoints(specs, home, first)
         ordered = sorted(specs, key=lambda s: (not s.is_hub, s.code))
         for spec in ordered:
             LocalSecretStore(home).values(spec.code)
