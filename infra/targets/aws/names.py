@@ -18,7 +18,6 @@ SECRET_NAMES = (DATABASE_URL, DJANGO_SECRET_KEY, *CLIENT_SECRETS)
 ROTATED_SECRETS = (DATABASE_URL,)
 ROTATION_DAYS = 30
 BACKUP_RETENTION_DAYS = 14
-SERVICE_ACCOUNT = "tenant-portal"
 
 
 def prefix(code: str, environment: str) -> str:
@@ -50,6 +49,11 @@ def namespace(code: str) -> str:
 def secret_id(code: str, name: str) -> str:
     """The Secrets Manager name of a tenant's secret (the aws target's references)."""
     return f"karmayogi/{code}/{name.replace('_', '-')}"
+
+
+def service_account(code: str) -> str:
+    """The portal's Kubernetes service account, as charts/tenant-portal names it."""
+    return f"portal-{code}"
 
 
 def tags(code: str, environment: str) -> dict[str, str]:
@@ -102,7 +106,7 @@ def trust_policy(oidc_provider_arn: str, oidc_issuer: str, code: str) -> dict[st
                 "Condition": {
                     "StringEquals": {
                         f"{issuer}:sub": f"system:serviceaccount:{namespace(code)}:"
-                        f"{SERVICE_ACCOUNT}",
+                        f"{service_account(code)}",
                         f"{issuer}:aud": "sts.amazonaws.com",
                     }
                 },
