@@ -68,7 +68,8 @@ def portal_policy(bucket_arn: str, key_arn: str, secret_arns: list[str]) -> dict
             {
                 "Sid": "ListMedia",
                 "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
+                # The encryption: `karmayogi backup --s3-kms-key` checks the bucket's key.
+                "Action": ["s3:ListBucket", "s3:GetEncryptionConfiguration"],
                 "Resource": [bucket_arn],
             },
             {
@@ -80,7 +81,12 @@ def portal_policy(bucket_arn: str, key_arn: str, secret_arns: list[str]) -> dict
             {
                 "Sid": "MediaKey",
                 "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Action": [
+                    "kms:Decrypt",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey",
+                    "kms:DescribeKey",
+                ],
                 "Resource": [key_arn],
             },
             {
