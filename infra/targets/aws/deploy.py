@@ -84,13 +84,26 @@ def _config(spec: TenantSpec, env: Mapping[str, str]) -> dict[str, str]:
 
 def portal_values(specs: Sequence[TenantSpec], code: str, env: Mapping[str, str]) -> dict[str, Any]:
     """The values the kubernetes target renders for ``code``'s portal release."""
-    from infra.targets.kubernetes import PORTAL_CHART, KubernetesTarget
+    return rendered_values(specs, code, env)[0]
 
+
+def rendered_values(
+    specs: Sequence[TenantSpec], code: str, env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the kubernetes target renders for ``code`` (``karmayogi render <code> --target
+    kubernetes``): the values of its portal's release and of its deployment's Keycloak."""
+    from infra.targets.kubernetes import KEYCLOAK_CHART, PORTAL_CHART, KubernetesTarget
+
+    spec = next((s for s in specs if s.code == code), None)
+    if spec is None:
+        raise KitError(f"no tenant spec with code {code!r}")
+    yaml = YAML(typ="safe", pure=True)
     with tempfile.TemporaryDirectory(prefix="karmayogi-aws-") as scratch:
-        KubernetesTarget(dict(env)).render(specs, [code], Path(scratch))
-        path = Path(scratch) / "helm" / PORTAL_CHART / f"{code}.values.yaml"
-        values: dict[str, Any] = YAML(typ="safe", pure=True).load(path.read_text("utf-8"))
-    return values
+        out = Path(scratch)
+        KubernetesTarget(dict(env)).render(specs, [code], out)
+        portal = out / "helm" / PORTAL_CHART / f"{code}.values.yaml"
+        keycloak = out / "helm" / KEYCLOAK_CHART / f"{spec.deployment_name}.values.yaml"
+        return yaml.load(portal.read_text("utf-8")), yaml.load(keycloak.read_text("utf-8"))
 
 
 def program(values: dict[str, Any]) -> None:

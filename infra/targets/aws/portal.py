@@ -11,11 +11,11 @@ ip targets), and media in the tenant's bucket.
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from infra.errors import KitError
 from infra.targets.aws import names
+from infra.targets.aws.edge import alb_annotations
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
@@ -23,7 +23,6 @@ SECRET_STORE = "karmayogi-secrets-manager"
 # External Secrets Operator re-reads each secret this often (a rotated database password
 # reaches the portal's Secret within the hour).
 REFRESH = "1h"
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def aws_portal_values(
@@ -41,13 +40,7 @@ def aws_portal_values(
     out["ingress"] = {
         **out["ingress"],
         "className": "alb",
-        "annotations": {
-            "alb.ingress.kubernetes.io/scheme": "internet-facing",
-            "alb.ingress.kubernetes.io/target-type": "ip",
-            "alb.ingress.kubernetes.io/listen-ports": json.dumps([{"HTTPS": 443}]),
-            "alb.ingress.kubernetes.io/certificate-arn": certificate_arn,
-            "alb.ingress.kubernetes.io/ssl-policy": TLS_POLICY,
-        },
+        "annotations": alb_annotations(certificate_arn),
     }
     out["networkPolicy"]["ingressController"] = {
         **out["networkPolicy"]["ingressController"],

@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
 from infra.render.sizes import SIZES
-from infra.targets.aws import names, portal
+from infra.targets.aws import edge, names, portal
 from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
 
@@ -227,47 +227,12 @@ class TenantStack(pulumi.ComponentResource):
         """The certificate and DNS record of the domain; on the cluster, the namespace, the
         tenant's secrets and the portal's release."""
         code = args.code
-        child = pulumi.ResourceOptions(parent=self)
-        self.certificate = aws.acm.Certificate(
-            f"{base}-certificate",
-            domain_name=args.domain,
-            validation_method="DNS",
-            tags=tags,
-            opts=child,
+        self.certificate, certificate_arn = edge.certificate(
+            base, args.domain, args.hosted_zone_id, tags, self
         )
-        option = self.certificate.domain_validation_options[0]
-        proof = aws.route53.Record(
-            f"{base}-certificate-validation",
-            zone_id=args.hosted_zone_id,
-            name=option.resource_record_name,
-            type=option.resource_record_type,
-            records=[option.resource_record_value],
-            ttl=300,
-            allow_overwrite=True,
-            opts=child,
-        )
-        validated = aws.acm.CertificateValidation(
-            f"{base}-certificate-validated",
-            certificate_arn=self.certificate.arn,
-            validation_record_fqdns=[proof.fqdn],
-            opts=child,
-        )
-
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
         namespace = names.namespace(code)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{base}-namespace",
-            metadata={
-                "name": namespace,
-                "labels": {
-                    **tags,
-                    # As the kubernetes target asks of the operator (docs/kubernetes.md).
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=on_cluster,
-        )
+        self.namespace = edge.namespace(namespace, f"{base}-namespace", tags, on_cluster)
         in_namespace = pulumi.ResourceOptions(
             parent=self, provider=args.kubernetes, depends_on=[self.namespace]
         )
@@ -292,7 +257,7 @@ class TenantStack(pulumi.ComponentResource):
             ),
         )
         self.portal_values: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
-            self.role.arn, validated.certificate_arn, self.bucket.bucket
+            self.role.arn, certificate_arn, self.bucket.bucket
         ).apply(
             lambda got: portal.aws_portal_values(
                 args.portal_values,
@@ -317,21 +282,14 @@ class TenantStack(pulumi.ComponentResource):
                 depends_on=[self.namespace, self.external_secret, self.database],
             ),
         )
-        ingress = k8s.networking.v1.Ingress.get(
-            f"{base}-ingress",
+        self.record = edge.record_to_ingress(
+            base,
+            args.domain,
+            args.hosted_zone_id,
             f"{namespace}/{portal.release_name(code)}",
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args.kubernetes, depends_on=[self.release]
-            ),
-        )
-        self.record = aws.route53.Record(
-            f"{base}-record",
-            zone_id=args.hosted_zone_id,
-            name=args.domain,
-            type="CNAME",
-            ttl=300,
-            records=[ingress.status.load_balancer.ingress[0].hostname],
-            opts=child,
+            self.release,
+            args.kubernetes,
+            self,
         )
 
 
