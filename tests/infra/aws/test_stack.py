@@ -279,6 +279,12 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     # The settings with the secrets the pod gets from its Secret, unresolved here.
     secrets = {name: Secret(name, f"secret:{key}") for name, key in values["secretEnv"].items()}
     validate_portal_settings({**settings, **secrets}, source="the release's settings")
+    # The chart's aws scenario (linted and templated in tests/charts) is these values.
+    scenario = YAML(typ="safe", pure=True).load((CHART / "ci" / "aws-values.yaml").read_text())
+    assert scenario["ingress"]["annotations"].keys() == annotations.keys()
+    assert scenario["settings"].keys() == settings.keys()
+    assert scenario["serviceAccount"]["annotations"].keys() == {"eks.amazonaws.com/role-arn"}
+    assert scenario["networkPolicy"] == values["networkPolicy"]
 
 
 def test_the_external_secret_brings_in_only_this_tenants_secrets_with_its_own_role() -> None:
