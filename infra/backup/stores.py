@@ -137,11 +137,18 @@ def _client_error_code(exc: Exception) -> str:
 @dataclass(frozen=True)
 class S3Store:
     """Backups under ``s3://bucket/prefix/``; the client comes configured (endpoint,
-    credentials from boto3's own chain, timeouts)."""
+    credentials from boto3's own chain, timeouts).
+
+    With ``kms_key`` (an AWS tenant's key: its ID, ARN or alias), every object is written
+    encrypted with that key (SSE-KMS), and a bucket whose default encryption is not that key
+    is refused before anything is written: a tenant's backups go to its own bucket only.
+    """
 
     bucket: str
     prefix: str  # "" or ends without "/"
     client: Any  # a boto3 S3 client (boto3 ships no type information)
+    kms_key: str | None = None
+    kms: Any = None  # a boto3 KMS client, with kms_key
 
     @property
     def location(self) -> str:
@@ -171,19 +178,53 @@ class S3Store:
         except BotoCoreError as exc:
             raise BackupError(f"{self.location}: {doing} failed ({exc})") from None
 
+    def _encryption(self) -> dict[str, str]:
+        if not self.kms_key:
+            return {}
+        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key}
+
+    def _check_key(self) -> None:
+        """Refuse a bucket whose default encryption is not ``kms_key``."""
+        from botocore.exceptions import ClientError
+
+        with self._calls("reading the bucket's encryption"):
+            try:
+                config = self.client.get_bucket_encryption(Bucket=self.bucket)
+                rules = config["ServerSideEncryptionConfiguration"]["Rules"]
+            except ClientError as exc:
+                if _client_error_code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+                    raise
+                rules = []
+        defaults = [r.get("ApplyServerSideEncryptionByDefault", {}) for r in rules]
+        keys = [d["KMSMasterKeyID"] for d in defaults if d.get("KMSMasterKeyID")]
+        with self._calls(f"looking up the key {self.kms_key}"):
+            wanted = self.kms.describe_key(KeyId=self.kms_key)["KeyMetadata"]["Arn"]
+            found = {self.kms.describe_key(KeyId=k)["KeyMetadata"]["Arn"] for k in keys}
+        if wanted not in found:
+            raise BackupError(
+                f"{self.location}: the bucket is not encrypted with {self.kms_key} by default "
+                "(a tenant's backups go to its own bucket, under its own key)"
+            )
+
     def open(self, backup: str) -> None:
         with self._calls("checking the bucket"):
             self.client.head_bucket(Bucket=self.bucket)
+        if self.kms_key:
+            self._check_key()
         if self.read(backup, MANIFEST) is not None or self._objects(backup):
             raise BackupError(f"{self.location}/{backup} already exists; run the backup again")
 
     def put(self, backup: str, name: str, path: Path) -> None:
         with self._calls(f"uploading {backup}/{name}"):
-            self.client.upload_file(str(path), self.bucket, self._key(backup, name))
+            self.client.upload_file(
+                str(path), self.bucket, self._key(backup, name), ExtraArgs=self._encryption()
+            )
 
     def put_bytes(self, backup: str, name: str, data: bytes) -> None:
         with self._calls(f"uploading {backup}/{name}"):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(backup, name), Body=data)
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(backup, name), Body=data, **self._encryption()
+            )
 
     def names(self) -> list[str]:
         found: set[str] = set()
@@ -252,8 +293,10 @@ def store_for(
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
     attempts: int = 5,
+    kms_key: str | None = None,
 ) -> BackupStore:
-    """The store a ``--to`` value names: ``s3://bucket[/prefix]`` or a folder."""
+    """The store a ``--to`` value names: ``s3://bucket[/prefix]`` or a folder; ``kms_key``
+    (S3 only) encrypts what is written with that KMS key."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[len("s3://") :].partition("/")
         if not bucket:
@@ -267,7 +310,10 @@ def store_for(
             retries={"max_attempts": attempts, "mode": "standard"},
         )
         client = boto3.client("s3", endpoint_url=endpoint_url or None, config=config)
-        return S3Store(bucket, prefix.strip("/"), client)
+        kms = boto3.client("kms", endpoint_url=endpoint_url or None, config=config)
+        return S3Store(bucket, prefix.strip("/"), client, kms_key or None, kms)
+    if kms_key:
+        raise BackupError(f"{location!r}: a KMS key is for backups to s3://bucket/prefix")
     if "://" in location:
         raise BackupError(f"{location!r}: a backup goes to a folder or to s3://bucket/prefix")
     return FolderStore(Path(location).expanduser().resolve())

@@ -36,6 +36,13 @@ ENDPOINT_OPTION = typer.Option(
     envvar="KARMAYOGI_BACKUP_S3_ENDPOINT",
     help="The endpoint of an S3-compatible store (default: AWS).",
 )
+KMS_KEY_OPTION = typer.Option(
+    None,
+    "--s3-kms-key",
+    envvar="KARMAYOGI_BACKUP_S3_KMS_KEY",
+    help="Encrypt the backup's objects with this KMS key (an AWS tenant's: "
+    "alias/karmayogi-<code>-<environment>); the bucket must be encrypted with it by default.",
+)
 KEEP_OPTION = typer.Option(None, "--keep", min=1, help="Keep the newest N complete backups.")
 MAX_AGE_OPTION = typer.Option(
     None, "--max-age", min=0, help="Keep complete backups younger than DAYS days."
@@ -76,6 +83,7 @@ def backup(
     to: str = TO_OPTION,
     source: str | None = SOURCE_OPTION,
     s3_endpoint: str | None = ENDPOINT_OPTION,
+    s3_kms_key: str | None = KMS_KEY_OPTION,
     keep: int | None = KEEP_OPTION,
     max_age: int | None = MAX_AGE_OPTION,
     as_json: bool = JSON_OPTION,
@@ -89,7 +97,7 @@ def backup(
     from infra.backup.stores import store_for
 
     env = read_env()
-    store = store_for(to, endpoint_url=s3_endpoint)
+    store = store_for(to, endpoint_url=s3_endpoint, kms_key=s3_kms_key)
     entry = make_backup(_source(source, env), store, _progress())
     removed = []
     if keep is not None or max_age is not None:

@@ -434,3 +434,33 @@ def test_what_a_portal_pod_gets_meets_the_portals_settings_contract(
             m["mountPath"] for m in web["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
         }
         assert {data_dir, f"{data_dir}/branding", "/etc/karmayogi", "/tmp"} <= mounts
+
+
+def test_on_eks_traffic_comes_in_from_the_vpc_and_the_pods_take_the_portals_role(
+    helm: Path,
+) -> None:
+    """The aws target's values (ci/aws-values.yaml, as `infra/targets/aws/portal.py` makes
+    them): an ALB's ip targets send from the VPC, and IRSA reads the service account."""
+    documents = template(helm, PORTAL, PORTAL / "ci" / "aws-values.yaml")
+    (policy,) = of_kind(documents, "NetworkPolicy")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": "10.40.0.0/16"}}]
+    (account,) = of_kind(documents, "ServiceAccount")
+    role = "arn:aws:iam::123456789012:role/karmayogi-bihar-production-portal"
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    # The web pods and the CronJobs (sync, xAPI, backups) run as that account. (The migration
+    # hook runs before the account exists and needs only the database.)
+    pods = [d["spec"]["template"]["spec"] for d in of_kind(documents, "Deployment")]
+    pods += [
+        c["spec"]["jobTemplate"]["spec"]["template"]["spec"] for c in of_kind(documents, "CronJob")
+    ]
+    assert len(pods) >= 3
+    assert {pod["serviceAccountName"] for pod in pods} == {"portal-bihar"}
+    (ingress,) = of_kind(documents, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"].startswith("arn:aws:acm:")
+    # Without the aws values, the service account carries no annotation.
+    bihar = template(helm, PORTAL, PORTAL / "ci" / "state-pvc-backup-values.yaml")
+    (plain,) = of_kind(bihar, "ServiceAccount")
+    assert "annotations" not in plain["metadata"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import tarfile
 import uuid
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
 from psycopg import sql
@@ -455,3 +457,96 @@ def test_a_media_archive_with_more_than_plain_files_is_refused_and_the_folder_ke
         replace_folder(media, archive)
     assert (media / "kept.txt").read_text() == "kept"
     assert not (tmp_path / "escaped.txt").exists()
+
+
+# --- an AWS tenant's bucket, under its own KMS key ---------------------------------------------
+
+
+def _tenant_bucket(moto: MotoServer, encrypted_with_its_key: bool) -> tuple[str, str]:
+    """A bucket and KMS key as the aws target's tenant stack makes them (its alias, the
+    bucket's default encryption); the key's alias and ARN."""
+    kms = boto3.client("kms", endpoint_url=moto.endpoint)
+    alias = f"alias/karmayogi-bihar-{uuid.uuid4().hex[:8]}"
+    arn = kms.create_key(Description="the tenant's key")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    if encrypted_with_its_key:
+        moto.client().put_bucket_encryption(
+            Bucket=moto.bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": arn,
+                        }
+                    }
+                ]
+            },
+        )
+    return alias, arn
+
+
+def test_a_backup_to_and_restore_from_the_tenants_bucket_under_its_key(
+    deployment: Deployment, moto: MotoServer
+) -> None:
+    alias, arn = _tenant_bucket(moto, encrypted_with_its_key=True)
+    to = f"s3://{moto.bucket}/backups"
+    result = cli(
+        "backup",
+        "--to",
+        to,
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+        "--s3-kms-key",
+        alias,
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    s3 = moto.client()
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=moto.bucket)["Contents"]]
+    assert any(k.endswith("/manifest.json") for k in keys) and len(keys) > 1
+    for key in keys:  # every part and the manifest, under the tenant's key
+        head = s3.head_object(Bucket=moto.bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms", key
+        assert head["SSEKMSKeyId"] in (alias, arn), key
+
+    deployment.drop(deployment.portal_db)
+    shutil.rmtree(deployment.media)
+    (name,) = {k.split("/")[1] for k in keys}
+    result = cli(
+        "restore",
+        "--from",
+        f"{to}/{name}",
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+        "--yes",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
+    assert (deployment.media / "certificates" / "cert-1.pdf").read_bytes() == CERTIFICATE
+
+
+def test_a_bucket_without_the_tenants_key_is_refused_in_one_line_before_any_upload(
+    deployment: Deployment, moto: MotoServer
+) -> None:
+    alias, _ = _tenant_bucket(moto, encrypted_with_its_key=False)
+    to = f"s3://{moto.bucket}/backups"
+    result = cli(
+        "backup",
+        "--to",
+        to,
+        "--source",
+        str(deployment.source_file),
+        "--s3-endpoint",
+        moto.endpoint,
+        "--s3-kms-key",
+        alias,
+    )
+    assert one_line_error(result) == (
+        f"error: {to}: the bucket is not encrypted with {alias} by default "
+        "(a tenant's backups go to its own bucket, under its own key)"
+    )
+    assert "Contents" not in moto.client().list_objects_v2(Bucket=moto.bucket)

@@ -35,7 +35,7 @@ class AwsTarget(ProductionTarget):
         """Update (or, with KARMAYOGI_PULUMI_PREVIEW, preview) each tenant's Pulumi stack."""
         from infra.targets.aws.deploy import run
 
-        return {code: run(_spec(specs, code), self.env, progress) for code in codes}
+        return {code: run(specs, _spec(specs, code), self.env, progress) for code in codes}
 
     def destroy(
         self, specs: Sequence[TenantSpec], codes: Sequence[str], progress: Progress
@@ -45,7 +45,7 @@ class AwsTarget(ProductionTarget):
         from infra.targets.aws.deploy import run
 
         for code in codes:
-            run(_spec(specs, code), self.env, progress, destroy=True)
+            run(specs, _spec(specs, code), self.env, progress, destroy=True)
 
 
 def _spec(specs: Sequence[TenantSpec], code: str) -> TenantSpec:

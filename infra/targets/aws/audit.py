@@ -44,11 +44,25 @@ def _code(error: botocore.exceptions.ClientError) -> str:
 
 
 def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
-    """A boto3 client, or one clear line when no region or no credentials are set."""
+    """A boto3 client, or one clear line when no region or no credentials are set, or the
+    temporary credentials (SSO, ``credential_process``) have expired."""
+    session = session or boto3.session.Session()
     try:
-        return (session or boto3.session.Session()).client(service)
+        client = session.client(service)
+        credentials = session.get_credentials()
+        if credentials is not None:
+            # Temporary credentials are renewed here; botocore says RuntimeError when what it
+            # got back has expired too (an SSO sign-in that has run out).
+            credentials.get_frozen_credentials()
     except botocore.exceptions.NoRegionError:
         raise KitError("no AWS region: set AWS_REGION (or a profile's region)") from None
+    except RuntimeError as error:
+        if "expired" not in str(error):
+            raise
+        raise KitError("the AWS credentials have expired: sign in again") from None
+    except botocore.exceptions.CredentialRetrievalError:
+        raise KitError("no AWS credentials could be had from the profile: sign in again") from None
+    return client
 
 
 def audit(

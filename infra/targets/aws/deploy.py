@@ -8,16 +8,24 @@ else in the kit needs Pulumi.
 The stack's configuration comes from the spec (domain, size) and the environment:
 ``AWS_REGION`` and ``KARMAYOGI_AWS_PLATFORM_STACK``, the fully qualified platform stack whose
 outputs (``privateSubnetIds``, ``databaseSecurityGroupIds``, ``oidcProviderArn``,
-``oidcIssuer``, ``rotationLambdaArn``) the tenant's resources are placed with.
+``oidcIssuer``, ``rotationLambdaArn``, ``vpcCidr``, ``hostedZoneId``, ``kubeconfig``) the
+tenant's resources are placed with. The portal's release gets the values the kubernetes target
+renders for it (``karmayogi render <code> --target kubernetes``), made for EKS by
+``infra.targets.aws.portal``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shutil
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML
 
 from infra.errors import KitError
 from infra.spec import TenantSpec
@@ -35,12 +43,12 @@ _INSTALL = (
 
 def require_pulumi(env: Mapping[str, str]) -> str:
     """The Pulumi CLI's path, or one line saying what is missing."""
-    if importlib.util.find_spec("pulumi") is None or (
-        importlib.util.find_spec("pulumi_aws") is None
+    if any(
+        importlib.util.find_spec(m) is None for m in ("pulumi", "pulumi_aws", "pulumi_kubernetes")
     ):
         raise KitError(
-            "the aws target needs the pulumi and pulumi-aws Python packages: "
-            "pip install 'pulumi>=3.272,<4' 'pulumi-aws>=7.51,<8'"
+            "the aws target needs the pulumi, pulumi-aws and pulumi-kubernetes Python packages: "
+            "pip install 'pulumi>=3.272,<4' 'pulumi-aws>=7.51,<8' 'pulumi-kubernetes>=4.34,<5'"
         )
     cli = shutil.which("pulumi", path=env.get("PATH"))
     if cli is None:
@@ -74,9 +82,34 @@ def _config(spec: TenantSpec, env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def program() -> None:
+def portal_values(specs: Sequence[TenantSpec], code: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The values the kubernetes target renders for ``code``'s portal release."""
+    return rendered_values(specs, code, env)[0]
+
+
+def rendered_values(
+    specs: Sequence[TenantSpec], code: str, env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the kubernetes target renders for ``code`` (``karmayogi render <code> --target
+    kubernetes``): the values of its portal's release and of its deployment's Keycloak."""
+    from infra.targets.kubernetes import KEYCLOAK_CHART, PORTAL_CHART, KubernetesTarget
+
+    spec = next((s for s in specs if s.code == code), None)
+    if spec is None:
+        raise KitError(f"no tenant spec with code {code!r}")
+    yaml = YAML(typ="safe", pure=True)
+    with tempfile.TemporaryDirectory(prefix="karmayogi-aws-") as scratch:
+        out = Path(scratch)
+        KubernetesTarget(dict(env)).render(specs, [code], out)
+        portal = out / "helm" / PORTAL_CHART / f"{code}.values.yaml"
+        keycloak = out / "helm" / KEYCLOAK_CHART / f"{spec.deployment_name}.values.yaml"
+        return yaml.load(portal.read_text("utf-8")), yaml.load(keycloak.read_text("utf-8"))
+
+
+def program(values: dict[str, Any]) -> None:
     """The tenant stack's program: the only place that reads ``pulumi.Config``."""
     import pulumi
+    import pulumi_kubernetes as k8s
 
     from infra.targets.aws.stack import TenantStack, TenantStackArgs
 
@@ -87,6 +120,7 @@ def program() -> None:
         return platform.require_output(name)
 
     code = config.require("code")
+    cluster = k8s.Provider("cluster", kubeconfig=output("kubeconfig"))
     stack = TenantStack(
         code,
         TenantStackArgs(
@@ -99,6 +133,11 @@ def program() -> None:
             oidc_provider_arn=output("oidcProviderArn"),
             oidc_issuer=output("oidcIssuer"),
             rotation_lambda_arn=output("rotationLambdaArn"),
+            region=pulumi.Config("aws").require("region"),
+            vpc_cidr=output("vpcCidr"),
+            hosted_zone_id=output("hostedZoneId"),
+            portal_values=values,
+            kubernetes=cluster,
         ),
     )
     pulumi.export("bucket", stack.bucket.bucket)
@@ -108,17 +147,23 @@ def program() -> None:
 
 
 def run(
-    spec: TenantSpec, env: Mapping[str, str], progress: Progress, *, destroy: bool = False
+    specs: Sequence[TenantSpec],
+    spec: TenantSpec,
+    env: Mapping[str, str],
+    progress: Progress,
+    *,
+    destroy: bool = False,
 ) -> dict[str, Any]:
     """Preview, update or destroy the tenant's stack; its outputs (none for destroy)."""
     require_pulumi(env)
     config = _config(spec, env)
+    values = portal_values(specs, spec.code, env)
     from pulumi import automation
 
     stack = automation.create_or_select_stack(
         stack_name=spec.code,
         project_name=PROJECT,
-        program=program,
+        program=functools.partial(program, values),
         opts=automation.LocalWorkspaceOptions(env_vars=dict(env)),
     )
     for key, value in config.items():

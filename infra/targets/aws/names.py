@@ -18,7 +18,6 @@ SECRET_NAMES = (DATABASE_URL, DJANGO_SECRET_KEY, *CLIENT_SECRETS)
 ROTATED_SECRETS = (DATABASE_URL,)
 ROTATION_DAYS = 30
 BACKUP_RETENTION_DAYS = 14
-SERVICE_ACCOUNT = "tenant-portal"
 
 
 def prefix(code: str, environment: str) -> str:
@@ -52,6 +51,11 @@ def secret_id(code: str, name: str) -> str:
     return f"karmayogi/{code}/{name.replace('_', '-')}"
 
 
+def service_account(code: str) -> str:
+    """The portal's Kubernetes service account, as charts/tenant-portal names it."""
+    return f"portal-{code}"
+
+
 def tags(code: str, environment: str) -> dict[str, str]:
     return {"tenant": code, "environment": environment, "managed-by": MANAGED_BY}
 
@@ -64,7 +68,8 @@ def portal_policy(bucket_arn: str, key_arn: str, secret_arns: list[str]) -> dict
             {
                 "Sid": "ListMedia",
                 "Effect": "Allow",
-                "Action": ["s3:ListBucket"],
+                # The encryption: `karmayogi backup --s3-kms-key` checks the bucket's key.
+                "Action": ["s3:ListBucket", "s3:GetEncryptionConfiguration"],
                 "Resource": [bucket_arn],
             },
             {
@@ -76,7 +81,12 @@ def portal_policy(bucket_arn: str, key_arn: str, secret_arns: list[str]) -> dict
             {
                 "Sid": "MediaKey",
                 "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                "Action": [
+                    "kms:Decrypt",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey",
+                    "kms:DescribeKey",
+                ],
                 "Resource": [key_arn],
             },
             {
@@ -91,6 +101,15 @@ def portal_policy(bucket_arn: str, key_arn: str, secret_arns: list[str]) -> dict
 
 def trust_policy(oidc_provider_arn: str, oidc_issuer: str, code: str) -> dict[str, Any]:
     """Who may take the portal's role: the tenant's service account alone (IRSA)."""
+    return web_identity_trust(
+        oidc_provider_arn, oidc_issuer, namespace(code), service_account(code)
+    )
+
+
+def web_identity_trust(
+    oidc_provider_arn: str, oidc_issuer: str, in_namespace: str, account: str
+) -> dict[str, Any]:
+    """A role only the service account ``account`` of ``in_namespace`` may take (IRSA)."""
     issuer = oidc_issuer.removeprefix("https://")
     return {
         "Version": "2012-10-17",
@@ -101,11 +120,164 @@ def trust_policy(oidc_provider_arn: str, oidc_issuer: str, code: str) -> dict[st
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
                     "StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{namespace(code)}:"
-                        f"{SERVICE_ACCOUNT}",
+                        f"{issuer}:sub": f"system:serviceaccount:{in_namespace}:{account}",
                         f"{issuer}:aud": "sts.amazonaws.com",
                     }
                 },
             }
+        ],
+    }
+
+
+# The tag the AWS Load Balancer Controller puts on what it makes, naming the cluster.
+CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+
+
+def load_balancer_controller_policy(vpc_arn: str) -> dict[str, Any]:
+    """What the AWS Load Balancer Controller may do: read the network, certificates and load
+    balancers; make load balancers, target groups and security groups, tagged with the
+    cluster, in this VPC; change and delete only those it tagged."""
+    tagged = {"Null": {f"aws:ResourceTag/{CLUSTER_TAG}": "false"}}
+    tagging = {"Null": {f"aws:RequestTag/{CLUSTER_TAG}": "false"}}
+    elb = "elasticloadbalancing"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Read",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:DescribeAccountAttributes",
+                    "ec2:DescribeAddresses",
+                    "ec2:DescribeAvailabilityZones",
+                    "ec2:DescribeInternetGateways",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeTags",
+                    "ec2:GetSecurityGroupsForVpc",
+                    f"{elb}:DescribeLoadBalancers",
+                    f"{elb}:DescribeLoadBalancerAttributes",
+                    f"{elb}:DescribeListeners",
+                    f"{elb}:DescribeListenerAttributes",
+                    f"{elb}:DescribeListenerCertificates",
+                    f"{elb}:DescribeSSLPolicies",
+                    f"{elb}:DescribeRules",
+                    f"{elb}:DescribeTargetGroups",
+                    f"{elb}:DescribeTargetGroupAttributes",
+                    f"{elb}:DescribeTargetHealth",
+                    f"{elb}:DescribeTags",
+                    "acm:ListCertificates",
+                    "acm:DescribeCertificate",
+                ],
+                "Resource": "*",  # describe calls take no resource-level permissions
+            },
+            {
+                "Sid": "ServiceLinkedRole",
+                "Effect": "Allow",
+                "Action": ["iam:CreateServiceLinkedRole"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": f"{elb}.amazonaws.com"}},
+            },
+            {
+                "Sid": "SecurityGroupInVpc",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSecurityGroup"],
+                "Resource": [vpc_arn],
+            },
+            {
+                "Sid": "NewSecurityGroup",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateSecurityGroup", "ec2:CreateTags"],
+                "Resource": ["arn:aws:ec2:*:*:security-group/*"],
+                "Condition": tagging,
+            },
+            {
+                "Sid": "OwnSecurityGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:DeleteSecurityGroup",
+                    "ec2:CreateTags",
+                    "ec2:DeleteTags",
+                ],
+                "Resource": ["arn:aws:ec2:*:*:security-group/*"],
+                "Condition": tagged,
+            },
+            {
+                "Sid": "NewLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    f"{elb}:CreateLoadBalancer",
+                    f"{elb}:CreateTargetGroup",
+                    f"{elb}:AddTags",
+                ],
+                "Resource": "*",
+                "Condition": tagging,
+            },
+            {
+                "Sid": "OwnLoadBalancers",
+                "Effect": "Allow",
+                "Action": [
+                    f"{elb}:ModifyLoadBalancerAttributes",
+                    f"{elb}:SetIpAddressType",
+                    f"{elb}:SetSecurityGroups",
+                    f"{elb}:SetSubnets",
+                    f"{elb}:DeleteLoadBalancer",
+                    f"{elb}:ModifyTargetGroup",
+                    f"{elb}:ModifyTargetGroupAttributes",
+                    f"{elb}:DeleteTargetGroup",
+                    f"{elb}:RegisterTargets",
+                    f"{elb}:DeregisterTargets",
+                    f"{elb}:CreateListener",
+                    f"{elb}:AddTags",
+                    f"{elb}:RemoveTags",
+                ],
+                "Resource": "*",
+                "Condition": tagged,
+            },
+            {
+                # Listeners and rules carry no tag of their own: they live under the load
+                # balancers above, which only this controller makes.
+                "Sid": "ListenersAndRules",
+                "Effect": "Allow",
+                "Action": [
+                    f"{elb}:ModifyListener",
+                    f"{elb}:DeleteListener",
+                    f"{elb}:AddListenerCertificates",
+                    f"{elb}:RemoveListenerCertificates",
+                    f"{elb}:CreateRule",
+                    f"{elb}:ModifyRule",
+                    f"{elb}:DeleteRule",
+                ],
+                "Resource": [
+                    f"arn:aws:{elb}:*:*:listener/app/k8s-*",
+                    f"arn:aws:{elb}:*:*:listener-rule/app/k8s-*",
+                ],
+            },
+        ],
+    }
+
+
+def secrets_reader_policy(secret_arns: list[str], key_arn: str) -> dict[str, Any]:
+    """Read these secrets (encrypted with ``key_arn``), nothing else."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Secrets",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": sorted(secret_arns),
+            },
+            {
+                "Sid": "SecretsKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": [key_arn],
+            },
         ],
     }

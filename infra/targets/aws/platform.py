@@ -1,24 +1,48 @@
-"""The platform every AWS tenant stack stands on (docs/aws.md): network, cluster, OIDC.
+"""The platform every AWS tenant stack stands on (docs/aws.md): network, cluster, Keycloak.
 
-``Platform`` makes a VPC with a public and a private subnet in each availability zone given,
-an EKS cluster whose Kubernetes Secrets are encrypted with a KMS key of its own and whose API is
+``Platform`` makes a VPC with a public and a private subnet in each availability zone given
+(an internet gateway for the public ones, a NAT gateway per zone for the private ones), an EKS
+cluster whose Kubernetes Secrets are encrypted with a KMS key of its own and whose API is
 reached privately, a managed node group in the private subnets, the cluster's OIDC provider
-(IRSA), and the security group the tenants' databases accept the nodes through. Its outputs
-are the names ``deploy.program`` reads by ``StackReference``. The Helm releases (AWS Load
-Balancer Controller, External Secrets Operator, Keycloak) are not made here yet.
+(IRSA), and the security group the databases accept the nodes through. On the cluster, by
+Helm: the AWS Load Balancer Controller (its IRSA role may make and change only load balancers
+and security groups tagged with the cluster) and the External Secrets Operator (no AWS role:
+each namespace's ``SecretStore`` reads with a role of that namespace's own). And the
+deployment's Keycloak: an encrypted RDS PostgreSQL, its secrets in Secrets Manager brought in by
+an ``ExternalSecret``, and the ``keycloak`` chart's release with the values the kubernetes
+target renders. Its outputs are the names ``deploy.program`` reads by ``StackReference``.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
+from infra.targets.aws import edge, names
+from infra.targets.aws.portal import EXTERNAL_SECRETS_API
+from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART, KEYCLOAK_SECRET
+from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET
 
+# Charts of the cluster's operators, pinned (docs/aws.md says when to move them).
+LOAD_BALANCER_CONTROLLER = (
+    "https://aws.github.io/eks-charts",
+    "aws-load-balancer-controller",
+    "1.16.0",
+)
+EXTERNAL_SECRETS = ("https://charts.external-secrets.io", "external-secrets", "0.19.2")
+CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
+# Keycloak of the deployment this platform serves: its namespace and what reads its secrets.
+KEYCLOAK_NAMESPACE = "karmayogi-keycloak"
+KEYCLOAK_SECRETS_ACCOUNT = "keycloak-secrets"
+REALMS_INPUT = "realms_input"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -35,6 +59,15 @@ class PlatformArgs:
     node_instance_type: str = "m7g.large"
     nodes_min: int = 2
     nodes_max: int = 6
+    hosted_zone_id: str = ""  # the Route 53 zone of the portals' and Keycloak's names
+    rotation_lambda_arn: str = ""  # the operator's rotation function (docs/aws.md)
+    region: str = "ap-south-1"
+    # The kubernetes target's values of the deployment's Keycloak release
+    # (KubernetesTarget.keycloak_values); None: no Keycloak on this platform.
+    keycloak_values: dict[str, Any] | None = None
+    keycloak_database_class: str = "db.t4g.medium"
+    keycloak_database_storage_gb: int = 20
+    kubernetes: pulumi.ProviderResource | None = None  # the cluster, once it exists
 
 
 def _role(name: str, service: str, parent: pulumi.Resource, tags: dict[str, str]) -> aws.iam.Role:
@@ -93,6 +126,8 @@ class Platform(pulumi.ComponentResource):
                         opts=child,
                     )
                 )
+
+        self._routes(base, args, tags)
 
         self.secrets_key = aws.kms.Key(
             f"{base}-eks-secrets",
@@ -175,10 +210,357 @@ class Platform(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        self.kubeconfig = pulumi.Output.all(
+            self.cluster.name,
+            self.cluster.endpoint,
+            self.cluster.certificate_authority.data,
+        ).apply(lambda got: _kubeconfig(str(got[0]), str(got[1]), str(got[2]), args.region))
+        self._operators(base, args, tags)
+        if args.keycloak_values is not None:
+            self._keycloak(base, args, args.keycloak_values, tags)
         self.outputs = {
             "privateSubnetIds": pulumi.Output.all(*private_ids),
             "databaseSecurityGroupIds": pulumi.Output.all(self.database_security_group.id),
             "oidcProviderArn": self.oidc_provider.arn,
             "oidcIssuer": issuer,
+            "vpcCidr": self.vpc.cidr_block,
+            "hostedZoneId": args.hosted_zone_id,
+            "rotationLambdaArn": args.rotation_lambda_arn,
+            "kubeconfig": pulumi.Output.secret(cast(Any, self.kubeconfig)),
         }
         self.register_outputs(self.outputs)
+
+    def _routes(self, base: str, args: PlatformArgs, tags: dict[str, str]) -> None:
+        """The public subnets out through an internet gateway; each private subnet out
+        through the NAT gateway of its own zone (a zone lost takes only its own way out)."""
+        child = pulumi.ResourceOptions(parent=self)
+        gateway = aws.ec2.InternetGateway(
+            f"{base}-igw", vpc_id=self.vpc.id, tags={**tags, "Name": f"{base}-igw"}, opts=child
+        )
+        public = aws.ec2.RouteTable(
+            f"{base}-public",
+            vpc_id=self.vpc.id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": gateway.id}],
+            tags={**tags, "Name": f"{base}-public"},
+            opts=child,
+        )
+        self.nat_gateways: list[aws.ec2.NatGateway] = []
+        for zone, outer, inner in zip(
+            args.availability_zones, self.public_subnets, self.private_subnets, strict=True
+        ):
+            aws.ec2.RouteTableAssociation(
+                f"{base}-public-{zone}", subnet_id=outer.id, route_table_id=public.id, opts=child
+            )
+            address = aws.ec2.Eip(
+                f"{base}-nat-{zone}",
+                domain="vpc",
+                tags={**tags, "Name": f"{base}-nat-{zone}"},
+                opts=child,
+            )
+            nat = aws.ec2.NatGateway(
+                f"{base}-nat-{zone}",
+                subnet_id=outer.id,
+                allocation_id=address.id,
+                tags={**tags, "Name": f"{base}-nat-{zone}"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+            )
+            self.nat_gateways.append(nat)
+            private = aws.ec2.RouteTable(
+                f"{base}-private-{zone}",
+                vpc_id=self.vpc.id,
+                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                tags={**tags, "Name": f"{base}-private-{zone}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{base}-private-{zone}",
+                subnet_id=inner.id,
+                route_table_id=private.id,
+                opts=child,
+            )
+
+    def _irsa_role(
+        self,
+        name: str,
+        in_namespace: str,
+        account: str,
+        policy: pulumi.Input[str],
+        tags: dict[str, str],
+    ) -> aws.iam.Role:
+        """A role only ``account`` of ``in_namespace`` may take, allowed ``policy`` alone."""
+        child = pulumi.ResourceOptions(parent=self)
+        trust = pulumi.Output.all(self.oidc_provider.arn, self.oidc_provider.url).apply(
+            lambda got: json.dumps(
+                names.web_identity_trust(str(got[0]), str(got[1]), in_namespace, account)
+            )
+        )
+        role = aws.iam.Role(name, name=name, assume_role_policy=trust, tags=tags, opts=child)
+        aws.iam.RolePolicy(f"{name}-access", role=role.id, policy=policy, opts=child)
+        return role
+
+    def _operators(self, base: str, args: PlatformArgs, tags: dict[str, str]) -> None:
+        """The AWS Load Balancer Controller and the External Secrets Operator, by Helm."""
+        policy = self.vpc.arn.apply(
+            lambda arn: json.dumps(names.load_balancer_controller_policy(str(arn)), sort_keys=True)
+        )
+        self.controller_role = self._irsa_role(
+            f"{base}-load-balancer-controller", *CONTROLLER_ACCOUNT, policy, tags
+        )
+        on_cluster = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=[self.cluster]
+        )
+        repository, chart, version = LOAD_BALANCER_CONTROLLER
+        self.controller = k8s.helm.v3.Release(
+            f"{base}-load-balancer-controller",
+            name="aws-load-balancer-controller",
+            namespace=CONTROLLER_ACCOUNT[0],
+            chart=chart,
+            version=version,
+            repository_opts={"repo": repository},
+            values={
+                "clusterName": self.cluster.name,
+                "region": args.region,
+                "vpcId": self.vpc.id,
+                "serviceAccount": {
+                    "create": True,
+                    "name": CONTROLLER_ACCOUNT[1],
+                    "annotations": {"eks.amazonaws.com/role-arn": self.controller_role.arn},
+                },
+            },
+            atomic=True,
+            opts=on_cluster,
+        )
+        repository, chart, version = EXTERNAL_SECRETS
+        self.external_secrets = k8s.helm.v3.Release(
+            f"{base}-external-secrets",
+            name="external-secrets",
+            namespace="external-secrets",
+            create_namespace=True,
+            chart=chart,
+            version=version,
+            repository_opts={"repo": repository},
+            # No AWS role of its own: each SecretStore reads with its namespace's role.
+            values={"installCRDs": True},
+            atomic=True,
+            opts=on_cluster,
+        )
+
+    def _keycloak(
+        self, base: str, args: PlatformArgs, rendered: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        """The deployment's Keycloak: its database, secrets, certificate, name and release."""
+        child = pulumi.ResourceOptions(parent=self)
+        deployment = str(rendered["deployment"])
+        self.data_key = aws.kms.Key(
+            f"{base}-keycloak-key",
+            description=f"Karmayogi platform {args.environment}: Keycloak's database and secrets",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            tags=tags,
+            opts=child,
+        )
+        subnets = aws.rds.SubnetGroup(
+            f"{base}-keycloak-db-subnets",
+            name=f"{base}-keycloak-db",
+            subnet_ids=[s.id for s in self.private_subnets],
+            tags=tags,
+            opts=child,
+        )
+        identifier = f"{base}-keycloak-db"
+        self.keycloak_database = aws.rds.Instance(
+            identifier,
+            identifier=identifier,
+            engine="postgres",
+            engine_version="16",
+            instance_class=args.keycloak_database_class,
+            allocated_storage=args.keycloak_database_storage_gb,
+            multi_az=True,
+            storage_encrypted=True,
+            kms_key_id=self.data_key.arn,
+            backup_retention_period=names.BACKUP_RETENTION_DAYS,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{identifier}-final",
+            copy_tags_to_snapshot=True,
+            publicly_accessible=False,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[self.database_security_group.id],
+            db_name=str(rendered["database"]["name"]),
+            username=str(rendered["database"]["username"]),
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=self.data_key.key_id,
+            tags=tags,
+            opts=child,
+        )
+        kept = {
+            name: aws.secretsmanager.Secret(
+                f"{base}-keycloak-{name.replace('_', '-')}",
+                name=names.secret_id(deployment, name),
+                kms_key_id=self.data_key.arn,
+                recovery_window_in_days=30,
+                tags=tags,
+                opts=child,
+            )
+            for name in (KEYCLOAK_BOOTSTRAP_SECRET, REALMS_INPUT)
+        }
+        master = self.keycloak_database.master_user_secrets[0].secret_arn
+        readable = pulumi.Output.all(
+            self.data_key.arn, master, *(s.arn for s in kept.values())
+        ).apply(
+            lambda got: json.dumps(
+                names.secrets_reader_policy([str(a) for a in got[1:]], str(got[0])),
+                sort_keys=True,
+            )
+        )
+        reader = self._irsa_role(
+            f"{base}-keycloak-secrets", KEYCLOAK_NAMESPACE, KEYCLOAK_SECRETS_ACCOUNT, readable, tags
+        )
+        login = str(rendered["hostname"]).removeprefix("https://")
+        _, certificate_arn = edge.certificate(
+            f"{base}-keycloak", login, args.hosted_zone_id, tags, self
+        )
+
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
+        namespace = edge.namespace(
+            KEYCLOAK_NAMESPACE, f"{base}-keycloak-namespace", tags, on_cluster
+        )
+        inside = pulumi.ResourceOptions(
+            parent=self,
+            provider=args.kubernetes,
+            depends_on=[namespace, self.external_secrets],
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{base}-keycloak-secrets",
+            metadata={
+                "name": KEYCLOAK_SECRETS_ACCOUNT,
+                "namespace": KEYCLOAK_NAMESPACE,
+                "annotations": {"eks.amazonaws.com/role-arn": reader.arn},
+            },
+            automount_service_account_token=False,
+            opts=inside,
+        )
+        store = k8s.apiextensions.CustomResource(
+            f"{base}-keycloak-secret-store",
+            api_version=EXTERNAL_SECRETS_API,
+            kind="SecretStore",
+            metadata={"name": "karmayogi-secrets-manager", "namespace": KEYCLOAK_NAMESPACE},
+            spec={
+                "provider": {
+                    "aws": {
+                        "service": "SecretsManager",
+                        "region": args.region,
+                        "auth": {"jwt": {"serviceAccountRef": {"name": KEYCLOAK_SECRETS_ACCOUNT}}},
+                    }
+                }
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=[account, self.external_secrets]
+            ),
+        )
+        keys = rendered["secretKeys"]
+        secret = k8s.apiextensions.CustomResource(
+            f"{base}-keycloak-external-secret",
+            api_version=EXTERNAL_SECRETS_API,
+            kind="ExternalSecret",
+            metadata={"name": KEYCLOAK_SECRET, "namespace": KEYCLOAK_NAMESPACE},
+            spec={
+                "refreshInterval": "1h",
+                "secretStoreRef": {"kind": "SecretStore", "name": "karmayogi-secrets-manager"},
+                "target": {"name": rendered["existingSecret"], "creationPolicy": "Owner"},
+                "data": [
+                    # RDS keeps the master user's password, rotated, in its own secret.
+                    {
+                        "secretKey": keys["databasePassword"],
+                        "remoteRef": {"key": master, "property": "password"},
+                    },
+                    {
+                        "secretKey": keys["bootstrapClientSecret"],
+                        "remoteRef": {"key": kept[KEYCLOAK_BOOTSTRAP_SECRET].name},
+                    },
+                    {
+                        "secretKey": rendered["realms"]["inputKey"],
+                        "remoteRef": {"key": kept[REALMS_INPUT].name},
+                    },
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes, depends_on=[store]),
+        )
+        self.keycloak_values = pulumi.Output.all(
+            self.keycloak_database.address, certificate_arn, self.vpc.cidr_block
+        ).apply(lambda got: _keycloak_values(rendered, str(got[0]), str(got[1]), str(got[2])))
+        self.keycloak = k8s.helm.v3.Release(
+            f"{base}-keycloak",
+            name=f"keycloak-{deployment}",
+            chart=str(CHARTS / KEYCLOAK_CHART),
+            namespace=KEYCLOAK_NAMESPACE,
+            values=self.keycloak_values,
+            atomic=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.kubernetes,
+                depends_on=[secret, self.controller, self.keycloak_database],
+            ),
+        )
+        self.keycloak_record = edge.record_to_ingress(
+            f"{base}-keycloak",
+            login,
+            args.hosted_zone_id,
+            f"{KEYCLOAK_NAMESPACE}/keycloak-{deployment}",
+            self.keycloak,
+            args.kubernetes,
+            self,
+        )
+
+
+def _keycloak_values(
+    rendered: dict[str, Any], database_host: str, certificate_arn: str, vpc_cidr: str
+) -> dict[str, Any]:
+    """The kubernetes target's Keycloak values, made for EKS: its RDS database, an ALB with
+    the certificate, and X-Forwarded-* trusted from the VPC (the ALB's addresses)."""
+    out = copy.deepcopy(rendered)
+    out["database"] = {**out["database"], "host": database_host}
+    out["ingress"] = {
+        **out["ingress"],
+        "className": "alb",
+        "annotations": edge.alb_annotations(certificate_arn),
+    }
+    out["proxyTrustedAddresses"] = [vpc_cidr]
+    return out
+
+
+def _kubeconfig(name: str, endpoint: str, authority: str, region: str) -> str:
+    """A kubeconfig reaching the cluster with the caller's AWS credentials (aws eks get-token)."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": authority},
+                }
+            ],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+            "users": [
+                {
+                    "name": name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                name,
+                                "--region",
+                                region,
+                            ],
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -5,7 +5,11 @@ blocked, lifecycle rules, CORS for the tenant's domain); an encrypted RDS Postgr
 kept, deletion protection, class and Multi-AZ from the size table, master password kept by RDS
 in Secrets Manager); the kit's secrets in Secrets Manager (values written by the kit, never by
 Pulumi, so none is in the stack's state); and an IAM role the portal's service account takes
-(IRSA) whose policy names only this tenant's bucket, key and secrets.
+(IRSA) whose policy names only this tenant's bucket, key and secrets. On the cluster: the
+tenant's namespace, the ``SecretStore`` and ``ExternalSecret`` bringing its secrets in, and the
+``tenant-portal`` release with the kubernetes target's values made for EKS
+(``infra.targets.aws.portal``); in front, an ACM certificate of its domain (validated by DNS)
+and the domain's record pointing at the ALB the release's ingress gets.
 
 Only the program entry reads ``pulumi.Config``; the component takes everything as arguments.
 """
@@ -18,10 +22,12 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
 from infra.render.sizes import SIZES
-from infra.targets.aws import names
+from infra.targets.aws import edge, names, portal
+from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
 
 @dataclass
@@ -35,6 +41,12 @@ class TenantStackArgs:
     oidc_provider_arn: str  # the EKS cluster's OIDC provider (IRSA)
     oidc_issuer: str
     rotation_lambda_arn: str  # renews the secrets in names.ROTATED_SECRETS
+    region: str
+    vpc_cidr: str  # where the ALB's ip targets send traffic in from
+    hosted_zone_id: str  # the Route 53 zone of the tenant's domain
+    # The kubernetes target's values of the portal's release (KubernetesTarget.portal_values).
+    portal_values: dict[str, Any]
+    kubernetes: pulumi.ProviderResource | None = None  # the platform's cluster
     extra_tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -200,13 +212,84 @@ class TenantStack(pulumi.ComponentResource):
             policy=self.policy_document,
             opts=child,
         )
+        self._portal(args, base, tags)
         self.register_outputs(
             {
                 "bucket": self.bucket.bucket,
                 "key_arn": self.key.arn,
                 "database_endpoint": self.database.endpoint,
                 "role_arn": self.role.arn,
+                "certificate_arn": self.certificate.arn,
             }
+        )
+
+    def _portal(self, args: TenantStackArgs, base: str, tags: dict[str, str]) -> None:
+        """The certificate and DNS record of the domain; on the cluster, the namespace, the
+        tenant's secrets and the portal's release."""
+        code = args.code
+        self.certificate, certificate_arn = edge.certificate(
+            base, args.domain, args.hosted_zone_id, tags, self
+        )
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.kubernetes)
+        namespace = names.namespace(code)
+        self.namespace = edge.namespace(namespace, f"{base}-namespace", tags, on_cluster)
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=args.kubernetes, depends_on=[self.namespace]
+        )
+        store = portal.secret_store(code, args.region)
+        self.secret_store = k8s.apiextensions.CustomResource(
+            f"{base}-secret-store",
+            api_version=store["apiVersion"],
+            kind=store["kind"],
+            metadata=store["metadata"],
+            spec=store["spec"],
+            opts=in_namespace,
+        )
+        document = portal.external_secret(code, args.portal_values)
+        self.external_secret = k8s.apiextensions.CustomResource(
+            f"{base}-external-secret",
+            api_version=document["apiVersion"],
+            kind=document["kind"],
+            metadata=document["metadata"],
+            spec=document["spec"],
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=[self.secret_store]
+            ),
+        )
+        self.portal_values: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
+            self.role.arn, certificate_arn, self.bucket.bucket
+        ).apply(
+            lambda got: portal.aws_portal_values(
+                args.portal_values,
+                role_arn=str(got[0]),
+                certificate_arn=str(got[1]),
+                vpc_cidr=args.vpc_cidr,
+                bucket=str(got[2]),
+                region=args.region,
+            )
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{base}-release",
+            name=portal.release_name(code),
+            chart=str(CHARTS / PORTAL_CHART),
+            namespace=namespace,
+            values=self.portal_values,
+            atomic=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.kubernetes,
+                depends_on=[self.namespace, self.external_secret, self.database],
+            ),
+        )
+        self.record = edge.record_to_ingress(
+            base,
+            args.domain,
+            args.hosted_zone_id,
+            f"{namespace}/{portal.release_name(code)}",
+            self.release,
+            args.kubernetes,
+            self,
         )
 
 

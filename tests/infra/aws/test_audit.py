@@ -17,6 +17,7 @@ from infra.cli import app
 from infra.errors import KitError
 from infra.targets.aws import names
 from infra.targets.aws.audit import audit
+from infra.targets.aws.secrets import AwsSecretStore
 from tests.rig.moto import CREDENTIALS, MotoServer
 
 ENV = "production"
@@ -250,3 +251,39 @@ def test_a_missing_region_is_one_clear_line(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     with pytest.raises(KitError, match=r"^no AWS region: set AWS_REGION"):
         audit("bihar", ENV, boto3.session.Session())
+
+
+def _expired_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A profile whose temporary credentials ran out, as an SSO sign-in's do: its
+    credential_process hands botocore credentials whose expiry is past."""
+    process = tmp_path / "credentials.sh"
+    answer = {
+        "Version": 1,
+        "AccessKeyId": "ASIAEXPIREDEXAMPLE",
+        "SecretAccessKey": "expired",
+        "SessionToken": "expired",
+        "Expiration": "2020-01-01T00:00:00Z",
+    }
+    process.write_text(f"#!/bin/sh\necho '{json.dumps(answer)}'\n", encoding="utf-8")
+    process.chmod(0o700)
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile expired]\nregion = ap-south-1\ncredential_process = {process}\n",
+        encoding="utf-8",
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_PROFILE", "expired")
+
+
+def test_expired_credentials_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _expired_profile(monkeypatch, tmp_path)
+    result = CliRunner().invoke(app, ["audit", "bihar", "--target", "aws"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: the AWS credentials have expired: sign in again\n"
+    with pytest.raises(KitError, match=r"^the AWS credentials have expired: sign in again$"):
+        AwsSecretStore().values("bihar")

@@ -9,6 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.cli import app
+from infra.commands.common import specs_in
+from infra.errors import KitError
+from infra.targets.aws.deploy import _config
 
 TENANTS = Path(__file__).resolve().parents[3] / "tenants"
 INSTALL = (
@@ -43,3 +46,39 @@ def test_preview_is_refused_for_other_targets() -> None:
     )
     assert result.exit_code == 1
     assert result.stderr == "error: --preview is for the aws target\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KARMAYOGI_AWS_PLATFORM_STACK": "org/karmayogi-platform/production"},
+            "no AWS region: set AWS_REGION for the aws target",
+        ),
+        (
+            {"AWS_REGION": "ap-south-1"},
+            "no platform stack: set KARMAYOGI_AWS_PLATFORM_STACK (org/project/stack)",
+        ),
+    ],
+    ids=["no-region", "no-platform-stack"],
+)
+def test_the_stacks_configuration_missing_a_setting_is_one_clear_line(
+    env: dict[str, str], message: str
+) -> None:
+    (spec,) = [s for s in specs_in(TENANTS) if s.code == "bihar"]
+    with pytest.raises(KitError) as raised:
+        _config(spec, env)
+    assert str(raised.value) == message
+
+
+def test_the_stacks_configuration_comes_from_the_spec() -> None:
+    (spec,) = [s for s in specs_in(TENANTS) if s.code == "bihar"]
+    env = {"AWS_REGION": "ap-south-1", "KARMAYOGI_AWS_PLATFORM_STACK": "org/p/production"}
+    assert _config(spec, env) == {
+        "aws:region": "ap-south-1",
+        "karmayogi:code": "bihar",
+        "karmayogi:domain": "learn.bihar.example",
+        "karmayogi:size": spec.spec.deployment.size,
+        "karmayogi:environment": "production",
+        "karmayogi:platformStack": "org/p/production",
+    }

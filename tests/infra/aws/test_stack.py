@@ -3,18 +3,34 @@ run here, docs/aws.md): every security property is read from the resources' inpu
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pulumi
 import pytest
+from ruamel.yaml import YAML
 
+from infra.commands.common import specs_in
 from infra.errors import KitError
+from infra.render.inputs import Secret
+from infra.render.portal import validate_portal_settings
 from infra.render.sizes import SIZES
 from infra.targets.aws import names
+from infra.targets.aws.deploy import portal_values
 from infra.targets.aws.stack import TenantStack, TenantStackArgs
 
 ACCOUNT = "123456789012"
+TENANTS = Path(__file__).resolve().parents[3] / "tenants"
+ALB = "k8s-karmayogi-0123456789.ap-south-1.elb.amazonaws.com"
+
+
+@functools.cache
+def rendered_values(code: str) -> str:
+    """The kubernetes target's values of ``code``'s portal release, as JSON (one render each)."""
+    return json.dumps(portal_values(specs_in(TENANTS), code, {}))
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -29,6 +45,19 @@ class _Mocks(pulumi.runtime.Mocks):
         state = {**args.inputs, "arn": f"arn:aws:{service}:ap-south-1:{ACCOUNT}:{args.name}"}
         if args.typ == "aws:kms/key:Key":
             state["keyId"] = f"key-{args.name}"
+        if args.typ == "aws:acm/certificate:Certificate":  # what ACM asks to see in DNS
+            state["domainValidationOptions"] = [
+                {
+                    "domainName": args.inputs["domainName"],
+                    "resourceRecordName": f"_proof.{args.inputs['domainName']}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_answer.acm-validations.aws.",
+                }
+            ]
+        if args.typ == "aws:route53/record:Record":
+            state["fqdn"] = args.inputs["name"]
+        if args.typ == "kubernetes:networking.k8s.io/v1:Ingress":  # read: what the ALB got
+            state["status"] = {"loadBalancer": {"ingress": [{"hostname": ALB}]}}
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
@@ -53,6 +82,10 @@ def _args(code: str = "bihar", size: str = "small") -> TenantStackArgs:
         oidc_provider_arn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.example/id/ABC",
         oidc_issuer="https://oidc.eks.example/id/ABC",
         rotation_lambda_arn=f"arn:aws:lambda:ap-south-1:{ACCOUNT}:function:rotate",
+        region="ap-south-1",
+        vpc_cidr="10.40.0.0/16",
+        hosted_zone_id="Z0123456789",
+        portal_values=json.loads(rendered_values(code)),
     )
 
 
@@ -65,7 +98,9 @@ def _build(*tenants: TenantStackArgs) -> tuple[_Mocks, list[TenantStack]]:
     @pulumi.runtime.test  # type: ignore[untyped-decorator,unused-ignore]
     def program() -> pulumi.Output[Any]:
         stacks.extend(TenantStack(t.code, t) for t in tenants)
-        return pulumi.Output.all(*(s.policy_document for s in stacks))
+        return pulumi.Output.all(
+            *(s.policy_document for s in stacks), *(s.record.records for s in stacks)
+        )
 
     program()
     return mocks, stacks
@@ -150,7 +185,7 @@ def test_the_portals_role_names_only_this_tenants_bucket_key_and_secrets() -> No
     (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert trust["Condition"]["StringEquals"]["oidc.eks.example/id/ABC:sub"] == (
-        "system:serviceaccount:karmayogi-bihar:tenant-portal"
+        "system:serviceaccount:karmayogi-bihar:portal-bihar"
     )
     document = json.loads(mocks.one("aws:iam/rolePolicy:RolePolicy")["policy"])
     resources = {r for s in document["Statement"] for r in s["Resource"]}
@@ -187,12 +222,110 @@ def test_every_resource_is_named_and_tagged_for_its_tenant() -> None:
 
 
 def test_two_tenants_stacks_share_no_resource_name() -> None:
-    mocks, _ = _build(_args("bihar"), _args("goa"))
+    mocks, _ = _build(_args("bihar"), _args("rajasthan"))
     physical = ("bucket", "identifier", "name")
-    by_tenant: dict[str, set[str]] = {"bihar": set(), "goa": set()}
+    by_tenant: dict[str, set[str]] = {"bihar": set(), "rajasthan": set()}
     for resource in mocks.resources:
-        tenant = "bihar" if "bihar" in resource.name else "goa"
+        tenant = "bihar" if "bihar" in resource.name else "rajasthan"
         by_tenant[tenant].add(resource.name)
         by_tenant[tenant].update(str(resource.inputs[p]) for p in physical if p in resource.inputs)
-    assert by_tenant["bihar"] and by_tenant["goa"]
-    assert by_tenant["bihar"].isdisjoint(by_tenant["goa"])
+    assert by_tenant["bihar"] and by_tenant["rajasthan"]
+    assert by_tenant["bihar"].isdisjoint(by_tenant["rajasthan"])
+
+
+# --- the portal on the cluster --------------------------------------------------------------
+
+CHART = Path(__file__).resolve().parents[3] / "charts" / "tenant-portal"
+
+
+def _helm_merge(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(defaults)
+    for key, value in values.items():
+        below = merged.get(key)
+        both = isinstance(below, dict) and isinstance(value, dict)
+        merged[key] = _helm_merge(below, value) if both else value  # type: ignore[arg-type]
+    return merged
+
+
+def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_takes_them() -> (
+    None
+):
+    mocks, _ = _build(_args())
+    release = mocks.one("kubernetes:helm.sh/v3:Release")
+    assert (release["name"], release["namespace"]) == ("portal-bihar", "karmayogi-bihar")
+    assert Path(release["chart"]) == CHART
+    values = release["values"]
+    # As Helm checks them: the chart's defaults with the release's values over them.
+    defaults = YAML(typ="safe", pure=True).load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(_helm_merge(defaults, values))
+    rendered = json.loads(rendered_values("bihar"))
+    # What the kubernetes target renders reaches the release unchanged...
+    for key in ("tenant", "image", "existingSecret", "secretEnv", "logo", "resources", "jobs"):
+        assert values[key] == rendered[key], key
+    # ...but for what EKS needs: the portal's IRSA role, an ALB with the ACM certificate,
+    # traffic in from the VPC, media in the tenant's bucket.
+    role = f"arn:aws:iam:ap-south-1:{ACCOUNT}:karmayogi-bihar-production-portal"
+    assert values["serviceAccount"] == {"annotations": {"eks.amazonaws.com/role-arn": role}}
+    certificate = f"arn:aws:acm:ap-south-1:{ACCOUNT}:karmayogi-bihar-production-certificate"
+    annotations = values["ingress"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == certificate
+    assert values["ingress"]["className"] == "alb"
+    assert values["ingress"]["host"] == "learn.bihar.example"
+    assert values["networkPolicy"]["ingressController"]["cidr"] == "10.40.0.0/16"
+    settings = values["settings"]
+    assert settings["KARMAYOGI_MEDIA_S3_BUCKET"] == "karmayogi-bihar-production-media"
+    assert "KARMAYOGI_MEDIA_ROOT" not in settings
+    # The settings with the secrets the pod gets from its Secret, unresolved here.
+    secrets = {name: Secret(name, f"secret:{key}") for name, key in values["secretEnv"].items()}
+    validate_portal_settings({**settings, **secrets}, source="the release's settings")
+    # The chart's aws scenario (linted and templated in tests/charts) is these values.
+    scenario = YAML(typ="safe", pure=True).load((CHART / "ci" / "aws-values.yaml").read_text())
+    assert scenario["ingress"]["annotations"].keys() == annotations.keys()
+    assert scenario["settings"].keys() == settings.keys()
+    assert scenario["serviceAccount"]["annotations"].keys() == {"eks.amazonaws.com/role-arn"}
+    assert scenario["networkPolicy"] == values["networkPolicy"]
+
+
+def test_the_external_secret_brings_in_only_this_tenants_secrets_with_its_own_role() -> None:
+    mocks, _ = _build(_args())
+    (external,) = mocks.of("kubernetes:external-secrets.io/v1:ExternalSecret")
+    spec = external.inputs["spec"]
+    assert spec["target"]["name"] == "karmayogi-portal"
+    remote = {item["remoteRef"]["key"] for item in spec["data"]}
+    made = {s.inputs["name"] for s in mocks.of("aws:secretsmanager/secret:Secret")}
+    # Every key the portal's Secret holds, each from this tenant's Secrets Manager entries.
+    assert {item["secretKey"] for item in spec["data"]} == set(
+        json.loads(rendered_values("bihar"))["secretEnv"].values()
+    )
+    assert remote <= made
+    assert all(key.startswith("karmayogi/bihar/") for key in remote)
+    (store,) = mocks.of("kubernetes:external-secrets.io/v1:SecretStore")
+    assert spec["secretStoreRef"] == {
+        "kind": "SecretStore",
+        "name": store.inputs["metadata"]["name"],
+    }
+    assert store.inputs["metadata"]["namespace"] == "karmayogi-bihar"
+    aws_provider = store.inputs["spec"]["provider"]["aws"]
+    # Read with the portal's service account: the role whose policy names only these ARNs.
+    assert aws_provider["auth"] == {"jwt": {"serviceAccountRef": {"name": "portal-bihar"}}}
+    assert aws_provider["region"] == "ap-south-1"
+    namespace = mocks.one("kubernetes:core/v1:Namespace")
+    assert namespace["metadata"]["name"] == "karmayogi-bihar"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_domain_gets_a_dns_validated_certificate_and_a_record_to_the_alb() -> None:
+    mocks, _ = _build(_args())
+    certificate = mocks.one("aws:acm/certificate:Certificate")
+    assert (certificate["domainName"], certificate["validationMethod"]) == (
+        "learn.bihar.example",
+        "DNS",
+    )
+    records = {r.inputs["name"]: r.inputs for r in mocks.of("aws:route53/record:Record")}
+    proof = records["_proof.learn.bihar.example."]
+    assert (proof["type"], proof["records"]) == ("CNAME", ["_answer.acm-validations.aws."])
+    portal = records["learn.bihar.example"]
+    assert (portal["zoneId"], portal["type"], portal["records"]) == ("Z0123456789", "CNAME", [ALB])
+    validation = mocks.one("aws:acm/certificateValidation:CertificateValidation")
+    assert validation["validationRecordFqdns"] == ["_proof.learn.bihar.example."]

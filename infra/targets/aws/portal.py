@@ -1,0 +1,100 @@
+"""A tenant's portal on EKS: its namespace, the ``ExternalSecret`` that brings its secrets in
+from Secrets Manager, the ``tenant-portal`` release, and the certificate and DNS record of its
+domain (docs/aws.md).
+
+The release's values are the kubernetes target's (``karmayogi render <code> --target
+kubernetes``, ``KubernetesTarget.portal_values``) with what AWS changes: the IRSA role on the
+service account, an ALB ingress with the ACM certificate, traffic in from the VPC (the ALB's
+ip targets), and media in the tenant's bucket.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from infra.errors import KitError
+from infra.targets.aws import names
+from infra.targets.aws.edge import alb_annotations
+
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+SECRET_STORE = "karmayogi-secrets-manager"
+# External Secrets Operator re-reads each secret this often (a rotated database password
+# reaches the portal's Secret within the hour).
+REFRESH = "1h"
+
+
+def aws_portal_values(
+    values: dict[str, Any],
+    *,
+    role_arn: str,
+    certificate_arn: str,
+    vpc_cidr: str,
+    bucket: str,
+    region: str,
+) -> dict[str, Any]:
+    """The kubernetes target's values of a portal release, made for EKS."""
+    out = copy.deepcopy(values)
+    out["serviceAccount"] = {"annotations": {ROLE_ANNOTATION: role_arn}}
+    out["ingress"] = {
+        **out["ingress"],
+        "className": "alb",
+        "annotations": alb_annotations(certificate_arn),
+    }
+    out["networkPolicy"]["ingressController"] = {
+        **out["networkPolicy"]["ingressController"],
+        "cidr": vpc_cidr,
+    }
+    settings = out["settings"]
+    settings.pop("KARMAYOGI_MEDIA_ROOT", None)
+    settings["KARMAYOGI_MEDIA_S3_BUCKET"] = bucket
+    settings["KARMAYOGI_MEDIA_S3_REGION"] = region
+    return out
+
+
+def secret_store(code: str, region: str) -> dict[str, Any]:
+    """The namespace's ``SecretStore``: Secrets Manager read with the portal's own IRSA role,
+    so the operator can read this tenant's secrets and no one else's."""
+    return {
+        "apiVersion": EXTERNAL_SECRETS_API,
+        "kind": "SecretStore",
+        "metadata": {"name": SECRET_STORE, "namespace": names.namespace(code)},
+        "spec": {
+            "provider": {
+                "aws": {
+                    "service": "SecretsManager",
+                    "region": region,
+                    "auth": {"jwt": {"serviceAccountRef": {"name": names.service_account(code)}}},
+                }
+            }
+        },
+    }
+
+
+def external_secret(code: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The ``ExternalSecret`` making the portal's Secret (``existingSecret``) from the tenant's
+    Secrets Manager entries: one key per ``secretEnv`` entry, each ``karmayogi/<code>/<key>``."""
+    known = {names.secret_id(code, n).rsplit("/", 1)[1] for n in names.SECRET_NAMES}
+    keys = sorted(set(values["secretEnv"].values()))
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise KitError(f"tenant {code}: no Secrets Manager entry for {', '.join(unknown)}")
+    return {
+        "apiVersion": EXTERNAL_SECRETS_API,
+        "kind": "ExternalSecret",
+        "metadata": {"name": values["existingSecret"], "namespace": names.namespace(code)},
+        "spec": {
+            "refreshInterval": REFRESH,
+            "secretStoreRef": {"kind": "SecretStore", "name": SECRET_STORE},
+            "target": {"name": values["existingSecret"], "creationPolicy": "Owner"},
+            "data": [
+                {"secretKey": key, "remoteRef": {"key": f"karmayogi/{code}/{key}"}} for key in keys
+            ],
+        },
+    }
+
+
+def release_name(code: str) -> str:
+    """As the kubernetes target names it (``helm upgrade --install portal-<code>``)."""
+    return f"portal-{code}"
