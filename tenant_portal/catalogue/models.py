@@ -97,7 +97,8 @@ class CatalogueIndexPage(RestrictionsRemembered, RoutablePageMixin, Page):
                 .values_list("title", flat=True)
                 .first()
             )
-            if translated:
+            # A translation still bearing this page's title is a copy nobody translated yet.
+            if translated and translated != self.title:
                 return str(translated)
             if self.title == default_title(settings.LANGUAGE_CODE):
                 return default_title(language)
@@ -281,6 +282,11 @@ class CatalogueEntry(models.Model):
     # sync's page write instead of being quarantined as the record it is.
     origin_name = models.CharField(max_length=300)
     provider = models.CharField(max_length=300, db_index=True)
+    provider_name = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("The provider's name by language ({lang: text}); empty: provider as is."),
+    )
     name = models.JSONField()
     description = models.JSONField(default=dict)
     languages = models.JSONField(default=list)
@@ -325,6 +331,11 @@ class CatalogueEntry(models.Model):
     @property
     def title(self) -> str:
         return localized({**self.name, **self.local_name})
+
+    @property
+    def provider_label(self) -> str:
+        """The provider's name in the visitor's language where it has one (issue 19)."""
+        return localized(self.provider_name) if self.provider_name else self.provider
 
     @property
     def summary(self) -> str:
