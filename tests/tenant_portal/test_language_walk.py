@@ -183,17 +183,20 @@ def leaks(client: Client, language: str, forms: dict[str, str]) -> tuple[int, li
 
 
 @pytest.fixture
-def tenant_languages(request: pytest.FixtureRequest, settings: Any) -> list[str]:
+def tenant_languages(
+    request: pytest.FixtureRequest, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
     """The portal set up with the example tenant's languages, its first one the default."""
     languages = spec_languages(request.param)
     for code in languages:
         if code not in LANG_INFO:  # as settings.base does for the portal's own languages
-            LANG_INFO[code] = {"bidi": False, "code": code, "name": code, "name_local": code}
+            info = {"bidi": False, "code": code, "name": code, "name_local": code}
+            monkeypatch.setitem(LANG_INFO, code, info)
     settings.LANGUAGES = [(code, LANG_INFO[code]["name_local"]) for code in languages]
     settings.WAGTAIL_CONTENT_LANGUAGES = settings.LANGUAGES
     settings.LANGUAGE_CODE = languages[0]
-    translation.activate(languages[0])
-    return languages
+    with translation.override(languages[0]):
+        yield languages
 
 
 @pytest.mark.parametrize(
