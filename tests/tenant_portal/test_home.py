@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from importlib import import_module
 from typing import Any
 
 import pytest
@@ -15,12 +16,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tenant_portal.accounts.models import Profile
 from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage
 from tenant_portal.learning.models import Certificate, Enrolment
-from tests.tenant_portal.learning import add_course, finish, make_user, prepare_site
+from tests.tenant_portal.learning import PROVIDER, add_course, finish, make_user, prepare_site
 from tests.tenant_portal.test_query_counts import sign_in
 from tests.tenant_portal.test_role_based import federated_course, make_post
 
@@ -162,3 +163,18 @@ def test_home_query_counts_stay_constant_as_courses_and_enrolments_grow(
     grow(user, 30)
     cache.clear()
     assert queries(Client()) == before
+
+
+def test_courses_published_before_provider_maps_get_theirs_from_their_translations(
+    catalogue: CatalogueIndexPage,
+) -> None:
+    from django.apps import apps
+
+    fill = import_module("tenant_portal.catalogue.migrations.0007_fill_provider_name")
+    page = add_course(catalogue, "older")
+    CatalogueEntry.objects.filter(uuid=page.translation_key).update(provider_name={})
+    fill.fill_provider_names(apps, None)
+    entry = CatalogueEntry.objects.get(uuid=page.translation_key)
+    assert entry.provider_name == PROVIDER
+    with translation.override("hi"):
+        assert entry.provider_label == PROVIDER["hi"]
