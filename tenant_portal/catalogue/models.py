@@ -44,6 +44,14 @@ from tenant_portal.core.page_cache import cache_for_anonymous, request_generatio
 from tenant_portal.core.site_cache import RestrictionsRemembered
 
 
+def default_title(language: str) -> str:
+    """The title the portal gives its catalogue page, in ``language``."""
+    from django.utils.translation import gettext, override
+
+    with override(language):
+        return gettext("Courses")
+
+
 class CatalogueIndexPage(RestrictionsRemembered, RoutablePageMixin, Page):
     """``/courses/``: the catalogue, with the site's own course pages as its children."""
 
@@ -62,8 +70,42 @@ class CatalogueIndexPage(RestrictionsRemembered, RoutablePageMixin, Page):
         return TemplateResponse(
             request,
             "catalogue/catalogue_index_page.html",
-            {"page": self, "self": self, "main": self.listing(request)},
+            {
+                "page": self,
+                "self": self,
+                "heading": self.heading(request),
+                "main": self.listing(request),
+            },
         )
+
+    def heading(self, request: HttpRequest) -> str:
+        """The catalogue's title in the visitor's language (issue 19, item 5): the page's live
+        translation when an editor made one; else, while the title is still the one the
+        portal gave it (``sync_site``: "Courses" in the tenant's first language), "Courses"
+        in the visitor's language; else the editor's own title. Read once per worker and
+        generation."""
+        language = get_language() or settings.LANGUAGE_CODE
+
+        def load() -> str:
+            translated = (
+                CatalogueIndexPage.objects.filter(
+                    translation_key=self.translation_key,
+                    alias_of__isnull=True,
+                    locale__language_code=language,
+                    live=True,
+                )
+                .values_list("title", flat=True)
+                .first()
+            )
+            # A translation still bearing this page's title is a copy nobody translated yet.
+            if translated and translated != self.title:
+                return str(translated)
+            if self.title == default_title(settings.LANGUAGE_CODE):
+                return default_title(language)
+            return str(self.title)
+
+        key = ("catalogue-heading", self.pk, language)
+        return site_cache.remembered(request_generation(request), key, load)
 
     def listing(self, request: HttpRequest) -> str:
         """The filters and one page of results: the same for every visitor, so it is kept
@@ -240,6 +282,11 @@ class CatalogueEntry(models.Model):
     # sync's page write instead of being quarantined as the record it is.
     origin_name = models.CharField(max_length=300)
     provider = models.CharField(max_length=300, db_index=True)
+    provider_name = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("The provider's name by language ({lang: text}); empty: provider as is."),
+    )
     name = models.JSONField()
     description = models.JSONField(default=dict)
     languages = models.JSONField(default=list)
@@ -284,6 +331,11 @@ class CatalogueEntry(models.Model):
     @property
     def title(self) -> str:
         return localized({**self.name, **self.local_name})
+
+    @property
+    def provider_label(self) -> str:
+        """The provider's name in the visitor's language where it has one (issue 19)."""
+        return localized(self.provider_name) if self.provider_name else self.provider
 
     @property
     def summary(self) -> str:

@@ -18,7 +18,7 @@ from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from tenant_portal.catalogue.models import CatalogueEntry, EntryCompetency, EntryLanguage
-from tenant_portal.competencies.models import Area, Theme
+from tenant_portal.competencies.models import Area, Theme, localized
 
 DURATIONS: dict[str, tuple[Any, int, int | None]] = {
     "short": (_("Under 1 hour"), 0, 59),
@@ -115,16 +115,19 @@ class CatalogueQuery:
             .select_related("area")
             .only("code", "name", "area__code")
         )
-        providers = list(
+        # Each provider once, by the name the filter matches, shown in the visitor's language.
+        providers: dict[str, str] = {}
+        for value, names in (
             CatalogueEntry.objects.filter(retired=False, hidden=False)
-            .order_by("provider")
-            .values_list("provider", flat=True)
-            .distinct()
-        )
+            .order_by("provider", "pk")
+            .values_list("provider", "provider_name")
+        ):
+            if value not in providers or names:
+                providers[value] = localized(names) if names else value
         return {
             "areas": areas,
             "themes": themes,
             "languages": settings.LANGUAGES,
-            "providers": providers,
+            "providers": sorted(providers.items(), key=lambda item: item[1]),
             "durations": [(code, label) for code, (label, _lo, _hi) in DURATIONS.items()],
         }

@@ -104,12 +104,16 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
     name = {p.locale.language_code: p.title for p in live}
     description = {p.locale.language_code: p.summary for p in live}
     provider = lead.provider or settings.PORTAL.site_name
+    # Each translation names the provider in its own language (a name left empty there is
+    # the site's name, which has no translations).
+    provider_name = {p.locale.language_code: p.provider for p in live if p.provider}
     competencies = competency_snapshot(tags)
     fields: dict[str, Any] = {
         "iri": course_iri(translation_key),
         "origin": settings.PORTAL.tenant,
         "origin_name": settings.PORTAL.site_name,
         "provider": provider,
+        "provider_name": provider_name if lead.provider else {},
         "name": name,
         "description": description,
         "languages": languages,
@@ -123,7 +127,7 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
         "search_text": search_text(
             name.values(),
             description.values(),
-            [provider],
+            [provider, *provider_name.values()],
             [text for c in competencies for text in c["name"].values()],
         ),
     }

@@ -548,6 +548,8 @@ def _merge_sql() -> str:
         "hidden": "false",
         "featured": "false",
         "local_name": "'{}'::jsonb",
+        # Course records v1 name the provider in one language (issue 19 leaves v1.1 to come).
+        "provider_name": "'{}'::jsonb",
         "datestamp": "%(now)s",
     }
     targets = ", ".join(column[name] for name in [*staged, *fresh])

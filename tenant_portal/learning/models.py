@@ -82,6 +82,9 @@ class Certificate(models.Model):
         blank=True,
         help_text="Who provides the course (its origin's provider, for a course from elsewhere).",
     )
+    provider_name = models.JSONField(
+        default=dict, blank=True, help_text="The provider's name by language, when it has one."
+    )
     issued = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -90,6 +93,10 @@ class Certificate(models.Model):
     @property
     def course_title(self) -> str:
         return localized(self.course_name)
+
+    @property
+    def provider_label(self) -> str:
+        return localized(self.provider_name) if self.provider_name else self.provider
 
 
 class CourseVersion(models.Model):

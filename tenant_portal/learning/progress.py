@@ -269,5 +269,6 @@ def complete_if_finished(
         ],
         issuer=settings.PORTAL.site_name,
         provider=locked.entry.provider,
+        provider_name=locked.entry.provider_name,
         issued=now,
     )

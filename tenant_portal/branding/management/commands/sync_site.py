@@ -24,14 +24,11 @@ from tenant_portal.home.models import HomePage
 
 def ensure_catalogue(home: HomePage) -> None:
     """The catalogue page at /courses/, under the home page, once."""
-    from django.utils.translation import gettext, override
-
-    from tenant_portal.catalogue.models import CatalogueIndexPage
+    from tenant_portal.catalogue.models import CatalogueIndexPage, default_title
 
     if CatalogueIndexPage.objects.exists():
         return
-    with override(settings.LANGUAGE_CODE):
-        title = gettext("Courses")
+    title = default_title(settings.LANGUAGE_CODE)
     catalogue = CatalogueIndexPage(title=title, slug="courses", locale=home.locale)
     home.add_child(instance=catalogue)
     catalogue.save_revision().publish()
