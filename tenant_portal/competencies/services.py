@@ -66,11 +66,17 @@ def parse_framework_file(path: Path) -> FrameworkFile:
 @transaction.atomic
 def framework_load(*, path: Path) -> LoadResult:
     """Upsert the file's framework by IRI; what the file no longer has is retired."""
-    parsed = parse_framework_file(path)
+    return framework_apply(parse_framework_file(path))
+
+
+@transaction.atomic
+def framework_apply(parsed: FrameworkFile, *, origin: str = "") -> LoadResult:
+    """Upsert a validated framework by IRI (``origin``: the hub it came from, empty for a
+    file loaded here); what it no longer has is retired."""
     meta = parsed.framework
     root = str(meta.iri).rstrip("/")
     framework, _ = Framework.objects.update_or_create(
-        iri=root, defaults={"version": meta.version, "name": meta.name}
+        iri=root, defaults={"version": meta.version, "name": meta.name, "origin": origin}
     )
     for level in parsed.levels:
         ProficiencyLevel.objects.update_or_create(
@@ -121,3 +127,33 @@ def framework_load(*, path: Path) -> LoadResult:
     if counts["created"] or counts["updated"] or retired:
         bump_generation()  # the catalogue's filters show the framework
     return LoadResult(f"{root} {meta.version}", counts["created"], counts["updated"], retired)
+
+
+def framework_export(framework: Framework) -> dict[str, Any]:
+    """The framework as the file (and the hub's framework document) has it: what is not
+    retired, in order."""
+
+    def named(node: Any) -> dict[str, Any]:
+        return {"code": node.code, "name": node.name, "description": node.description}
+
+    areas = []
+    for area in Area.objects.filter(framework=framework, retired=False).prefetch_related(
+        "themes__sub_themes"
+    ):
+        themes = []
+        for theme in area.themes.all():
+            if theme.retired:
+                continue
+            subs = [named(s) for s in theme.sub_themes.all() if not s.retired]
+            if subs:
+                themes.append({**named(theme), "subThemes": subs})
+        if themes:
+            areas.append({**named(area), "themes": themes})
+    return {
+        "framework": {"iri": framework.iri, "version": framework.version, "name": framework.name},
+        "levels": [
+            {"level": lv.level, "name": lv.name, "description": lv.description}
+            for lv in framework.levels.all()
+        ],
+        "areas": areas,
+    }
