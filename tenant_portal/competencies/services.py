@@ -11,11 +11,20 @@ from typing import Any
 from django.db import transaction
 from pydantic import ValidationError
 
-from tenant_portal.competencies.models import Area, Framework, ProficiencyLevel, SubTheme, Theme
+from tenant_portal.competencies.models import (
+    Area,
+    Framework,
+    Post,
+    PostCompetency,
+    ProficiencyLevel,
+    SubTheme,
+    Theme,
+)
 from tenant_portal.competencies.schema import FrameworkFile
 from tenant_portal.core.page_cache import bump_generation
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "kcm-sample.json"
+SAMPLE_POSTS = Path(__file__).resolve().parent / "data" / "posts-sample.json"
 
 
 class CompetencyFileError(ValueError):
@@ -157,3 +166,32 @@ def framework_export(framework: Framework) -> dict[str, Any]:
         ],
         "areas": areas,
     }
+
+
+@transaction.atomic
+def sample_posts_load(path: Path = SAMPLE_POSTS) -> int:
+    """The demo posts of ``path`` this instance does not have yet, as its own (the hub's
+    demo: they federate to its tenants); the number created. A competency is named by the
+    codes on its path (``area/theme/sub-theme``) in the framework loaded here."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    created = 0
+    for n, entry in enumerate(data["posts"]):
+        if Post.objects.filter(code=entry["code"]).exists():
+            continue
+        post = Post.objects.create(
+            code=entry["code"], name=entry["name"], department_type=entry["departmentType"]
+        )
+        for m, need in enumerate(entry["requires"]):
+            area, theme, sub = need["competency"].split("/")
+            term = SubTheme.objects.filter(
+                code=sub, theme__code=theme, theme__area__code=area, retired=False
+            ).first()
+            if term is None:
+                raise CompetencyFileError(
+                    f"{path}: posts[{n}].requires[{m}]: no competency {need['competency']}"
+                )
+            PostCompetency.objects.create(
+                post=post, sub_theme=term, level=need["level"], sort_order=m
+            )
+        created += 1
+    return created

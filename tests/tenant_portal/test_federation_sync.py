@@ -403,15 +403,19 @@ def test_the_hubs_framework_and_posts_arrive_and_release_what_was_quarantined(
     answer = framework_token(trio)
     assert answer.status_code == 200 and answer.headers["content-type"] == "application/jose"
     document = verify_document(answer.text, trio.keys[hub])
+    # The two posts above, and the demo posts seed_courses gives a hub.
     assert document["publisher"] == hub and [p["code"] for p in document["posts"]] == [
         "bdo",
+        "block-development-officer",
         "dho",
+        "district-health-officer",
+        "section-officer",
     ]
     assert framework_token(trio, **{"If-None-Match": answer.headers["ETag"]}).status_code == 304
 
     result = sync(hub)
     assert result.released == 1 and result.applied == 0
-    assert "posts: 1 written, 0 retired, 1 of this instance kept" in result.framework
+    assert "posts: 4 written, 0 retired, 1 of this instance kept" in result.framework
     assert not Quarantined.objects.exists()
     entry = CatalogueEntry.objects.get(uuid=course)
     assert NEW_TERM in {c["iri"] for c in entry.competencies}
