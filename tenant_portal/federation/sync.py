@@ -728,10 +728,15 @@ def fetch_framework(client: httpx.Client, source: Peer) -> str | None:
                         f"{hub_framework.MAX_DOCUMENT // 1024} KB"
                     )
     except httpx.TimeoutException:
-        raise SyncError(f"{source.code}: the framework document did not come in time") from None
-    except httpx.HTTPError as exc:
         raise SyncError(
-            f"{source.code}: cannot read the framework document: {exc.__class__.__name__}"
+            f"{source.code}: the feed did not answer in time (its framework document)"
+        ) from None
+    except httpx.HTTPError as exc:
+        # Worded as the feed's own failure: the framework is read first, so an unreachable
+        # hub shows here.
+        raise SyncError(
+            f"{source.code}: cannot reach the feed (its framework document): "
+            f"{exc.__class__.__name__}"
         ) from None
     try:
         return bytes(body).decode("ascii")

@@ -382,3 +382,32 @@ def test_the_department_report_shows_its_own_gaps_by_post_with_small_cells_suppr
     # Only the administrator's own department: another's report is refused outright.
     assert admin.get(reverse("department_report", args=["education"])).status_code == 403
     assert sign_in(stranger).get(reverse("department_report", args=["health"])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_post_the_hub_publishes_is_read_only_in_the_tenants_admin(
+    catalogue: CatalogueIndexPage,
+) -> None:
+    hubs = make_post("bdo", BDO, {"gem-procurement": 2})
+    Post.objects.filter(pk=hubs.pk).update(origin="karmayogi-bharat")
+    requirement = hubs.requirements.get()
+    publisher = sign_in(make_user("pub", roles=("content_publisher",)))
+    edit = reverse("wagtailsnippets_competencies_post:edit", args=[hubs.pk])
+    form = {
+        "code": "bdo",
+        "name": '{"en": "Our own name"}',
+        "department_type": "",
+        "requirements-TOTAL_FORMS": "1",
+        "requirements-INITIAL_FORMS": "1",
+        "requirements-MIN_NUM_FORMS": "1",
+        "requirements-MAX_NUM_FORMS": "1000",
+        "requirements-0-id": str(requirement.pk),
+        "requirements-0-sub_theme": str(requirement.sub_theme_id),
+        "requirements-0-level": "5",
+        "requirements-0-ORDER": "1",
+    }
+    refused = publisher.post(edit, form)
+    assert refused.status_code == 200
+    assert "published by the federation&#x27;s hub (karmayogi-bharat)" in refused.content.decode()
+    hubs.refresh_from_db()
+    assert str(hubs) == "Block Development Officer" and hubs.requirements.get().level == 2
