@@ -47,6 +47,7 @@ urlpatterns = [
     path("", include("tenant_portal.learning.urls")),
     path("federation/v1/changes", federation.changes, name="federation_changes"),
     path("federation/v1/keys", federation.keys, name="federation_keys"),
+    path("federation/v1/framework", federation.framework, name="federation_framework"),
     path("federation/v1/members", federation.members, name="federation_members"),
     path("federation/v1/packages/<uuid:course>", federation.package, name="federation_package"),
     path(

@@ -8,7 +8,8 @@ from a later file is retired, never deleted: courses and passbooks may still poi
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -32,6 +33,10 @@ class Framework(models.Model):
     version = models.CharField(max_length=40)
     name = models.JSONField()
     loaded = models.DateTimeField(auto_now=True)
+    # Empty for a framework loaded here (from a file); the hub's code for one synced from it.
+    origin = models.CharField(max_length=64, blank=True, default="")
+    # The hub's framework document last applied (its dateModified): an older one is refused.
+    published = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{localized(self.name)} {self.version}"
@@ -117,6 +122,16 @@ class Post(ClusterableModel):
     retired: models.BooleanField[bool, bool] = models.BooleanField(
         default=False, help_text=_("No longer offered to officers.")
     )
+    # Empty for this instance's own posts (editable here); the hub's code for the posts it
+    # publishes, which a sync writes and nobody edits here.
+    origin: models.CharField[str, str] = models.CharField(
+        max_length=64, blank=True, default="", editable=False
+    )
+    # Raised at each save of an own post; a synced post keeps its publisher's.
+    version: models.PositiveIntegerField[int, int] = models.PositiveIntegerField(
+        default=1, editable=False
+    )
+    modified: models.DateTimeField[datetime, datetime] = models.DateTimeField(auto_now=True)
 
     panels: ClassVar[list[Panel]] = [
         FieldPanel("code"),
@@ -132,8 +147,23 @@ class Post(ClusterableModel):
     def __str__(self) -> str:
         return localized(self.name) or self.code
 
+    @property
+    def read_only(self) -> bool:
+        """A post the hub publishes: its sync writes it, nobody edits it here."""
+        return bool(self.origin)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.origin and self.pk is not None:
+            self.version += 1
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         super().clean()
+        if self.read_only:
+            raise ValidationError(
+                _("This post is published by the federation's hub (%(hub)s); it is read-only here.")
+                % {"hub": self.origin}
+            )
         if not isinstance(self.name, dict) or not self.name:
             raise ValidationError({"name": _('Give a language map, e.g. {"en": "…"}.')})
         if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.name.items()):

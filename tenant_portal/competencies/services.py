@@ -11,11 +11,20 @@ from typing import Any
 from django.db import transaction
 from pydantic import ValidationError
 
-from tenant_portal.competencies.models import Area, Framework, ProficiencyLevel, SubTheme, Theme
+from tenant_portal.competencies.models import (
+    Area,
+    Framework,
+    Post,
+    PostCompetency,
+    ProficiencyLevel,
+    SubTheme,
+    Theme,
+)
 from tenant_portal.competencies.schema import FrameworkFile
 from tenant_portal.core.page_cache import bump_generation
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "kcm-sample.json"
+SAMPLE_POSTS = Path(__file__).resolve().parent / "data" / "posts-sample.json"
 
 
 class CompetencyFileError(ValueError):
@@ -66,11 +75,17 @@ def parse_framework_file(path: Path) -> FrameworkFile:
 @transaction.atomic
 def framework_load(*, path: Path) -> LoadResult:
     """Upsert the file's framework by IRI; what the file no longer has is retired."""
-    parsed = parse_framework_file(path)
+    return framework_apply(parse_framework_file(path))
+
+
+@transaction.atomic
+def framework_apply(parsed: FrameworkFile, *, origin: str = "") -> LoadResult:
+    """Upsert a validated framework by IRI (``origin``: the hub it came from, empty for a
+    file loaded here); what it no longer has is retired."""
     meta = parsed.framework
     root = str(meta.iri).rstrip("/")
     framework, _ = Framework.objects.update_or_create(
-        iri=root, defaults={"version": meta.version, "name": meta.name}
+        iri=root, defaults={"version": meta.version, "name": meta.name, "origin": origin}
     )
     for level in parsed.levels:
         ProficiencyLevel.objects.update_or_create(
@@ -121,3 +136,62 @@ def framework_load(*, path: Path) -> LoadResult:
     if counts["created"] or counts["updated"] or retired:
         bump_generation()  # the catalogue's filters show the framework
     return LoadResult(f"{root} {meta.version}", counts["created"], counts["updated"], retired)
+
+
+def framework_export(framework: Framework) -> dict[str, Any]:
+    """The framework as the file (and the hub's framework document) has it: what is not
+    retired, in order."""
+
+    def named(node: Any) -> dict[str, Any]:
+        return {"code": node.code, "name": node.name, "description": node.description}
+
+    areas = []
+    for area in Area.objects.filter(framework=framework, retired=False).prefetch_related(
+        "themes__sub_themes"
+    ):
+        themes = []
+        for theme in area.themes.all():
+            if theme.retired:
+                continue
+            subs = [named(s) for s in theme.sub_themes.all() if not s.retired]
+            if subs:
+                themes.append({**named(theme), "subThemes": subs})
+        if themes:
+            areas.append({**named(area), "themes": themes})
+    return {
+        "framework": {"iri": framework.iri, "version": framework.version, "name": framework.name},
+        "levels": [
+            {"level": lv.level, "name": lv.name, "description": lv.description}
+            for lv in framework.levels.all()
+        ],
+        "areas": areas,
+    }
+
+
+@transaction.atomic
+def sample_posts_load(path: Path = SAMPLE_POSTS) -> int:
+    """The demo posts of ``path`` this instance does not have yet, as its own (the hub's
+    demo: they federate to its tenants); the number created. A competency is named by the
+    codes on its path (``area/theme/sub-theme``) in the framework loaded here."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    created = 0
+    for n, entry in enumerate(data["posts"]):
+        if Post.objects.filter(code=entry["code"]).exists():
+            continue
+        post = Post.objects.create(
+            code=entry["code"], name=entry["name"], department_type=entry["departmentType"]
+        )
+        for m, need in enumerate(entry["requires"]):
+            area, theme, sub = need["competency"].split("/")
+            term = SubTheme.objects.filter(
+                code=sub, theme__code=theme, theme__area__code=area, retired=False
+            ).first()
+            if term is None:
+                raise CompetencyFileError(
+                    f"{path}: posts[{n}].requires[{m}]: no competency {need['competency']}"
+                )
+            PostCompetency.objects.create(
+                post=post, sub_theme=term, level=need["level"], sort_order=m
+            )
+        created += 1
+    return created

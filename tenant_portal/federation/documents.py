@@ -40,10 +40,10 @@ def sign(payload: dict[str, Any], typ: str) -> str:
     return str(jws.serialize_compact(header, body.encode(), ECKey.import_key(key.private_jwk)))
 
 
-def header(token: str, typ: str, what: str) -> dict[str, Any]:
+def header(token: str, typ: str, what: str, *, limit: int = MAX_DOCUMENT) -> dict[str, Any]:
     """The protected header of ``token`` if it is a compact JWS of type ``typ`` (unverified)."""
-    if len(token) > MAX_DOCUMENT:
-        raise DocumentError(f"the {what} is over {MAX_DOCUMENT // 1024} KB")
+    if len(token) > limit:
+        raise DocumentError(f"the {what} is over {limit // 1024} KB")
     try:
         protected = dict(jws.extract_compact(token.encode()).protected)
     except MALFORMED:
@@ -68,9 +68,12 @@ def unverified_payload(token: str, what: str) -> dict[str, Any]:
     return payload
 
 
-def verify(token: str, keys_url: str, typ: str, what: str) -> dict[str, Any]:
-    """The payload of ``token`` if a key published at ``keys_url`` signed it."""
-    kid = header(token, typ, what)["kid"]
+def verify(
+    token: str, keys_url: str, typ: str, what: str, *, limit: int = MAX_DOCUMENT
+) -> dict[str, Any]:
+    """The payload of ``token`` if a key published at ``keys_url`` signed it (``limit``: the
+    largest token taken, in characters)."""
+    kid = header(token, typ, what, limit=limit)["kid"]
     try:
         keys = fetch_keys(keys_url)
         if not any(k.kid == kid for k in keys.keys):
@@ -82,7 +85,7 @@ def verify(token: str, keys_url: str, typ: str, what: str) -> dict[str, Any]:
     try:
         verified = jws.deserialize_compact(token.encode(), keys, algorithms=[ALGORITHM])
         payload = json.loads(verified.payload)
-    except (JoseError, ValueError, TypeError, KeyError):
+    except MALFORMED:
         raise DocumentError(f"the signature of the {what} does not verify") from None
     if not isinstance(payload, dict):
         raise DocumentError(f"the {what}'s payload is not a JSON object")

@@ -41,7 +41,9 @@ from tenant_portal.catalogue.models import CatalogueEntry, EntryCompetency, Entr
 from tenant_portal.catalogue.services import term_snapshot
 from tenant_portal.competencies.models import SubTheme
 from tenant_portal.core.page_cache import bump_generation
+from tenant_portal.federation import framework as hub_framework
 from tenant_portal.federation.changes import append
+from tenant_portal.federation.documents import unverified_payload
 from tenant_portal.federation.membership import origin_keys_url, pulled_peers
 from tenant_portal.federation.models import Change, PeerState, Quarantined
 from tenant_portal.federation.records import RecordError, course_uuid, entry_fields, validate
@@ -82,6 +84,8 @@ class SyncResult:
     pages: int = 0
     cursor: int = 0
     last: int = 0
+    framework: str = ""  # what the hub's framework document changed (a tenant's sync)
+    released: int = 0  # quarantined records applied once the framework named their terms
 
 
 def federation() -> Federation:
@@ -697,6 +701,125 @@ FIELDS = [
 ]
 
 
+# --- the hub's framework and posts ----------------------------------------------------------
+
+UNKNOWN_COMPETENCY = "unknown competency "
+
+
+def fetch_framework(client: httpx.Client, source: Peer) -> str | None:
+    """The hub's signed framework document; None when the hub publishes none (404)."""
+    url = f"{source.url}/federation/v1/framework"
+    headers = {"Authorization": f"Bearer {access_token()}", "Accept": "application/jose"}
+    try:
+        with client.stream("GET", url, headers=headers) as r:
+            if r.status_code == 404:
+                r.read()
+                return None
+            if r.status_code != 200:
+                r.read()
+                raise SyncError(
+                    f"{source.code}: the framework document answered {r.status_code}: "
+                    f"{r.text[:200]}"
+                )
+            body = bytearray()
+            for chunk in r.iter_bytes():
+                body += chunk
+                if len(body) > hub_framework.MAX_DOCUMENT:
+                    raise SyncError(
+                        f"{source.code}: the framework document is over "
+                        f"{hub_framework.MAX_DOCUMENT // 1024} KB"
+                    )
+    except httpx.TimeoutException:
+        raise SyncError(
+            f"{source.code}: the feed did not answer in time (its framework document)"
+        ) from None
+    except httpx.HTTPError as exc:
+        # Worded as the feed's own failure: the framework is read first, so an unreachable
+        # hub shows here.
+        raise SyncError(
+            f"{source.code}: cannot reach the feed (its framework document): "
+            f"{exc.__class__.__name__}"
+        ) from None
+    try:
+        return bytes(body).decode("ascii")
+    except UnicodeDecodeError:
+        raise SyncError(f"{source.code}: framework document: not a compact JWS") from None
+
+
+def sync_framework(client: httpx.Client, source: Peer) -> tuple[str, int]:
+    """Apply the hub's framework document, then the records quarantined for a competency
+    unknown here, in one transaction: what changed, and how many records were released."""
+    token = fetch_framework(client, source)
+    if token is None:
+        return "the hub publishes no framework", 0
+    keys_url = origin_keys_url(source.code)
+    if not keys_url:
+        raise SyncError(f"{source.code}: framework document: the hub's keys URL is not known")
+    try:
+        parsed = hub_framework.parse(hub_framework.verify(token, keys_url), source.code)
+        with transaction.atomic():
+            result = hub_framework.apply(parsed, source.code)
+            released = 0 if result.unchanged else release_quarantined(source)
+    except hub_framework.FrameworkError as exc:
+        raise SyncError(f"{source.code}: {exc}") from None
+    return str(result), released
+
+
+def release_quarantined(source: Peer) -> int:
+    """Check again, and apply, the records of ``source`` quarantined for naming a competency
+    this instance did not know; those still refused keep their row, with the reason now."""
+    rows = list(
+        Quarantined.objects.filter(
+            peer=source.code, reason__startswith=UNKNOWN_COMPETENCY
+        ).order_by("position")
+    )
+    if not rows:
+        return 0
+    known = _known_competencies()
+    changes: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        try:
+            record = unverified_payload(row.payload, "record")
+            changes[row.pk] = {
+                "position": row.position,
+                "id": row.uuid,
+                "origin": str(record["provider"]["identifier"]),
+                "version": int(record["version"]),
+                "kind": Change.TOMBSTONE
+                if record.get("creativeWorkStatus") == "Withdrawn"
+                else Change.UPSERT,
+                "record": row.payload,
+            }
+        except (ValueError, TypeError, KeyError):
+            continue  # cut short when quarantined, or not a record: it stays as it is
+    held = _held_versions(list(changes.values()))
+    accepted: list[Accepted] = []
+    released: list[int] = []
+    for row in rows:
+        change = changes.get(row.pk)
+        if change is None:
+            continue
+        try:
+            item = check(source, change, known, held)
+        except Refused as exc:
+            if str(exc) != row.reason:
+                Quarantined.objects.filter(pk=row.pk).update(reason=str(exc)[:1000])
+            continue
+        released.append(row.pk)
+        if item is not None:
+            accepted.append(item)
+    latest = _latest(accepted)
+    applied = (
+        _merge_records(latest, known)
+        if connection.vendor == "postgresql"
+        else _apply_records(latest, known)
+    )
+    Quarantined.objects.filter(pk__in=released).delete()
+    if applied:
+        bump_generation()
+    return len(released)
+
+
 def sync(code: str, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> SyncResult:
     """Pull ``code``'s feed until it has nothing newer; see the module docstring."""
     source = peer(code)
@@ -708,6 +831,8 @@ def sync(code: str, *, limit: int = PAGE_LIMIT, max_pages: int = MAX_PAGES) -> S
         stack.callback(workers.close)
         state, _ = PeerState.objects.get_or_create(peer=source.code)
         try:
+            if not federation().is_hub and source.code == federation().hub:
+                result.framework, result.released = sync_framework(client, source)
             known = _known_competencies()
             ended = SyncError(f"{source.code}: the feed did not end after {max_pages} pages")
             if max_pages < 1:

@@ -1,4 +1,6 @@
 """``/federation/v1/changes`` (the feed, for federation clients of the hub realm),
+``/federation/v1/framework`` (on the hub: its competency framework and posts, signed, under
+the feed's token rules),
 ``/federation/v1/keys`` (public keys, for anyone who must check a record), on the hub
 ``/federation/v1/members`` (the signed member directory, public: it holds no secret),
 ``/federation/v1/packages/<course>`` and its ``files/<sha256>`` (content packages, under the
@@ -17,6 +19,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from tenant_portal.federation import framework as hub_framework
 from tenant_portal.federation.auth import Unauthorized, caller
 from tenant_portal.federation.changes import MAX_PAGE, feed_page
 from tenant_portal.federation.membership import signed_directory
@@ -69,6 +72,29 @@ def changes(request: HttpRequest) -> HttpResponse:
         response = JsonResponse(page.as_json)
     response["ETag"] = etag
     log.info("feed: %s read %d change(s) after %d", peer, len(page.changes), after)
+    return response
+
+
+@never_cache
+@require_GET
+def framework(request: HttpRequest) -> HttpResponse:
+    """The hub's competency framework and posts, signed (``federation.framework``)."""
+    if not settings.PORTAL.federation.is_hub:
+        return _error(404, "this instance is not the federation's hub")
+    try:
+        peer = caller(request)
+    except Unauthorized as exc:
+        return _error(401, str(exc))
+    found = hub_framework.published()
+    if found is None:
+        return _error(404, "no competency framework is published here")
+    etag, payload = found
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(hub_framework.sign(payload), content_type="application/jose")
+        log.info("framework: %s read the framework document", peer)
+    response["ETag"] = etag
     return response
 
 

@@ -44,7 +44,7 @@ from tenant_portal.learning.content import (
 )
 from tenant_portal.learning.models import Certificate, Enrolment, ImportedCredential
 from tenant_portal.learning.passbook import passbook
-from tenant_portal.learning.path import gap_for, levels_reached
+from tenant_portal.learning.path import department_gaps, gap_for, levels_reached
 from tenant_portal.learning.progress import (
     AnswerError,
     AttemptRefused,
@@ -53,6 +53,7 @@ from tenant_portal.learning.progress import (
     parse_answers,
     submit_quiz,
 )
+from tenant_portal.xapi.selectors import THRESHOLD
 
 
 def learner(request: HttpRequest) -> User:
@@ -405,6 +406,8 @@ def department_report(request: HttpRequest, department: str | None = None) -> Ht
             "posts": sorted(Post.objects.filter(retired=False), key=str),
             "enrolled": rows.count(),
             "completed": rows.filter(completed__isnull=False).count(),
+            "post_gaps": department_gaps(own, (get_language() or "en").split("-")[0]),
+            "threshold": THRESHOLD,
         },
     )
 

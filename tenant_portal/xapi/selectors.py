@@ -91,11 +91,12 @@ class Figure:
         return {"learners": self.value if self.shown else None, "suppressed": not self.shown}
 
 
-def _cell(value: int) -> Figure:
+def learners_cell(value: int) -> Figure:
+    """A number of distinct learners as the dashboard shows it: hidden under THRESHOLD."""
     return Figure(value, value >= THRESHOLD)
 
 
-def _total(value: int, *lines: Iterable[Figure]) -> Figure:
+def learners_total(value: int, *lines: Iterable[Figure]) -> Figure:
     """A total, hidden when it is under 5 or when any of its lines would give a hidden figure
     back by subtraction."""
     shown = value >= THRESHOLD
@@ -134,10 +135,12 @@ def completions() -> dict[str, Any]:
     names = {a.iri: localized(a.name) for a in known}
     tenants = sorted(set(by_tenant) | {tenant for tenant, _ in cells})
 
-    grid = {t: {a: _cell(cells.get((t, a), 0)) for a in area_iris} for t in tenants}
-    tenant_totals = {t: _total(by_tenant.get(t, 0), grid[t].values()) for t in tenants}
-    area_totals = {a: _total(by_area.get(a, 0), (grid[t][a] for t in tenants)) for a in area_iris}
-    total = _total(everyone, tenant_totals.values(), area_totals.values())
+    grid = {t: {a: learners_cell(cells.get((t, a), 0)) for a in area_iris} for t in tenants}
+    tenant_totals = {t: learners_total(by_tenant.get(t, 0), grid[t].values()) for t in tenants}
+    area_totals = {
+        a: learners_total(by_area.get(a, 0), (grid[t][a] for t in tenants)) for a in area_iris
+    }
+    total = learners_total(everyone, tenant_totals.values(), area_totals.values())
     # An area outside the framework has a column only once 5 learners are in it.
     columns = [a for a in area_iris if a in names or by_area.get(a, 0) >= THRESHOLD]
     return {

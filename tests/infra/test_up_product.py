@@ -268,7 +268,8 @@ def test_a_demo_learner_of_every_state_takes_a_hub_course_on_their_own_portal(
 ) -> None:
     """Learning at home after `up`: each state's syncer pulled the hub course's content package
     with its record, and the state's demo learner takes it on the state's own portal, to a
-    certificate its portal issues naming the hub's provider, and a passbook entry."""
+    certificate its portal issues naming the hub's provider, and a passbook entry. Before that,
+    her My learning shows her post (Section Officer, the hub's demo post) and a path."""
     _, status = federation.status()
     accounts = read_json(federation.home.secrets / "demo-accounts.json") or {}
     title = HUB_COURSE["title"]["en"]
@@ -284,6 +285,13 @@ def test_a_demo_learner_of_every_state_takes_a_hub_course_on_their_own_portal(
                 follow_redirects=True,
             )
             assert "Signed in as Asha Verma" in _text(landed.text), example
+            # Her post comes from the realm's demo directory attribute and the hub's posts,
+            # synced with its framework; My learning shows its gaps and a path closing them.
+            mine = session.get(f"{base}/passbook/").text
+            assert "Your post: Section Officer (set by your directory)" in _text(mine), example
+            [path] = lxml.html.fromstring(mine).find_class("learning-path")
+            assert len(path.findall("li")) >= 1, example
+            assert "Takes Integrity from level 0 to the 2 your post needs" in _text(mine), example
             found = session.get(f"{base}/courses/", params={"q": title}).text
             href = _hub_course(found, title)
             done = _take_course_at_home(session, base, f"{base}{href}")

@@ -166,6 +166,9 @@ INTERFACES: dict[str, Interface] = {
         "GET", "/federation/v1/packages/{course}/files/{value}", ("path",), who="peer"
     ),
     "course file": Interface("GET", "/learn/files/{value}/guide.pdf", ("path",)),
+    "framework document": Interface(
+        "GET", "/federation/v1/framework", ("header:If-None-Match", "query:since"), who="peer"
+    ),
     "keys": Interface("GET", "/federation/v1/keys", ("query:kid",)),
     "member directory": Interface("GET", "/federation/v1/members", ("query:code",)),
     "oai verb": Interface("GET", "/oai", ("query:verb",), methods=("GET", "HEAD", "POST")),

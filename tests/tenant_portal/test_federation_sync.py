@@ -8,6 +8,7 @@ checked against its origin's keys.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import signal
@@ -20,13 +21,29 @@ from typing import Any
 
 import httpx
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from joserfc import jws
 
 from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueEntry
+from tenant_portal.competencies.models import Post, SubTheme
+from tenant_portal.competencies.services import SAMPLE
+from tenant_portal.federation.framework import FrameworkError
+from tenant_portal.federation.framework import apply as apply_document
+from tenant_portal.federation.framework import parse as parse_document
+from tenant_portal.federation.framework import verify as verify_document
 from tenant_portal.federation.models import PeerState, Quarantined
-from tenant_portal.federation.signing import verify
-from tenant_portal.federation.sync import SyncError, sync
+from tenant_portal.federation.signing import key_ring, verify
+from tenant_portal.federation.sync import (
+    SyncError,
+    _known_competencies,
+    apply_page,
+    check_page,
+    fetch,
+    peer,
+    sync,
+)
 from tests.postgres import PostgresServer
 from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import Instance, Realms, hub_realms, new_instance
@@ -312,3 +329,157 @@ def test_concurrent_writers_on_the_hub_while_a_tenant_syncs_skip_nothing(rajasth
     latest = {c["id"]: c["version"] for c in trio.hub_feed()}
     held = {str(e.uuid): e.version for e in CatalogueEntry.objects.all()}
     assert held == latest
+
+
+# --- the hub's competency framework and posts (issue 19) -------------------------------------
+
+NEW_TERM = "https://karmayogi.example/kcm/domain/agriculture-and-rural-development/e-gram-swaraj"
+
+
+def extend_the_hubs_framework(trio: Trio) -> str:
+    """The hub adds a sub-theme to its framework, publishes two posts, and tags one of its
+    courses with the new sub-theme (once for the module's hub); the course's uuid."""
+    done = trio.hub.data_dir / "extended-course"
+    if done.exists():
+        return done.read_text()
+    sample = json.loads(SAMPLE.read_text(encoding="utf-8"))
+    area = next(a for a in sample["areas"] if a["code"] == "domain")
+    theme = next(t for t in area["themes"] if t["code"] == "agriculture-and-rural-development")
+    theme["subThemes"].append({"code": "e-gram-swaraj", "name": {"en": "eGramSwaraj"}})
+    extended = trio.hub.data_dir / "kcm-extended.json"
+    extended.write_text(json.dumps(sample, ensure_ascii=False), encoding="utf-8")
+    trio.hub.manage("load_competencies", str(extended))
+    course = shell(
+        trio.hub,
+        "from tenant_portal.catalogue.models import CoursePage as P, CourseCompetency as C\n"
+        "from tenant_portal.competencies.models import Post, PostCompetency as R, SubTheme as S\n"
+        "p = Post.objects.create(code='bdo', name={'en': 'Block Development Officer', "
+        "'hi': 'खंड विकास अधिकारी'}, department_type='rural development')\n"
+        "for n, (c, l) in enumerate([('e-gram-swaraj', 2), ('gem-procurement', 2)]):\n"
+        "    R.objects.create(post=p, sub_theme=S.objects.get(code=c), level=l, sort_order=n)\n"
+        "p = Post.objects.create(code='dho', name={'en': 'District Health Officer (hub)'})\n"
+        "R.objects.create(post=p, sub_theme=S.objects.get(code='disease-surveillance'), level=3)\n"
+        "page = P.objects.filter(locale__language_code='hi', alias_of=None).order_by('pk')[0]\n"
+        "C.objects.create(page=page, sub_theme=S.objects.get(code='e-gram-swaraj'), level=2)\n"
+        "page = P.objects.get(pk=page.pk)\n"
+        "page.save_revision().publish()\n"
+        "print(page.translation_key)\n",
+    ).strip()
+    done.write_text(course)
+    return course
+
+
+def framework_token(trio: Trio, **headers: str) -> httpx.Response:
+    token = trio.realms.token("rajasthan")
+    return httpx.get(
+        f"{trio.hub.url}/federation/v1/framework",
+        headers={"Authorization": f"Bearer {token}", **headers},
+    )
+
+
+def test_the_hubs_framework_and_posts_arrive_and_release_what_was_quarantined(
+    rajasthan: Trio,
+) -> None:
+    trio, hub = rajasthan, rajasthan.realms.hub
+    course = extend_the_hubs_framework(trio)
+    trio.hub.manage("federation_sync")
+    # Rajasthan's own post of a code the hub also publishes stays its own.
+    Post.objects.create(code="dho", name={"en": "Our District Health Officer"})
+
+    # The feed alone, as a sync did before the hub published its framework: the course naming
+    # the new sub-theme is quarantined, the rest applied, the cursor past them all.
+    source = peer(hub)
+    state, _ = PeerState.objects.get_or_create(peer=hub)
+    with httpx.Client() as client, key_ring():
+        page = fetch(client, source, 0, 500)
+        known = _known_competencies()
+        accepted, refused = check_page(source, page, known)
+        apply_page(source, state, page, accepted, refused, known)
+    assert [r for _, r in refused] == [f"unknown competency {NEW_TERM}"]
+    assert not CatalogueEntry.objects.filter(uuid=course).exists()
+
+    # The endpoint: the feed's token rules; the document signed by the hub, with an ETag.
+    assert httpx.get(f"{trio.hub.url}/federation/v1/framework").status_code == 401
+    answer = framework_token(trio)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/jose"
+    document = verify_document(answer.text, trio.keys[hub])
+    # The two posts above, and the demo posts seed_courses gives a hub.
+    assert document["publisher"] == hub and [p["code"] for p in document["posts"]] == [
+        "bdo",
+        "block-development-officer",
+        "dho",
+        "district-health-officer",
+        "section-officer",
+    ]
+    assert framework_token(trio, **{"If-None-Match": answer.headers["ETag"]}).status_code == 304
+
+    result = sync(hub)
+    assert result.released == 1 and result.applied == 0
+    assert "posts: 4 written, 0 retired, 1 of this instance kept" in result.framework
+    assert not Quarantined.objects.exists()
+    entry = CatalogueEntry.objects.get(uuid=course)
+    assert NEW_TERM in {c["iri"] for c in entry.competencies}
+    term = SubTheme.objects.get(iri=NEW_TERM)
+    assert term.theme.area.framework.origin == hub
+    bdo = Post.objects.get(code="bdo")
+    assert bdo.origin == hub and str(bdo) == "Block Development Officer"
+    assert [(r.sub_theme.code, r.level) for r in bdo.requirements.all()] == [
+        ("e-gram-swaraj", 2),
+        ("gem-procurement", 2),
+    ]
+    assert str(Post.objects.get(code="dho")) == "Our District Health Officer"
+    with pytest.raises(ValidationError, match="read-only here"):
+        bdo.full_clean()  # what the Wagtail admin's form runs before a save
+
+    # Nothing new: the document is not applied twice. A changed post arrives, versioned.
+    assert sync(hub).framework == "framework unchanged"
+    shell(
+        trio.hub,
+        "from tenant_portal.competencies.models import Post\n"
+        "p = Post.objects.get(code='bdo'); p.name = {'en': 'Block Development Officer (BDO)'}\n"
+        "p.save()\n",
+    )
+    assert "posts: 1 written" in sync(hub).framework
+    bdo.refresh_from_db()
+    assert str(bdo) == "Block Development Officer (BDO)" and bdo.version == 2
+
+
+def test_a_bad_or_older_framework_document_is_refused_naming_the_field_and_writes_nothing(
+    rajasthan: Trio,
+) -> None:
+    trio, hub = rajasthan, rajasthan.realms.hub
+    extend_the_hubs_framework(trio)
+    sync(hub)
+    token = framework_token(trio).text
+    good = verify_document(token, trio.keys[hub])
+
+    header, _, signature = token.split(".")
+    forged = base64.urlsafe_b64encode(json.dumps({**good, "publisher": "bihar"}).encode()).rstrip(
+        b"="
+    )
+    with pytest.raises(FrameworkError, match="signature of the framework document does not"):
+        verify_document(f"{header}.{forged.decode()}.{signature}", trio.keys[hub])
+
+    def refusal(document: dict[str, Any]) -> str:
+        with pytest.raises(FrameworkError) as refused, transaction.atomic():
+            apply_document(parse_document(document, hub), hub)
+        return str(refused.value)
+
+    posts = json.loads(json.dumps(good["posts"]))
+    posts[0]["requires"][0]["@id"] = "https://karmayogi.example/kcm/nowhere"
+    assert refusal({**good, "posts": posts}) == (
+        "framework document: posts/0/requires/0/@id: not a sub-theme of this framework"
+    )
+    assert refusal({**good, "levels": good["levels"][:4]}).startswith(
+        "framework document: levels: "
+    )
+    assert refusal({**good, "publisher": "bihar"}) == (
+        f"framework document: publisher: 'bihar' is not the hub {hub}"
+    )
+    # An older document than the one applied (a replay), though it renames every post.
+    posts = [{**p, "name": {"en": "Renamed"}, "version": p["version"] + 1} for p in good["posts"]]
+    older = {**good, "posts": posts, "dateModified": "2020-01-01T00:00:00+00:00"}
+    before = sorted(Post.objects.values_list("code", "name", "version"))
+    assert "is older than the document applied" in refusal(older)
+    assert sorted(Post.objects.values_list("code", "name", "version")) == before
+    assert before and all(name != {"en": "Renamed"} for _, name, _ in before)

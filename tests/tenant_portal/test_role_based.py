@@ -337,3 +337,77 @@ def test_publishers_create_a_post_in_the_wagtail_admin_and_a_bad_name_is_refused
     assert [(r.sub_theme.code, r.level) for r in post.requirements.all()] == [
         ("gem-procurement", 2)
     ]
+
+
+@pytest.mark.django_db
+def test_the_department_report_shows_its_own_gaps_by_post_with_small_cells_suppressed(
+    officer: tuple[AbstractUser, Client],
+) -> None:
+    """Health: the officer (noting and drafting 2, written communication 3, active listening 1)
+    and six more hold BDO; five hold DHO; two hold a clerk's post. Education's officer with
+    BDO counts only in education's report."""
+    user, _ = officer
+    make_post("bdo", BDO, NEEDS)
+    make_post("dho", {"en": "District Health Officer"}, {"active-listening": 3})
+    make_post("clerk", {"en": "Clerk"}, {"noting-and-drafting": 1})
+    Profile.objects.filter(user=user).update(post_assigned="bdo")
+    for post, count in (("bdo", 6), ("dho", 5), ("clerk", 2)):
+        for n in range(count):
+            other = make_user(f"{post}-{n}", department="health")
+            Profile.objects.filter(user=other).update(post_chosen=post)
+    stranger = make_user("teacher", department="education")
+    Profile.objects.filter(user=stranger).update(post_assigned="bdo")
+    admin = sign_in(make_user("mdo", department="health", roles=("mdo_admin",)))
+
+    response = admin.get(reverse("department_report", args=["health"]))
+    page = response.content.decode()
+    gaps = page.split('<section aria-labelledby="gaps-heading">')[1].split("</section>")[0]
+    tables = {
+        table.split("<caption>")[1].split(":")[0]: table
+        for table in gaps.split('<table class="report post-gaps">')[1:]
+    }
+    assert list(tables) == ["Block Development Officer", "Clerk", "District Health Officer"]
+    bdo, clerk, dho = tables.values()
+    # Six below noting and drafting and one at it: the one would follow from the post's seven
+    # officers by subtraction, so the seven are not shown.
+    assert "number of officers not shown, as it would give away a count under 5" in bdo
+    assert '<th scope="row">Noting and drafting</th><td>2</td><td>6</td>' in bdo
+    assert '<th scope="row">Written communication</th><td>4</td><td>7</td>' in bdo
+    assert '<th scope="row">Procurement through GeM</th><td>2</td><td>7</td>' in bdo
+    assert "District Health Officer: 5 officers" in dho
+    assert '<th scope="row">Active listening</th><td>3</td><td>5</td>' in dho
+    assert "Clerk: fewer than 5 officers" in clerk
+    assert '<th scope="row">Noting and drafting</th><td>1</td><td>fewer than 5</td>' in clerk
+
+    # Only the administrator's own department: another's report is refused outright.
+    assert admin.get(reverse("department_report", args=["education"])).status_code == 403
+    assert sign_in(stranger).get(reverse("department_report", args=["health"])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_post_the_hub_publishes_is_read_only_in_the_tenants_admin(
+    catalogue: CatalogueIndexPage,
+) -> None:
+    hubs = make_post("bdo", BDO, {"gem-procurement": 2})
+    Post.objects.filter(pk=hubs.pk).update(origin="karmayogi-bharat")
+    requirement = hubs.requirements.get()
+    publisher = sign_in(make_user("pub", roles=("content_publisher",)))
+    edit = reverse("wagtailsnippets_competencies_post:edit", args=[hubs.pk])
+    form = {
+        "code": "bdo",
+        "name": '{"en": "Our own name"}',
+        "department_type": "",
+        "requirements-TOTAL_FORMS": "1",
+        "requirements-INITIAL_FORMS": "1",
+        "requirements-MIN_NUM_FORMS": "1",
+        "requirements-MAX_NUM_FORMS": "1000",
+        "requirements-0-id": str(requirement.pk),
+        "requirements-0-sub_theme": str(requirement.sub_theme_id),
+        "requirements-0-level": "5",
+        "requirements-0-ORDER": "1",
+    }
+    refused = publisher.post(edit, form)
+    assert refused.status_code == 200
+    assert "published by the federation&#x27;s hub (karmayogi-bharat)" in refused.content.decode()
+    hubs.refresh_from_db()
+    assert str(hubs) == "Block Development Officer" and hubs.requirements.get().level == 2

@@ -165,3 +165,36 @@ def test_keycloak_unreachable_fails_closed_for_privileged_actions_only(
         assert session.get(report).status_code == 403  # but reports are not shown unchecked
         settings.OIDC_OP_TOKEN_ENDPOINT = token_endpoint
         assert session.get(report).status_code == 200
+
+
+def test_the_post_attribute_changed_in_keycloak_changes_the_path_at_the_next_re_check(
+    oidc_tenant: OidcTenant, settings: Any
+) -> None:
+    """The reconciler's ``post`` mapper passes the directory's attribute to the portal: the
+    officer's post, its gaps and its path follow the attribute at the next session re-check."""
+    from django.urls import reverse
+
+    from tests.tenant_portal.learning import prepare_site
+    from tests.tenant_portal.test_role_based import make_post
+
+    prepare_site()
+    make_post("bdo", {"en": "Block Development Officer"}, {"gem-procurement": 2})
+    make_post("dho", {"en": "District Health Officer"}, {"active-listening": 3})
+    user_id = oidc_tenant.create_user("mira.officer", attributes={"post": ["bdo"]})
+    my_learning = f"{oidc_tenant.portal_url}{reverse('passbook')}"
+    with browser_session() as session:
+        session.headers["Accept-Language"] = "en"
+        portal_sign_in(session, oidc_tenant, "mira.officer")
+        page = session.get(my_learning).text
+        assert "Your post: Block Development Officer (set by your directory)" in page
+        assert "Procurement through GeM" in page and "Active listening" not in page
+
+        update_user(oidc_tenant, user_id, attributes={"post": ["dho"]})
+        # Within the interval the portal keeps what it has; once it has passed, it re-checks.
+        assert "Block Development Officer" in session.get(my_learning).text
+        set_portal(settings, session_recheck_seconds=0)
+        page = session.get(my_learning).text
+    assert "Your post: District Health Officer (set by your directory)" in page
+    assert "Active listening" in page and "Procurement through GeM" not in page
+    profile = get_user_model().objects.get(profile__subject=user_id).profile
+    assert profile.post_claimed == "dho"

@@ -1,11 +1,12 @@
 """Demo accounts of the local target: four people per tenant, so a team can click through.
 
 Each tenant's realm gets a learner, a content creator, a department (MDO) administrator and a
-tenant administrator. Passwords are generated once and kept 0600 under the kit's home
-(``secrets/demo-accounts.json``); they are printed by ``karmayogi up`` and never logged. The
-demo tenant administrator holds the ``karmayogi_demo`` role, which the local target's sign-in
-flow exempts from the OTP every other tenant administrator must enrol (identity/desired.py);
-no production target renders that exemption.
+tenant administrator. The learner holds a post (the ``post`` attribute, as a state's directory
+sets it), so *My learning* shows the gaps of that post and a path. Passwords are generated once
+and kept 0600 under the kit's home (``secrets/demo-accounts.json``); they are printed by
+``karmayogi up`` and never logged. The demo tenant administrator holds the ``karmayogi_demo``
+role, which the local target's sign-in flow exempts from the OTP every other tenant
+administrator must enrol (identity/desired.py); no production target renders that exemption.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from identity.admin import AdminAPI, q
-from identity.desired import DEMO_ROLE
+from identity.desired import DEMO_ROLE, POST_ATTRIBUTE
 from infra.errors import KitError
 from infra.home import KitHome, new_password, read_json, write_private_json
 from infra.spec import TenantSpec
@@ -29,10 +30,13 @@ class DemoPerson:
     roles: tuple[str, ...]
     role_label: str
     in_department: bool = True
+    # The ``post`` attribute (role-based learning): a post the hub's demo publishes
+    # (tenant_portal/competencies/data/posts-sample.json), as a state's directory would set it.
+    post: str = ""
 
 
 PEOPLE = (
-    DemoPerson("learner", "Asha", "Verma", (), "learner"),
+    DemoPerson("learner", "Asha", "Verma", (), "learner", post="section-officer"),
     DemoPerson(
         "creator", "Ravi", "Prasad", ("content_creator", "content_publisher"), "content creator"
     ),
@@ -110,6 +114,7 @@ def ensure_demo_accounts(spec: TenantSpec, api: AdminAPI, home: KitHome) -> list
                     "firstName": person.first_name,
                     "lastName": person.last_name,
                     "requiredActions": [],
+                    **({"attributes": {POST_ATTRIBUTE: [person.post]}} if person.post else {}),
                 },
                 f"demo account {realm}/{person.username}",
             ) or _user_id(api, realm, person.username)
@@ -122,6 +127,8 @@ def ensure_demo_accounts(spec: TenantSpec, api: AdminAPI, home: KitHome) -> list
                 f"demo account {realm}/{person.username}: password",
             )
         _grant_roles(api, realm, user_id, person)
+        if person.post and not created:
+            _ensure_post(api, realm, user_id, person)
         if department and person.in_department:
             group = api.get(
                 f"/{q(realm)}/group-by-path/departments/{q(department)}",
@@ -142,6 +149,16 @@ def _user_id(api: AdminAPI, realm: str, username: str) -> str | None:
         if user.get("username") == username:
             return str(user["id"])
     return None
+
+
+def _ensure_post(api: AdminAPI, realm: str, user_id: str, person: DemoPerson) -> None:
+    """An account made before demo learners had a post gets it (nothing else changes)."""
+    what = f"demo account {realm}/{person.username}: post"
+    rep = api.get(f"/{q(realm)}/users/{user_id}", what)
+    if not rep or (rep.get("attributes") or {}).get(POST_ATTRIBUTE) == [person.post]:
+        return
+    attributes = {**(rep.get("attributes") or {}), POST_ATTRIBUTE: [person.post]}
+    api.put(f"/{q(realm)}/users/{user_id}", {**rep, "attributes": attributes}, what)
 
 
 def _grant_roles(api: AdminAPI, realm: str, user_id: str, person: DemoPerson) -> None:

@@ -26,6 +26,10 @@ class Command(BaseCommand):
                 failed.append(str(exc))
                 self.stderr.write(str(exc))
                 continue
+            if result.framework:
+                self.stdout.write(
+                    f"{code}: {result.framework}; {result.released} quarantined record(s) released"
+                )
             self.stdout.write(
                 f"{code}: {result.applied} applied, {result.quarantined} quarantined, "
                 f"cursor {result.cursor} of {result.last}"

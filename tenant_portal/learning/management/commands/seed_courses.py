@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenant_portal.catalogue.models import CoursePage
+from tenant_portal.competencies.services import sample_posts_load
 from tenant_portal.learning.seed import SeedError, seed
 
 
@@ -28,3 +29,7 @@ class Command(BaseCommand):
         except SeedError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{created} demo courses created for {settings.PORTAL.tenant}")
+        if settings.PORTAL.federation.is_hub:
+            # The hub's demo posts, which its tenants sync with its framework.
+            posts = sample_posts_load()
+            self.stdout.write(f"{posts} demo posts created")
