@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import get_language
@@ -23,9 +24,13 @@ from wagtail.snippets.models import register_snippet
 
 
 def localized(value: dict[str, str], language: str | None = None) -> str:
-    """The text for ``language`` (the active one by default), else English, else any."""
+    """The text for ``language`` (the active one by default), else in the portal's first
+    language, else English, else any (issue 19: a leak only where no translation exists)."""
     language = (language or get_language() or "en").split("-")[0]
-    return value.get(language) or value.get("en") or next(iter(value.values()), "")
+    first = settings.LANGUAGE_CODE.split("-")[0]
+    return (
+        value.get(language) or value.get(first) or value.get("en") or next(iter(value.values()), "")
+    )
 
 
 class Framework(models.Model):

@@ -127,3 +127,23 @@ def test_the_command_loads_once_with_if_empty_and_reports_errors(tmp_path: Path)
     assert SubTheme.objects.count() == count
     with pytest.raises(CommandError, match="cannot read it"):
         call_command("load_competencies", str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"or": "ଓଡ଼ିଆ", "hi": "हिंदी", "en": "English"}, "ଓଡ଼ିଆ"),  # the chosen language
+        ({"hi": "हिंदी", "en": "English"}, "हिंदी"),  # else the portal's first language
+        ({"en": "English", "ta": "தமிழ்"}, "English"),  # else English
+        ({"ta": "தமிழ்"}, "தமிழ்"),  # else whatever there is
+    ],
+    ids=["chosen", "first", "english", "any"],
+)
+def test_a_name_falls_back_to_the_portals_first_language_before_english(
+    settings: Any, value: dict[str, str], expected: str
+) -> None:
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "hi"
+    with translation.override("or"):
+        assert localized(value) == expected
