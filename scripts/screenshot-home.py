@@ -9,11 +9,11 @@ by Playwright:
   enrolling in the first course the home page features (so *Continue where you left off* has
   something to show).
 
-``karmayogi down`` runs afterwards whatever happened, so no portal is left listening. The
-federation binds fixed loopback addresses: on a machine that also runs the kit's tests, run it
-under their lock::
+``karmayogi down`` runs afterwards whatever happened, so no portal is left listening. Its
+portals start at 127.0.9.2 (``KARMAYOGI_LOCAL_ADDRESS``), away from a ``make up`` of your own
+(127.0.0.2) and the test suite's homes (127.0.2.2 upwards)::
 
-    flock /tmp/ky-fixed-rigs.lock .venv/bin/python scripts/screenshot-home.py
+    .venv/bin/python scripts/screenshot-home.py
 
 No password appears in a picture or in this script's output.
 """
@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO / "docs" / "images"
 KARMAYOGI = Path(sys.executable).with_name("karmayogi")
 TENANT = "bihar"
+ADDRESS = "127.0.9.2"  # where this home's portals start (docs/decisions.md, "Local network")
 VIEWPORT = {"width": 1280, "height": 800}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -96,7 +97,9 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="karmayogi-screenshots-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARMAYOGI_")}
     cache = os.environ.get("KARMAYOGI_CACHE") or str(Path.home() / ".cache" / "karmayogi")
-    env.update({"KARMAYOGI_HOME": str(home), "KARMAYOGI_CACHE": cache})
+    env.update(
+        {"KARMAYOGI_HOME": str(home), "KARMAYOGI_CACHE": cache, "KARMAYOGI_LOCAL_ADDRESS": ADDRESS}
+    )
     try:
         print("screenshot-home: starting the federation (karmayogi up)…", flush=True)
         up = karmayogi(env, "up")
