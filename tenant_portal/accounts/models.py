@@ -37,6 +37,13 @@ class Profile(models.Model):
         default=False, help_text="The realm's email_verified claim at last sign-in."
     )
 
+    @property
+    def kit_roles(self) -> list[str]:
+        """The kit's roles among the token's, in the kit's order (for the officer's page)."""
+        from tenant_portal.accounts.roles import KIT_ROLES
+
+        return [role for role in KIT_ROLES if role in self.roles]
+
     class Meta:
         permissions = [("view_department_reports", "Can see their department's reports")]
 

@@ -20,6 +20,9 @@ ROLE_GROUPS = {
     "mdo_admin": "Department administrators",
 }
 MANAGED_GROUPS = frozenset(ROLE_GROUPS.values())
+# The kit's realm roles (identity/desired.py, ROLES); a token also carries Keycloak's own
+# (default-roles-<realm>, offline_access, uma_authorization), which mean nothing to an officer.
+KIT_ROLES = ("learner", *ROLE_GROUPS)
 DEPARTMENT_PREFIX = "/departments/"
 PAGE_ACTIONS = ("add", "change", "publish", "bulk_delete", "lock", "unlock")
 COLLECTION_ACTIONS = ("add", "change", "choose", "delete")

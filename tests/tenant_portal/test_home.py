@@ -118,7 +118,8 @@ def test_anonymous_home_is_served_from_the_page_cache_until_the_catalogue_change
 def test_signed_in_home_carries_on_suggests_the_next_course_and_lists_certificates(
     catalogue: CatalogueIndexPage,
 ) -> None:
-    user = make_user("officer", department="health")
+    keycloaks = ("default-roles-bihar", "offline_access", "uma_authorization")
+    user = make_user("officer", department="health", roles=("mdo_admin", "learner", *keycloaks))
     client = sign_in(user)
     finish(client, add_course(catalogue, "done"))  # noting and drafting 2, written comm. 3
     started = add_course(catalogue, "started")
@@ -130,6 +131,8 @@ def test_signed_in_home_carries_on_suggests_the_next_course_and_lists_certificat
     assert "Continue where you left off Noting and drafting started" in no_post
     assert "Choose your post to see the competencies it needs" in no_post
     assert "Recent certificates Noting and drafting done" in no_post
+    # The account's roles are the kit's, not Keycloak's own.
+    assert "Roles learner, mdo_admin Find courses" in no_post
 
     Profile.objects.filter(user=user).update(post_chosen="bdo")
     text = main_text(client.get("/"))
