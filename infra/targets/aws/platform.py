@@ -26,7 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
-from infra.targets.aws import edge, names
+from infra.targets.aws import database, edge, names
 from infra.targets.aws.portal import EXTERNAL_SECRETS_API
 from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART, KEYCLOAK_SECRET
 from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET
@@ -367,28 +367,16 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         identifier = f"{base}-keycloak-db"
-        self.keycloak_database = aws.rds.Instance(
+        self.keycloak_database = database.postgres(
             identifier,
-            identifier=identifier,
-            engine="postgres",
-            engine_version="16",
+            key=self.data_key,
+            subnet_group=subnets,
+            security_group_ids=[self.database_security_group.id],
             instance_class=args.keycloak_database_class,
-            allocated_storage=args.keycloak_database_storage_gb,
+            storage_gb=args.keycloak_database_storage_gb,
             multi_az=True,
-            storage_encrypted=True,
-            kms_key_id=self.data_key.arn,
-            backup_retention_period=names.BACKUP_RETENTION_DAYS,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{identifier}-final",
-            copy_tags_to_snapshot=True,
-            publicly_accessible=False,
-            db_subnet_group_name=subnets.name,
-            vpc_security_group_ids=[self.database_security_group.id],
             db_name=str(rendered["database"]["name"]),
             username=str(rendered["database"]["username"]),
-            manage_master_user_password=True,
-            master_user_secret_kms_key_id=self.data_key.key_id,
             tags=tags,
             opts=child,
         )

@@ -26,7 +26,7 @@ import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
 from infra.render.sizes import SIZES
-from infra.targets.aws import edge, names, portal
+from infra.targets.aws import database, edge, names, portal
 from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
 
@@ -149,28 +149,16 @@ class TenantStack(pulumi.ComponentResource):
             opts=child,
         )
         identifier = names.database_identifier(code, env)
-        self.database = aws.rds.Instance(
+        self.database = database.postgres(
             identifier,
-            identifier=identifier,
-            engine="postgres",
-            engine_version="16",
+            key=self.key,
+            subnet_group=subnets,
+            security_group_ids=args.database_security_group_ids,
             instance_class=size.database_class,
-            allocated_storage=size.database_storage_gb,
+            storage_gb=size.database_storage_gb,
             multi_az=size.database_multi_az,
-            storage_encrypted=True,
-            kms_key_id=self.key.arn,
-            backup_retention_period=names.BACKUP_RETENTION_DAYS,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{identifier}-final",
-            copy_tags_to_snapshot=True,
-            publicly_accessible=False,
-            db_subnet_group_name=subnets.name,
-            vpc_security_group_ids=args.database_security_group_ids,
             db_name="portal",
             username="portal",
-            manage_master_user_password=True,
-            master_user_secret_kms_key_id=self.key.key_id,
             tags=tags,
             opts=child,
         )
