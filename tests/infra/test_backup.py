@@ -486,22 +486,19 @@ def _tenant_bucket(moto: MotoServer, encrypted_with_its_key: bool) -> tuple[str,
     return alias, arn
 
 
+def _backup_under_key(deployment: Deployment, moto: MotoServer, to: str, alias: str) -> Result:
+    """`karmayogi backup` of the deployment into ``to`` under the KMS key ``alias``."""
+    source = str(deployment.source_file)
+    args = ["--to", to, "--source", source, "--s3-endpoint", moto.endpoint, "--s3-kms-key", alias]
+    return cli("backup", *args)
+
+
 def test_a_backup_to_and_restore_from_the_tenants_bucket_under_its_key(
     deployment: Deployment, moto: MotoServer
 ) -> None:
     alias, arn = _tenant_bucket(moto, encrypted_with_its_key=True)
     to = f"s3://{moto.bucket}/backups"
-    result = cli(
-        "backup",
-        "--to",
-        to,
-        "--source",
-        str(deployment.source_file),
-        "--s3-endpoint",
-        moto.endpoint,
-        "--s3-kms-key",
-        alias,
-    )
+    result = _backup_under_key(deployment, moto, to, alias)
     assert result.exit_code == 0, result.output + result.stderr
     s3 = moto.client()
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=moto.bucket)["Contents"]]
@@ -534,17 +531,7 @@ def test_a_bucket_without_the_tenants_key_is_refused_in_one_line_before_any_uplo
 ) -> None:
     alias, _ = _tenant_bucket(moto, encrypted_with_its_key=False)
     to = f"s3://{moto.bucket}/backups"
-    result = cli(
-        "backup",
-        "--to",
-        to,
-        "--source",
-        str(deployment.source_file),
-        "--s3-endpoint",
-        moto.endpoint,
-        "--s3-kms-key",
-        alias,
-    )
+    result = _backup_under_key(deployment, moto, to, alias)
     assert one_line_error(result) == (
         f"error: {to}: the bucket is not encrypted with {alias} by default "
         "(a tenant's backups go to its own bucket, under its own key)"
