@@ -6,6 +6,7 @@ import json
 import re
 import stat
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,11 +37,17 @@ from tests.tenant_portal.browser import (
 
 
 @pytest.fixture
-def tenants_dir(tmp_path: Path) -> Path:
-    """The example hub and Bihar under fresh codes, so realms never collide between tests."""
+def tenants_dir(tmp_path: Path, kit_env: dict[str, str]) -> Iterator[Path]:
+    """The example hub and Bihar under fresh codes, so realms never collide between tests;
+    afterwards, whatever a failed test left running of theirs (`up` starts portals and the
+    syncer) is stopped."""
     folder = tmp_path / "tenants"
     example_folder(folder, uuid.uuid4().hex[:6], ("karmayogi-bharat", "bihar"))
-    return folder
+    yield folder
+    home = KitHome.from_env(kit_env)
+    stop_syncer(home)
+    for code in codes(folder):
+        stop_portal(code, home)
 
 
 def codes(folder: Path) -> tuple[str, str]:
