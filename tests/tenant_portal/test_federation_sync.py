@@ -25,6 +25,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.test import Client
+from django.utils import translation
 from joserfc import jws
 
 from infra.targets.local.keycloak import LocalKeycloak
@@ -275,7 +276,9 @@ def test_a_v1_1_record_carries_the_providers_names_to_a_page_in_each_language(
         ("hi", "बिहार सरकार", "Government of Bihar"),
     ):
         client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
-        html = client.get(f"/courses/{course}/").content.decode()
+        # The request activates its language in this thread: put the previous one back.
+        with translation.override(None):
+            html = client.get(f"/courses/{course}/").content.decode()
         # What the reader sees; the page's JSON-LD block carries the record's whole map.
         visible = re.sub(r"<script.*?</script>", "", html, flags=re.S)
         assert shown in visible and hidden not in visible, language
