@@ -313,6 +313,7 @@ def portal_settings(
         "KARMAYOGI_TENANT": spec.code,
         "KARMAYOGI_TENANT_TYPE": spec.metadata.type,
         "KARMAYOGI_SITE_NAME": branding.display_name,
+        "KARMAYOGI_PROVIDER_NAME": dict(branding.provider),
         "KARMAYOGI_DOMAIN": spec.spec.domain,
         "KARMAYOGI_PORTAL_URL": portal_url,
         "KARMAYOGI_DATA_DIR": runtime.data_dir,

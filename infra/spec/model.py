@@ -227,6 +227,28 @@ class Branding(_Model):
     """How the portal and the login page look."""
 
     display_name: Text = Field(alias="displayName", description="Shown on pages and login.")
+    provider: Annotated[
+        dict[LanguageTag, Text],
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {"type": "string", "minLength": 1},
+                    },
+                ]
+            }
+        ),
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "The provider its own courses name by default: one name (in the tenant's first "
+            "language) or one per language, e.g. {en: Government of Bihar, hi: बिहार सरकार}; "
+            "default: displayName."
+        ),
+    )
     logo: LogoPath = Field(description="SVG or PNG file, relative to this spec's folder.")
     colors: Colors
 
@@ -495,6 +517,25 @@ class Spec(_Model):
 
     @model_validator(mode="before")
     @classmethod
+    def _provider_in_first_language(cls, data: Any) -> Any:
+        """A plain `branding.provider` is the name in the tenant's first language."""
+        if not isinstance(data, dict):
+            return data
+        branding, languages = data.get("branding"), data.get("languages")
+        if (
+            not isinstance(branding, dict)
+            or not isinstance(branding.get("provider"), str)
+            or not isinstance(languages, list)
+            or not languages
+            or not isinstance(languages[0], str)
+            or languages[0].lower() not in _LANGUAGE_BY_LOWER
+        ):
+            return data
+        first = _LANGUAGE_BY_LOWER[languages[0].lower()]
+        return {**data, "branding": {**branding, "provider": {first: branding["provider"]}}}
+
+    @model_validator(mode="before")
+    @classmethod
     def _subscribe_to_own_languages(cls, data: Any) -> Any:
         """Default `federation.subscribe.languages` to the tenant's own languages."""
         if not isinstance(data, dict):
@@ -653,6 +694,12 @@ def _deployment_violations(file: DeploymentFile) -> Iterator[tuple[Loc, str]]:
 def _rule_violations(tenant: TenantSpec) -> Iterator[tuple[Loc, str]]:
     spec = tenant.spec
     yield from _duplicates(("spec", "languages"), spec.languages, "language")
+    for code in spec.branding.provider:
+        if code not in spec.languages:
+            yield (
+                ("spec", "branding", "provider", code),
+                f"{code!r} is not one of this tenant's languages ({', '.join(spec.languages)})",
+            )
     subscribe, wanted = ("spec", "federation", "subscribe"), spec.federation.subscribe
     yield from _duplicates((*subscribe, "languages"), wanted.languages, "language")
     yield from _duplicates((*subscribe, "competencyAreas"), wanted.competency_areas, "area")

@@ -103,17 +103,24 @@ def index_course(translation_key: uuid.UUID) -> CatalogueEntry | None:
     languages = [p.locale.language_code for p in live]
     name = {p.locale.language_code: p.title for p in live}
     description = {p.locale.language_code: p.summary for p in live}
-    provider = lead.provider or settings.PORTAL.site_name
-    # Each translation names the provider in its own language (a name left empty there is
-    # the site's name, which has no translations).
-    provider_name = {p.locale.language_code: p.provider for p in live if p.provider}
+    # Each translation names the provider in its own language. A lead page naming none takes
+    # the spec's provider (``branding.provider``, per language; the first language's name is
+    # the plain one), else the site's name, which has no translations.
+    own = dict(settings.PORTAL.branding.provider_name)
+    if lead.provider:
+        provider = lead.provider
+        provider_name = {p.locale.language_code: p.provider for p in live if p.provider}
+    else:
+        fallback = next(iter(own.values()), settings.PORTAL.site_name)
+        provider = own.get(settings.LANGUAGE_CODE) or fallback
+        provider_name = own
     competencies = competency_snapshot(tags)
     fields: dict[str, Any] = {
         "iri": course_iri(translation_key),
         "origin": settings.PORTAL.tenant,
         "origin_name": settings.PORTAL.site_name,
         "provider": provider,
-        "provider_name": provider_name if lead.provider else {},
+        "provider_name": provider_name,
         "name": name,
         "description": description,
         "languages": languages,

@@ -1,7 +1,9 @@
-"""Course record v1: a catalogue row as the JSON-LD document instances exchange, and back.
+"""Course record v1.1: a catalogue row as the JSON-LD document instances exchange, and back.
 
 The record is a profile of schema.org ``Course`` (DESIGN §6); its JSON Schema ships in
-``schemas/course-record-v1.json`` and is documented in ``docs/federation.md``. Names and
+``schemas/course-record-v1.1.json`` and is documented in ``docs/federation.md``. Version 1.1 is
+version 1 plus ``provider.nameMap``, the provider's name per language (issue 19); records of
+either version are accepted, and this instance publishes 1.1. Names and
 descriptions are JSON-LD language maps, languages BCP 47 tags, competencies ``DefinedTerm``s
 of the KCM with a level. A withdrawn course travels as the same record with
 ``creativeWorkStatus: "Withdrawn"`` (a tombstone that still says what it withdraws).
@@ -23,23 +25,29 @@ from jsonschema import Draft202012Validator
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.federation.schemas import FederationSchema
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "course-record-v1.json"
-SCHEMA_ID = "https://karmayogi.example/schemas/course-record/v1.json"
+SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_PATH = SCHEMAS_DIR / "course-record-v1.1.json"
+SCHEMA_ID = "https://karmayogi.example/schemas/course-record/v1.1.json"
+V1_SCHEMA_PATH = SCHEMAS_DIR / "course-record-v1.json"
+V1_SCHEMA_ID = "https://karmayogi.example/schemas/course-record/v1.json"
 CONTEXT: list[Any] = [
     "https://schema.org",
     {
         "name": {"@id": "schema:name", "@container": "@language"},
         "description": {"@id": "schema:description", "@container": "@language"},
+        # The provider's name per language: schema:name too, as language-tagged values.
+        "nameMap": {"@id": "schema:name", "@container": "@language"},
     },
 ]
 LICENSE = "https://creativecommons.org/licenses/by/4.0/"
 
 
 class RecordError(ValueError):
-    """A record that is not a valid course record v1; the message says where and why."""
+    """A record that is not a valid course record; the message says where and why."""
 
 
 SCHEMA = FederationSchema(SCHEMA_PATH)
+V1_SCHEMA = FederationSchema(V1_SCHEMA_PATH)
 
 
 def compiled() -> jsonschema_rs.Validator:
@@ -53,9 +61,11 @@ def validator() -> Draft202012Validator:
 
 
 def validate(record: Any) -> None:
-    """Return if ``record`` is a course record v1; :class:`RecordError` saying where and why
-    otherwise (``federation.schemas``)."""
-    problem = SCHEMA.problem(record, "(record)")
+    """Return if ``record`` is a course record v1 or v1.1; :class:`RecordError` saying where
+    and why otherwise (``federation.schemas``). A record naming v1 is checked against v1's
+    schema, any other against v1.1's (whose ``schemaVersion`` refuses an unknown version)."""
+    v1 = isinstance(record, dict) and record.get("schemaVersion") == V1_SCHEMA_ID
+    problem = (V1_SCHEMA if v1 else SCHEMA).problem(record, "(record)")
     if problem is not None:
         raise RecordError(problem)
 
@@ -77,6 +87,14 @@ def record_of(entry: CatalogueEntry) -> dict[str, Any]:
     url = entry.url if entry.url.startswith("http") else f"{settings.PORTAL.portal_url}{entry.url}"
     # A course from elsewhere (shown on its record page here) is provided by its origin.
     provider_url = settings.PORTAL.portal_url if entry.is_local else origin_url(url)
+    provider: dict[str, Any] = {
+        "@type": "GovernmentOrganization",
+        "name": entry.provider,
+        "identifier": entry.origin,
+        "url": provider_url,
+    }
+    if entry.provider_name:
+        provider["nameMap"] = entry.provider_name
     return {
         "@context": CONTEXT,
         "@type": "Course",
@@ -85,12 +103,7 @@ def record_of(entry: CatalogueEntry) -> dict[str, Any]:
         "identifier": entry.iri,
         "name": entry.name,
         "description": entry.description,
-        "provider": {
-            "@type": "GovernmentOrganization",
-            "name": entry.provider,
-            "identifier": entry.origin,
-            "url": provider_url,
-        },
+        "provider": provider,
         "inLanguage": entry.languages,
         "teaches": [
             {
@@ -141,6 +154,9 @@ def entry_fields(record: dict[str, Any], competencies: dict[str, dict[str, Any]]
         "origin": record["provider"]["identifier"],
         "origin_name": record["provider"]["name"],
         "provider": record["provider"]["name"],
+        # A v1 record (or a v1.1 one without a map) names the provider in one language, the
+        # origin's first: an empty map shows ``provider`` as is.
+        "provider_name": record["provider"].get("nameMap", {}),
         "name": name,
         "description": description,
         "languages": record["inLanguage"],
@@ -155,7 +171,7 @@ def entry_fields(record: dict[str, Any], competencies: dict[str, dict[str, Any]]
         "search_text": search_text(
             name.values(),
             description.values(),
-            [record["provider"]["name"]],
+            [record["provider"]["name"], *record["provider"].get("nameMap", {}).values()],
             [t for c in teaches for t in c["name"].values()],
         ),
     }

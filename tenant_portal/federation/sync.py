@@ -526,6 +526,7 @@ STAGE_COLUMNS = {
     "origin": "text",
     "origin_name": "text",
     "provider": "text",
+    "provider_name": "jsonb",
     "name": "jsonb",
     "description": "jsonb",
     "languages": "jsonb",
@@ -537,7 +538,7 @@ STAGE_COLUMNS = {
     "retired": "boolean",
     "search_text": "text",
 }
-JSON_FIELDS = ("name", "description", "languages", "competencies")
+JSON_FIELDS = ("provider_name", "name", "description", "languages", "competencies")
 
 
 def _merge_sql() -> str:
@@ -552,8 +553,6 @@ def _merge_sql() -> str:
         "hidden": "false",
         "featured": "false",
         "local_name": "'{}'::jsonb",
-        # Course records v1 name the provider in one language (issue 19 leaves v1.1 to come).
-        "provider_name": "'{}'::jsonb",
         "datestamp": "%(now)s",
     }
     targets = ", ".join(column[name] for name in [*staged, *fresh])
@@ -686,6 +685,7 @@ FIELDS = [
     "origin",
     "origin_name",
     "provider",
+    "provider_name",
     "name",
     "description",
     "languages",

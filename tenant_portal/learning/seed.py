@@ -121,7 +121,9 @@ def seed_courses_for(tenant: str) -> Iterator[tuple[CourseSeed, Text]]:
             for course in seed.courses:
                 yield course, course.provider or seed.provider
         return
-    provider = {code: settings.PORTAL.site_name for code, _name in settings.LANGUAGES}
+    names = settings.PORTAL.branding.provider_name
+    site = settings.PORTAL.site_name
+    provider = {code: names.get(code, site) for code, _name in settings.LANGUAGES}
     taken = 0
     for path in sorted((SEED_DIR / HUB_SEED).glob("*.json")):
         for course in read_seed(path).courses:

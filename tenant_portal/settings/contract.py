@@ -64,6 +64,8 @@ class Branding:
     accent: str
     on_accent: str
     link: str
+    # The provider the portal's own courses name by default, per language; empty: site_name.
+    provider_name: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -498,6 +500,7 @@ def build(values: Mapping[str, Any]) -> PortalSettings:
             accent=values["KARMAYOGI_ACCENT"],
             on_accent=values["KARMAYOGI_ON_ACCENT"],
             link=values["KARMAYOGI_LINK"],
+            provider_name=MappingProxyType(dict(values["KARMAYOGI_PROVIDER_NAME"])),
         ),
         oidc=Oidc(
             issuer=str(values["KARMAYOGI_OIDC_ISSUER"]).rstrip("/"),

@@ -145,6 +145,7 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
 @case("duplicate-language")
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(demo / "bihar.yaml", "languages: [hi, en, mai]", "languages: [hi, en, hi]")
+    edit(f, ", mai: बिहार सरकार}", "}")
     message = "language 'hi' is listed twice (first at spec.languages[0])"
     return [demo], [f"{f}:{line(f, '  languages:')}: spec.languages[2]: {message}"]
 
@@ -167,7 +168,7 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(demo / "bihar.yaml", "    colors:", "    colours:")
     unknown = (
-        "unknown field 'colours'; expected one of displayName, logo, colors "
+        "unknown field 'colours'; expected one of displayName, provider, logo, colors "
         "(did you mean 'colors'?)"
     )
     return [demo], [
@@ -583,6 +584,17 @@ def _(demo: Path) -> tuple[list[Path], list[str]]:
     ]
 
 
+@case("provider-names-outside-the-tenants-languages-or-empty")
+def _(demo: Path) -> tuple[list[Path], list[str]]:
+    r = edit(demo / "rajasthan.yaml", "en: Government of Rajasthan}", "fr: Rajasthan}")
+    m = edit(demo / "mauritius.yaml", "fr: Gouvernement de Maurice}", 'fr: " "}')
+    return [demo], [
+        f"{m}:{line(m, 'provider:')}: spec.branding.provider.fr: must not be empty",
+        f"{r}:{line(r, 'provider:')}: spec.branding.provider.fr: "
+        "'fr' is not one of this tenant's languages (hi, en)",
+    ]
+
+
 @case("bad-competency-area")
 def _(demo: Path) -> tuple[list[Path], list[str]]:
     f = edit(demo / "bihar.yaml", "competencyAreas: [behavioural", "competencyAreas: [behavioral")
@@ -689,6 +701,19 @@ def test_demo_specs_load_with_their_conveniences() -> None:
     for spec in specs.values():
         assert spec.logo_path.stat().st_size < 4096
         assert spec.spec.domain.endswith(".example")
+
+
+def test_a_plain_provider_name_is_the_tenants_first_language(tmp_path: Path) -> None:
+    demo = copy_demo(tmp_path / "tenants")
+    edit(
+        demo / "bihar.yaml",
+        "provider: {hi: बिहार सरकार, en: Government of Bihar, mai: बिहार सरकार}",
+        "provider: Bihar Institute of Public Administration",
+    )
+    assert load_spec(demo / "bihar.yaml").spec.branding.provider == {
+        "hi": "Bihar Institute of Public Administration"
+    }
+    assert load_spec(TENANTS / "bihar.yaml").spec.branding.provider["en"] == "Government of Bihar"
 
 
 def test_load_spec_checks_one_file_alone() -> None:

@@ -306,6 +306,23 @@ def test_the_portal_contract_refuses_a_bad_rendered_setting_naming_it() -> None:
     }
 
 
+def test_the_spec_providers_names_reach_the_portal_settings_by_language() -> None:
+    specs = load_specs([EXAMPLES])
+    store = ReferenceSecretStore(lambda code, name: f"test:{code}/{name}")
+    logos = {s.code: b"<svg/>" for s in specs}
+    rendered = {
+        r.code: r for r in render_tenants(specs, HostnamePlacement(specs, "/srv"), store, logos)
+    }
+    bihar = rendered["bihar"].portal
+    validate_portal_settings(bihar, source="bihar")
+    assert bihar["KARMAYOGI_PROVIDER_NAME"]["en"] == "Government of Bihar"
+    assert bihar["KARMAYOGI_PROVIDER_NAME"]["hi"] == "बिहार सरकार"
+    assert set(rendered["mauritius"].portal["KARMAYOGI_PROVIDER_NAME"]) == {"en", "fr"}
+    broken = dict(bihar) | {"KARMAYOGI_PROVIDER_NAME": {"hi": ""}}
+    with pytest.raises(PortalSettingsError, match=r"^bihar: KARMAYOGI_PROVIDER_NAME"):
+        validate_portal_settings(broken, source="bihar")
+
+
 def test_a_tenant_of_a_remote_hub_federates_only_once_it_has_accepted_credentials(
     folder: Path, tmp_path: Path
 ) -> None:

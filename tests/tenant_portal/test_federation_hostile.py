@@ -25,7 +25,7 @@ from infra.targets.local.keycloak import LocalKeycloak
 from tenant_portal.catalogue.models import CatalogueEntry
 from tenant_portal.federation import sync as sync_module
 from tenant_portal.federation.models import PeerState, Quarantined
-from tenant_portal.federation.records import SCHEMA_ID
+from tenant_portal.federation.records import SCHEMA_ID, V1_SCHEMA_ID
 from tenant_portal.federation.sync import SyncError, sync
 from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.federation_env import Realms, hub_realms
@@ -204,6 +204,7 @@ def bad_token(token: str, data: dict[str, Any], **over: Any) -> list[dict[str, A
 
 
 SAME = record()
+PROVIDER = {"@type": "GovernmentOrganization", "name": "Hub", "identifier": "hub"}
 
 
 RECORD_CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], str]] = {
@@ -262,6 +263,30 @@ RECORD_CASES: dict[str, tuple[Callable[[], list[dict[str, Any]]], str]] = {
         lambda: one(record(origin="atlantis"), key=HUB_KEY),
         "unknown origin 'atlantis'",
     ),
+    "provider map not a map": (
+        lambda: one(record(provider={**PROVIDER, "nameMap": "Hub"})),
+        "schema: provider/nameMap: 'Hub' is not of type 'object'",
+    ),
+    "provider map with a bad language": (
+        lambda: one(record(provider={**PROVIDER, "nameMap": {"Hindi!": "हब"}})),
+        "schema: provider/nameMap",
+    ),
+    "provider map with an empty name": (
+        lambda: one(record(provider={**PROVIDER, "nameMap": {"hi": ""}})),
+        "schema: provider/nameMap/hi: '' should be non-empty",
+    ),
+    "provider map in a v1 record": (
+        lambda: one(
+            record(schemaVersion=V1_SCHEMA_ID, provider={**PROVIDER, "nameMap": {"en": "Hub"}})
+        ),
+        "schema: provider: Additional properties are not allowed ('nameMap'",
+    ),
+    "an unknown record version": (
+        lambda: one(
+            record(schemaVersion="https://karmayogi.example/schemas/course-record/v9.json")
+        ),
+        "schema: schemaVersion",
+    ),
     "payload not an object": (
         lambda: bad_token(signed(["a", "list"]), SAME),
         "not a JSON object",
@@ -282,6 +307,20 @@ def test_a_bad_record_is_quarantined_with_its_reason_and_the_rest_go_on(
     assert held.position == 1 and len(held.payload) <= 65536
     assert PeerState.objects.get(peer="hub").cursor == 2
     assert CatalogueEntry.objects.count() == 1
+
+
+def test_a_v1_record_is_still_accepted_and_a_v1_1_map_is_stored(peer: Peer) -> None:
+    old, new = record(schemaVersion=V1_SCHEMA_ID), record(name={"en": "Provided in two"})
+    new["provider"]["nameMap"] = {"en": "Hub Academy", "hi": "हब अकादमी"}
+    peer.serve_page([change(1, signed(old), old), change(2, signed(new), new)])
+    result = sync("hub")
+    assert result.applied == 2 and result.quarantined == 0
+    v1 = CatalogueEntry.objects.get(iri=old["identifier"])
+    # A v1 record names the provider in the origin's first language: shown as is everywhere.
+    assert v1.provider == "Hub" and v1.provider_name == {}
+    v11 = CatalogueEntry.objects.get(iri=new["identifier"])
+    assert v11.provider == "Hub" and v11.provider_name == {"en": "Hub Academy", "hi": "हब अकादमी"}
+    assert "हब अकादमी" in v11.search_text
 
 
 def test_a_replayed_old_version_is_refused(peer: Peer) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import httpx
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.test import Client
+from django.utils import translation
 from joserfc import jws
 
 from infra.targets.local.keycloak import LocalKeycloak
@@ -34,6 +37,7 @@ from tenant_portal.federation.framework import apply as apply_document
 from tenant_portal.federation.framework import parse as parse_document
 from tenant_portal.federation.framework import verify as verify_document
 from tenant_portal.federation.models import PeerState, Quarantined
+from tenant_portal.federation.records import SCHEMA_ID
 from tenant_portal.federation.signing import key_ring, verify
 from tenant_portal.federation.sync import (
     SyncError,
@@ -237,6 +241,48 @@ def test_a_tombstone_hides_the_course_and_local_overrides_survive(rajasthan: Tri
     assert hub_course.duration_minutes == 777 and hub_course.hidden and hub_course.featured
     assert hub_course.local_name == {"hi": "हमारा अपना शीर्षक"}
     assert withdrawn.retired
+
+
+BIHAR_PROVIDER = {"en": "Government of Bihar", "hi": "बिहार सरकार"}
+
+
+def test_a_v1_1_record_carries_the_providers_names_to_a_page_in_each_language(
+    rajasthan: Trio, client: Client, settings: Any
+) -> None:
+    """Bihar names a course's provider per language; the record (v1.1, still signed by Bihar)
+    carries the map through the hub, and Rajasthan shows it in the reader's language."""
+    trio = rajasthan
+    bihar_code = trio.realms.realm("bihar")
+    course = shell(
+        trio.bihar,
+        "from tenant_portal.catalogue.models import CatalogueEntry as E, CoursePage as P\n"
+        f"e = E.objects.filter(origin='{bihar_code}', page__isnull=False).order_by('iri')[0]\n"
+        "for p in P.objects.filter(translation_key=e.uuid, alias_of=None):\n"
+        f"    p.provider = {BIHAR_PROVIDER!r}.get(p.locale.language_code, 'Government of Bihar')\n"
+        "    p.save_revision().publish()\n"
+        "print(e.uuid)",
+    ).strip()
+    trio.hub.manage("federation_sync")
+    sync(trio.realms.hub)
+
+    published = [payload(c) for c in trio.hub_feed() if c["id"] == course][-1]
+    assert published["schemaVersion"] == SCHEMA_ID
+    assert published["provider"]["nameMap"] == BIHAR_PROVIDER
+    entry = CatalogueEntry.objects.get(uuid=course)
+    assert entry.origin == bihar_code and entry.provider_name == BIHAR_PROVIDER
+
+    for language, shown, hidden in (
+        ("en", "Government of Bihar", "बिहार सरकार"),
+        ("hi", "बिहार सरकार", "Government of Bihar"),
+    ):
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        # The request activates its language in this thread: put the previous one back.
+        with translation.override(None):
+            html = client.get(f"/courses/{course}/").content.decode()
+        # What the reader sees; the page's JSON-LD block carries the record's whole map.
+        visible = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+        assert shown in visible and hidden not in visible, language
+        assert '"nameMap"' in html
 
 
 def test_killing_the_syncing_process_mid_sync_loses_and_duplicates_nothing(

@@ -21,6 +21,7 @@ from django.utils import timezone, translation
 from tenant_portal.accounts.models import Profile
 from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage
 from tenant_portal.learning.models import Certificate, Enrolment
+from tests.tenant_portal.conftest import set_portal
 from tests.tenant_portal.learning import PROVIDER, add_course, finish, make_user, prepare_site
 from tests.tenant_portal.test_query_counts import sign_in
 from tests.tenant_portal.test_role_based import federated_course, make_post
@@ -181,3 +182,24 @@ def test_courses_published_before_provider_maps_get_theirs_from_their_translatio
     assert entry.provider_name == PROVIDER
     with translation.override("hi"):
         assert entry.provider_label == PROVIDER["hi"]
+
+
+def test_a_course_naming_no_provider_takes_the_specs_provider_names(
+    catalogue: CatalogueIndexPage, settings: Any
+) -> None:
+    from tenant_portal.catalogue.models import CoursePage
+    from tenant_portal.catalogue.services import index_course
+    from tenant_portal.federation.records import record_of
+
+    names = {"en": "Government of Bihar", "hi": "बिहार सरकार"}
+    set_portal(settings, branding={"provider_name": names})
+    settings.LANGUAGE_CODE = "hi"
+    page = add_course(catalogue, "unnamed")
+    CoursePage.objects.filter(translation_key=page.translation_key).update(provider="")
+    entry = index_course(page.translation_key)
+    assert entry is not None
+    # The plain provider is the first language's name; the record carries the whole map.
+    assert entry.provider == "बिहार सरकार" and entry.provider_name == names
+    assert record_of(entry)["provider"]["nameMap"] == names
+    with translation.override("en"):
+        assert entry.provider_label == "Government of Bihar"

@@ -16,9 +16,9 @@ from lxml import html
 
 from tenant_portal.catalogue.models import CatalogueEntry, CatalogueIndexPage
 from tenant_portal.federation.models import Change
-from tenant_portal.federation.records import validate
+from tenant_portal.federation.records import SCHEMA_ID, validate
 from tenant_portal.federation.signing import published_keys
-from tests.tenant_portal.learning import add_course, make_user, prepare_site
+from tests.tenant_portal.learning import PROVIDER, add_course, make_user, prepare_site
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,12 @@ def test_a_course_page_carries_its_signed_record_as_json_ld(
     if signed_in:
         client.force_login(make_user("reader"))
     (record,) = jsonld_of(client.get(page.url).content)
-    validate(record)  # the record v1 profile of schema.org Course
+    validate(record)  # the record v1.1 profile of schema.org Course
     assert record["@type"] == "Course" and record["@context"][0] == "https://schema.org"
+    # v1.1: the provider's name per language beside the plain one, a language map in JSON-LD.
+    assert record["schemaVersion"] == SCHEMA_ID and record["provider"]["nameMap"] == PROVIDER
+    assert record["provider"]["name"] == PROVIDER["en"]
+    assert record["@context"][1]["nameMap"] == {"@id": "schema:name", "@container": "@language"}
     assert record == signed_record(page.translation_key)
 
 

@@ -210,8 +210,13 @@ def test_every_page_shows_the_chosen_language_where_a_translation_exists(
     names = {code: f"Course in {code} ({code})" for code in tenant_languages}
     local = add_course(catalogue, "local", title={**names, "en": "Notes on files"})
     federated_course("federated", {"noting-and-drafting": 3}, walked)
+    # As the sync writes a course record v1.1: the plain provider (which is also the origin's
+    # name the record carries) in the origin's first language, and the provider's map.
     CatalogueEntry.objects.filter(name__en="Course federated").update(
-        name={code: f"Federated course ({code})" for code in walked}
+        name={code: f"Federated course ({code})" for code in walked},
+        provider=f"Origin's provider ({walked[0]})",
+        origin_name=f"Origin's provider ({walked[0]})",
+        provider_name={code: f"Origin's provider ({code})" for code in walked},
     )
     make_post(
         "bdo",

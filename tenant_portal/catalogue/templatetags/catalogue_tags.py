@@ -51,6 +51,15 @@ def origin_label(entry: Any) -> str:
 
 
 @register.filter
+def origin_shown(entry: Any) -> str:
+    """The origin's name on a course's record page: as :func:`origin_label`, except that a
+    name which is only the provider's plain name (a record names its origin so) shows in the
+    reader's language from the provider's map (issue 19)."""
+    origin = origin_label(entry)
+    return str(entry.provider_label) if origin == entry.provider else origin
+
+
+@register.filter
 def course_url(entry: Any, catalogue: Any) -> str:
     """Where the catalogue links a course: its page here, else its record page."""
     if entry.page_id is not None:
