@@ -331,7 +331,9 @@ data[0]["value"]["lessons"].append(
 page.modules = data
 page.save_revision().publish()
 entry.refresh_from_db()
-print(json.dumps({"course": str(entry.uuid), "iri": entry.iri, "provider": entry.provider,
+# The provider as an English page names it (the name per language, else the plain one).
+provider = (entry.provider_name or {}).get("en") or entry.provider
+print(json.dumps({"course": str(entry.uuid), "iri": entry.iri, "provider": provider,
                   "title": entry.name.get("en") or next(iter(entry.name.values())),
                   "sha256": hashlib.sha256(guide).hexdigest()}))
 """

@@ -192,7 +192,8 @@ def login_page(client: Client, ui_locales: str | None = None) -> httpx.Response:
         return session.get(url)
 
 
-def visible_text(page: str) -> str:
-    """The visible text of a Keycloak page: its title and messages, for failure reports."""
+def visible_text(page: str, limit: int | None = 600) -> str:
+    """The visible text of a page, its first `limit` characters (a Keycloak page's title and
+    messages, for failure reports); `limit=None` keeps it all."""
     page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
-    return " ".join(re.sub(r"<[^>]+>", " ", page).split())[:600]
+    return " ".join(re.sub(r"<[^>]+>", " ", page).split())[:limit]

@@ -40,9 +40,10 @@ def test_sign_in_maps_roles_and_department(oidc_tenant: OidcTenant) -> None:
     with browser_session() as session:
         home = portal_sign_in(session, oidc_tenant, "asha.editor")
         assert home.status_code == 200 and home.url.host != "127.0.0.1"
-        text = visible_text(home.text)
+        text = visible_text(home.text, limit=None)
         assert "Signed in as Sunita Devi" in text
-        assert "health" in text
+        # The account, at the foot of the home page.
+        assert "Department health Roles" in text and "content_creator" in text
     assert groups_of(user_id) == {"Editors"}
     user = get_user_model().objects.get(profile__subject=user_id)
     assert user.profile.department == "health"
