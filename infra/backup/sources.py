@@ -5,6 +5,9 @@ each portal's media — kept in one of two ways:
 
 - :class:`PostgresSource`: PostgreSQL for the portals and for Keycloak, and a media folder per
   portal (the VM target; Kubernetes and AWS run the same command against their databases).
+  Media kept in an S3 bucket stay there (the bucket's versioning keeps them), and a source may
+  name no Keycloak: the backup CronJob of a portal on Kubernetes or AWS backs up that portal's
+  own database (``--source portal``), and the deployment's Keycloak is backed up as its own.
   Dumps are ``pg_dump --format=custom``; a restore goes into a new database beside the old
   one and the two names are swapped in one transaction, so a restore that fails leaves the
   database as it was, and one that succeeds holds exactly what was dumped.
@@ -246,7 +249,8 @@ class Database:
 @dataclass(frozen=True)
 class PortalData:
     database: Database
-    media_root: Path
+    media_root: Path | None  # None: the media are in media_bucket, not copied
+    media_bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class PostgresSource:
 
     deployment: str
     portals: Mapping[str, PortalData]
-    keycloak: Database
+    keycloak: Database | None  # None: Keycloak's database is backed up elsewhere
     env: Mapping[str, str]
     kind: str = "postgresql"
 
@@ -278,10 +282,16 @@ class PostgresSource:
             path = scratch / f"portal-{code}.pgdump"
             self._dump(portal.database, path, f"dumping {code}'s portal database")
             parts.append(PartFile(path.name, "portal-database", code, PG_DUMP_METHOD, path))
+            if portal.media_root is None:
+                progress(f"portal {code}: media stay in bucket {portal.media_bucket} (versioned)")
+                continue
             progress(f"portal {code}: packing media from {portal.media_root}")
             media = scratch / f"media-{code}.tar.gz"
             tar_folder(portal.media_root, media)
             parts.append(PartFile(media.name, "media", code, MEDIA_METHOD, media))
+        if self.keycloak is None:
+            progress("Keycloak: not in this backup (the source names no Keycloak database)")
+            return parts
         progress(f"Keycloak: dumping database {self.keycloak.name}")
         path = scratch / "keycloak.pgdump"
         self._dump(self.keycloak, path, "dumping Keycloak's database")
@@ -295,8 +305,22 @@ class PostgresSource:
                 f"the backup holds tenant(s) {', '.join(unknown)} that the backup source does "
                 "not name; add them to it to restore them"
             )
+        for part in manifest.parts:
+            if part.kind == "keycloak-database" and self.keycloak is None:
+                raise BackupError(
+                    "the backup holds Keycloak's database and the backup source names none "
+                    "(keycloak.database_url); add it to restore the backup"
+                )
+            if part.kind == "media" and part.tenant and not self.portals[part.tenant].media_root:
+                raise BackupError(
+                    f"the backup holds {part.tenant}'s media folder and the backup source keeps "
+                    f"its media in bucket {self.portals[part.tenant].media_bucket}; name a "
+                    "media_root to restore it"
+                )
         databases = [self.portals[code].database for code in manifest.tenants]
-        in_use = [db.name for db in [*databases, self.keycloak] if db.others_connected()]
+        if self.keycloak is not None:
+            databases.append(self.keycloak)
+        in_use = [db.name for db in databases if db.others_connected()]
         if in_use:
             raise BackupError(
                 f"database(s) {', '.join(in_use)} in use: stop the portals and Keycloak "
@@ -310,7 +334,7 @@ class PostgresSource:
         self, manifest: BackupManifest, files: Mapping[str, Path], progress: Progress
     ) -> None:
         for part in manifest.parts:
-            if part.kind == "keycloak-database":
+            if part.kind == "keycloak-database" and self.keycloak is not None:
                 progress(f"Keycloak: restoring database {self.keycloak.name}")
                 self._restore(self.keycloak, files[part.name], "restoring Keycloak's database")
             elif part.kind == "portal-database" and part.tenant is not None:
@@ -319,6 +343,7 @@ class PostgresSource:
                 self._restore(db, files[part.name], f"restoring {part.tenant}'s portal database")
             elif part.kind == "media" and part.tenant is not None:
                 media = self.portals[part.tenant].media_root
+                assert media is not None  # check_restorable refused it otherwise
                 progress(f"portal {part.tenant}: restoring media into {media}")
                 replace_folder(media, files[part.name])
 
@@ -344,11 +369,47 @@ def read_settings_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _portal(at: str, url: Any, media: Any, bucket: Any) -> PortalData:
+    """A portal's database and media, named ``at`` in errors."""
+    if not isinstance(url, str) or not url.startswith(("postgres://", "postgresql://")):
+        raise BackupError(f"{at}: no PostgreSQL database_url (nor DATABASE_URL in settings)")
+    if isinstance(media, str) and media:
+        return PortalData(Database(url), Path(media))
+    if isinstance(bucket, str) and bucket:
+        return PortalData(Database(url), None, bucket)
+    raise BackupError(
+        f"{at}: no media_root (nor KARMAYOGI_MEDIA_ROOT or KARMAYOGI_MEDIA_S3_BUCKET in settings)"
+    )
+
+
+def portal_source_from_environment(env: Mapping[str, str]) -> PostgresSource:
+    """The portal whose settings this process has (``--source portal``): its database, and its
+    media folder or bucket, read as the portal reads them (the environment over the file
+    ``KARMAYOGI_ENV_FILE`` names). What the chart's backup CronJob runs; no Keycloak."""
+    from tenant_portal.settings.contract import SettingsError, decode
+
+    try:
+        values = decode(env)
+    except SettingsError as exc:
+        raise BackupError(f"the portal's settings: {exc}") from None
+    code = values.get("KARMAYOGI_TENANT")
+    if not isinstance(code, str) or not code:
+        raise BackupError("the portal's settings: KARMAYOGI_TENANT is not set")
+    data_dir = values.get("KARMAYOGI_DATA_DIR")
+    media = values.get("KARMAYOGI_MEDIA_ROOT") or (f"{data_dir}/media" if data_dir else None)
+    bucket = values.get("KARMAYOGI_MEDIA_S3_BUCKET")
+    portal = _portal(
+        "the portal's settings", values.get("DATABASE_URL"), None if bucket else media, bucket
+    )
+    return PostgresSource(code, {code: portal}, None, env)
+
+
 def postgres_source_from_file(path: Path, env: Mapping[str, str]) -> PostgresSource:
     """The deployment a backup-source file describes (docs/backup.md has its fields).
 
-    Each portal is found from its rendered settings (``DATABASE_URL``,
-    ``KARMAYOGI_MEDIA_ROOT``) or given as ``database_url`` and ``media_root``.
+    Each portal is found from its rendered settings (``DATABASE_URL``, ``KARMAYOGI_MEDIA_ROOT``
+    or ``KARMAYOGI_MEDIA_S3_BUCKET``) or given as ``database_url`` and ``media_root``. Without
+    ``keycloak``, Keycloak's database is left to be backed up on its own.
     """
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -365,7 +426,9 @@ def postgres_source_from_file(path: Path, env: Mapping[str, str]) -> PostgresSou
     if not isinstance(deployment, str) or not deployment:
         raise BackupError(f"{path}: deployment must name the deployment")
     keycloak = raw.get("keycloak")
-    if not isinstance(keycloak, dict) or not isinstance(keycloak.get("database_url"), str):
+    if keycloak is not None and (
+        not isinstance(keycloak, dict) or not isinstance(keycloak.get("database_url"), str)
+    ):
         raise BackupError(f"{path}: keycloak.database_url must be a PostgreSQL URL")
     portals_raw = raw.get("portals")
     if not isinstance(portals_raw, dict) or not portals_raw:
@@ -381,13 +444,12 @@ def postgres_source_from_file(path: Path, env: Mapping[str, str]) -> PostgresSou
             settings = settings if settings.is_absolute() else path.parent / settings
             values = read_settings_file(settings)
         url = item.get("database_url") or values.get("DATABASE_URL")
-        media = item.get("media_root") or values.get("KARMAYOGI_MEDIA_ROOT")
-        if not isinstance(url, str) or not url.startswith(("postgres://", "postgresql://")):
-            raise BackupError(f"{at}: no PostgreSQL database_url (nor DATABASE_URL in settings)")
-        if not isinstance(media, str) or not media:
-            raise BackupError(f"{at}: no media_root (nor KARMAYOGI_MEDIA_ROOT in settings)")
-        portals[code] = PortalData(Database(url), Path(media))
-    return PostgresSource(deployment, portals, Database(keycloak["database_url"]), env)
+        # As the portal decides: a bucket in its settings holds its media, unless named here.
+        bucket = values.get("KARMAYOGI_MEDIA_S3_BUCKET")
+        media = item.get("media_root") or (None if bucket else values.get("KARMAYOGI_MEDIA_ROOT"))
+        portals[code] = _portal(at, url, media, bucket)
+    kc = Database(keycloak["database_url"]) if keycloak is not None else None
+    return PostgresSource(deployment, portals, kc, env)
 
 
 # --- the local target -------------------------------------------------------------------------

@@ -21,8 +21,9 @@ SOURCE_OPTION = typer.Option(
     None,
     "--source",
     envvar="KARMAYOGI_BACKUP_SOURCE",
-    help="'local' (the embedded default under $KARMAYOGI_HOME) or a backup-source JSON file "
-    "naming a PostgreSQL deployment's databases and media (docs/backup.md).",
+    help="'local' (the embedded default under $KARMAYOGI_HOME), 'portal' (the portal whose "
+    "settings this process has, as in its backup CronJob), or a backup-source JSON file naming "
+    "a PostgreSQL deployment's databases and media (docs/backup.md).",
 )
 TO_OPTION = typer.Option(
     ...,
@@ -50,7 +51,11 @@ MAX_AGE_OPTION = typer.Option(
 
 
 def _source(value: str | None, env: dict[str, str]) -> BackupSource:
-    from infra.backup.sources import LocalSource, postgres_source_from_file
+    from infra.backup.sources import (
+        LocalSource,
+        portal_source_from_environment,
+        postgres_source_from_file,
+    )
 
     if value in (None, "", "local"):
         from infra.targets.local.portals import running_pid
@@ -65,6 +70,8 @@ def _source(value: str | None, env: dict[str, str]) -> BackupSource:
             portal_running=lambda code: running_pid(code, home),
             lock=lambda: up_lock(home),
         )
+    if value == "portal":
+        return portal_source_from_environment(env)
     return postgres_source_from_file(Path(str(value)), env)
 
 
@@ -88,7 +95,10 @@ def backup(
     max_age: int | None = MAX_AGE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Back up both databases (portal and Keycloak) and the media, with checksums.
+    """Back up the databases (each portal's and Keycloak's) and the media, with checksums.
+
+    With --source portal, the one portal whose settings this process has (its database, and
+    its media folder unless they are in a bucket): what a portal's backup CronJob runs.
 
     The manifest is stored last: a backup cut short has none, is listed as incomplete and is
     never restored. With --keep/--max-age, older complete backups are then removed.

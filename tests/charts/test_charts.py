@@ -310,6 +310,11 @@ BAD_PORTAL = [
     ("missing", lambda v: _without(v, "existingSecret"), "missing property 'existingSecret'"),
     ("missing", lambda v: _without(v, "image.tag"), "missing property 'tag'"),
     ("bad value", lambda v: _with(v, "jobs.xapi.schedule", "often"), "/jobs/xapi/schedule"),
+    (
+        "bad value",
+        lambda v: _with(v, "jobs.backup.kmsKey", "the state's key"),
+        "/jobs/backup/kmsKey",
+    ),
 ]
 BAD_KEYCLOAK = [
     ("wrong type", lambda v: _with(v, "database.port", "5432"), "/database/port"),
@@ -464,3 +469,45 @@ def test_on_eks_traffic_comes_in_from_the_vpc_and_the_pods_take_the_portals_role
     bihar = template(helm, PORTAL, PORTAL / "ci" / "state-pvc-backup-values.yaml")
     (plain,) = of_kind(bihar, "ServiceAccount")
     assert "annotations" not in plain["metadata"]
+
+
+def _backup_pod(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (job,) = [c for c in of_kind(documents, "CronJob") if c["metadata"]["name"].endswith("-backup")]
+    pod: dict[str, Any] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pod
+
+
+def test_the_backup_cronjob_backs_up_the_portal_itself_or_what_a_source_file_names(
+    helm: Path,
+) -> None:
+    """On EKS the nightly backup is the portal's own database (`--source portal`: its settings
+    and Secret are the pod's), written under the tenant's key; a state that names a
+    backup-source file in its Secret gets that file mounted instead."""
+    pod = _backup_pod(template(helm, PORTAL, PORTAL / "ci" / "aws-values.yaml"))
+    (container,) = pod["containers"]
+    assert container["args"] == [
+        "karmayogi",
+        "backup",
+        "--to",
+        "s3://karmayogi-bihar-production-media/backups",
+        "--source",
+        "portal",
+        "--keep",
+        "14",
+        "--s3-kms-key",
+        "alias/karmayogi-bihar-production",
+    ]
+    assert {"DATABASE_URL", "KARMAYOGI_ENV_FILE"} <= {e["name"] for e in container["env"]}
+    assert "backup-source" not in {v["name"] for v in pod["volumes"]}
+    pod = _backup_pod(template(helm, PORTAL, PORTAL / "ci" / "state-pvc-backup-values.yaml"))
+    (container,) = pod["containers"]
+    assert container["args"][4:] == [
+        "--source",
+        "/etc/karmayogi-backup/source.json",
+        "--keep",
+        "30",
+        "--s3-endpoint",
+        "https://objects.bihar.example",
+    ]
+    (source,) = [v for v in pod["volumes"] if v["name"] == "backup-source"]
+    assert source["secret"]["items"] == [{"key": "backup-source", "path": "source.json"}]

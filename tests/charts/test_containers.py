@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.keycloak.release import KEYCLOAK_VERSION
+from infra.targets.aws.database import ENGINE_VERSION
 from infra.targets.kubernetes import STATIC_ROOT
 from infra.targets.production import THEMES_JAR
 from tests.charts.helm import CHARTS, KEYCLOAK, PORTAL, ROOT, of_kind, template, values_of
 
 CONTAINERS = ROOT / "containers"
 BUILD_TOOLS = ("gcc", "g++", "build-essential", "gettext", "git", "make")
+# The PostgreSQL client (pg_dump, pg_restore) each Debian release of the python images has.
+POSTGRESQL_CLIENT = {"bookworm": 15, "trixie": 17}
 
 
 @dataclass
@@ -61,6 +64,12 @@ def test_the_portal_image_is_multi_stage_non_root_and_runs_what_the_chart_runs(
     assert "pip" not in installs
     packages = installs.split("--no-install-recommends", 1)[1].split("&&", 1)[0].split()
     assert packages and not [p for p in packages if p.startswith(BUILD_TOOLS) or "-dev" in p]
+    # The backup CronJob's pg_dump, no older than the PostgreSQL it dumps (pg_dump refuses a
+    # newer server): the aws target's RDS, the oldest any target runs.
+    assert "postgresql-client" in packages
+    release = run.base.rsplit("-", 1)[1]
+    assert POSTGRESQL_CLIENT[release] >= int(ENGINE_VERSION)
+    assert build.base == run.base  # the virtualenv runs on the Python it was made with
     copied = [line.split() for line in run.instructions("COPY")]
     assert all(parts[0] == f"--from={build.name}" for parts in copied)
     assert {parts[-1] for parts in copied} == {"/app/venv", STATIC_ROOT}

@@ -265,9 +265,13 @@ def test_restore_from_a_folder_that_is_not_a_backup_is_refused(
 
 def test_a_source_file_with_a_missing_field_is_named(tmp_path: Path) -> None:
     source = tmp_path / "source.json"
-    source.write_text(json.dumps({"deployment": "bharat", "portals": {}}))
+    source.write_text(json.dumps({"deployment": "bharat", "keycloak": {}}))
     line = one_line_error(cli("backup", "--to", str(tmp_path / "b"), "--source", str(source)))
     assert str(source) in line and "keycloak.database_url" in line
+    # Without Keycloak (backed up on its own), the portals are what is missing.
+    source.write_text(json.dumps({"deployment": "bharat", "portals": {}}))
+    line = one_line_error(cli("backup", "--to", str(tmp_path / "b"), "--source", str(source)))
+    assert str(source) in line and "portals must map" in line
 
 
 # --- retention ------------------------------------------------------------------------------
@@ -537,3 +541,95 @@ def test_a_bucket_without_the_tenants_key_is_refused_in_one_line_before_any_uplo
         "(a tenant's backups go to its own bucket, under its own key)"
     )
     assert "Contents" not in moto.client().list_objects_v2(Bucket=moto.bucket)
+
+
+# --- a portal's own backup, as its CronJob takes it on Kubernetes and AWS ---------------------
+
+
+def _portal_env(deployment: Deployment, tmp_path: Path, bucket: str) -> dict[str, str]:
+    """What the chart gives a portal's pods: the settings file (KARMAYOGI_ENV_FILE) with the
+    media bucket, and the database's URL from the portal's Secret."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "KARMAYOGI_TENANT": deployment.code,
+                "KARMAYOGI_DATA_DIR": str(tmp_path / "data"),
+                "KARMAYOGI_MEDIA_S3_BUCKET": bucket,
+                "KARMAYOGI_MEDIA_S3_REGION": "ap-south-1",
+            }
+        ),
+        encoding="utf-8",
+    )
+    url = deployment.server.url(deployment.portal_db)
+    return {"KARMAYOGI_ENV_FILE": str(settings), "DATABASE_URL": url, "COLUMNS": "200"}
+
+
+def test_a_portals_cronjob_backs_up_its_database_to_its_bucket_and_restores_it(
+    deployment: Deployment, moto: MotoServer, tmp_path: Path
+) -> None:
+    """`--source portal` with the aws tenant's CronJob arguments: the portal's database under
+    the tenant's key; its media stay in the (versioned) bucket and Keycloak is not its to copy."""
+    alias, _ = _tenant_bucket(moto, encrypted_with_its_key=True)
+    env = _portal_env(deployment, tmp_path, moto.bucket)
+    to = f"s3://{moto.bucket}/backups"
+    args = ["backup", "--to", to, "--source", "portal", "--keep", "14", "--s3-kms-key", alias]
+    result = CliRunner().invoke(app, [*args, "--s3-endpoint", moto.endpoint, "--json"], env=env)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert f"media stay in bucket {moto.bucket}" in result.stderr
+    entry = json.loads(result.stdout)
+    assert entry["deployment"] == "bihar" and entry["tenants"] == ["bihar"]
+    manifest = moto.client().get_object(
+        Bucket=moto.bucket, Key=f"backups/{entry['name']}/{MANIFEST}"
+    )
+    assert [p["kind"] for p in json.loads(manifest["Body"].read())["parts"]] == ["portal-database"]
+
+    deployment.drop(deployment.portal_db)
+    deployment.execute(deployment.keycloak_db, "INSERT INTO user_entity VALUES ('after')")
+    restore = ["restore", "--from", f"{to}/{entry['name']}", "--source", "portal", "--yes"]
+    result = CliRunner().invoke(app, [*restore, "--s3-endpoint", moto.endpoint], env=env)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
+    # Keycloak's database was never the portal's to restore.
+    assert deployment.rows(deployment.keycloak_db, "user_entity") == ["after", "asha.learner"]
+
+
+def test_a_deployments_backup_is_not_restored_onto_one_portal_in_part(
+    deployment: Deployment, moto: MotoServer, tmp_path: Path
+) -> None:
+    backup = backed_up(deployment, tmp_path / "backups")  # Keycloak and a media folder in it
+    deployment.execute(deployment.portal_db, "DELETE FROM course")
+    env = _portal_env(deployment, tmp_path, moto.bucket)
+    result = CliRunner().invoke(
+        app, ["restore", "--from", str(backup), "--source", "portal", "--yes"], env=env
+    )
+    assert one_line_error(result) == (
+        f"error: the backup holds bihar's media folder and the backup source keeps its media in "
+        f"bucket {moto.bucket}; name a media_root to restore it"
+    )
+    assert deployment.rows(deployment.portal_db, "course") == []
+    # With the media folder named, Keycloak's database is what is missing.
+    settings = json.loads(Path(env["KARMAYOGI_ENV_FILE"]).read_text())
+    del settings["KARMAYOGI_MEDIA_S3_BUCKET"]
+    settings["KARMAYOGI_MEDIA_ROOT"] = str(deployment.media)
+    Path(env["KARMAYOGI_ENV_FILE"]).write_text(json.dumps(settings))
+    result = CliRunner().invoke(
+        app, ["restore", "--from", str(backup), "--source", "portal", "--yes"], env=env
+    )
+    assert one_line_error(result) == (
+        "error: the backup holds Keycloak's database and the backup source names none "
+        "(keycloak.database_url); add it to restore the backup"
+    )
+    assert deployment.rows(deployment.portal_db, "course") == []
+
+
+def test_a_portal_without_its_settings_is_named_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["backup", "--to", str(tmp_path / "b"), "--source", "portal"],
+        env={"KARMAYOGI_TENANT": "bihar", "DATABASE_URL": "", "KARMAYOGI_ENV_FILE": ""},
+    )
+    assert one_line_error(result) == (
+        "error: the portal's settings: no PostgreSQL database_url (nor DATABASE_URL in settings)"
+    )
+    assert not (tmp_path / "b").exists()

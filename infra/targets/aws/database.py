@@ -10,6 +10,10 @@ import pulumi_aws as aws
 
 from infra.targets.aws import names
 
+# The PostgreSQL major version; the portal image's pg_dump must be no older
+# (tests/charts/test_containers.py checks it).
+ENGINE_VERSION = "16"
+
 
 def postgres(
     identifier: str,
@@ -31,7 +35,7 @@ def postgres(
         identifier,
         identifier=identifier,
         engine="postgres",
-        engine_version="16",
+        engine_version=ENGINE_VERSION,
         instance_class=instance_class,
         allocated_storage=storage_gb,
         multi_az=multi_az,

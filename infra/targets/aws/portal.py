@@ -23,6 +23,10 @@ SECRET_STORE = "karmayogi-secrets-manager"
 # External Secrets Operator re-reads each secret this often (a rotated database password
 # reaches the portal's Secret within the hour).
 REFRESH = "1h"
+# Where a tenant's backups go in its media bucket, and how many the CronJob keeps (as many
+# days as RDS keeps its automated backups).
+BACKUP_PREFIX = "backups"
+BACKUPS_KEPT = names.BACKUP_RETENTION_DAYS
 
 
 def aws_portal_values(
@@ -33,8 +37,10 @@ def aws_portal_values(
     vpc_cidr: str,
     bucket: str,
     region: str,
+    kms_key: str,
 ) -> dict[str, Any]:
-    """The kubernetes target's values of a portal release, made for EKS."""
+    """The kubernetes target's values of a portal release, made for EKS; its nightly backup
+    CronJob writes the portal's database to the tenant's bucket under the tenant's key."""
     out = copy.deepcopy(values)
     out["serviceAccount"] = {"annotations": {ROLE_ANNOTATION: role_arn}}
     out["ingress"] = {
@@ -50,6 +56,14 @@ def aws_portal_values(
     settings.pop("KARMAYOGI_MEDIA_ROOT", None)
     settings["KARMAYOGI_MEDIA_S3_BUCKET"] = bucket
     settings["KARMAYOGI_MEDIA_S3_REGION"] = region
+    out["jobs"]["backup"] = {
+        **out["jobs"]["backup"],
+        "enabled": True,
+        "to": f"s3://{bucket}/{BACKUP_PREFIX}",
+        "keep": BACKUPS_KEPT,
+        "sourceKey": "",  # the portal's own database (media stay in the versioned bucket)
+        "kmsKey": kms_key,
+    }
     return out
 
 

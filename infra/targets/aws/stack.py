@@ -254,6 +254,7 @@ class TenantStack(pulumi.ComponentResource):
                 vpc_cidr=args.vpc_cidr,
                 bucket=str(got[2]),
                 region=args.region,
+                kms_key=names.key_alias(code, args.environment),
             )
         )
         self.release = k8s.helm.v3.Release(

@@ -261,8 +261,11 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     jsonschema.Draft7Validator(schema).validate(_helm_merge(defaults, values))
     rendered = json.loads(rendered_values("bihar"))
     # What the kubernetes target renders reaches the release unchanged...
-    for key in ("tenant", "image", "existingSecret", "secretEnv", "logo", "resources", "jobs"):
+    for key in ("tenant", "image", "existingSecret", "secretEnv", "logo", "resources"):
         assert values[key] == rendered[key], key
+    assert {k: v for k, v in values["jobs"].items() if k != "backup"} == {
+        k: v for k, v in rendered["jobs"].items() if k != "backup"
+    }
     # ...but for what EKS needs: the portal's IRSA role, an ALB with the ACM certificate,
     # traffic in from the VPC, media in the tenant's bucket.
     role = f"arn:aws:iam:ap-south-1:{ACCOUNT}:karmayogi-bihar-production-portal"
@@ -276,6 +279,15 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     settings = values["settings"]
     assert settings["KARMAYOGI_MEDIA_S3_BUCKET"] == "karmayogi-bihar-production-media"
     assert "KARMAYOGI_MEDIA_ROOT" not in settings
+    # Nightly, the portal's own database to its bucket under its key, 14 kept.
+    assert values["jobs"]["backup"] == {
+        "enabled": True,
+        "schedule": rendered["jobs"]["backup"]["schedule"],
+        "to": "s3://karmayogi-bihar-production-media/backups",
+        "keep": 14,
+        "sourceKey": "",
+        "kmsKey": "alias/karmayogi-bihar-production",
+    }
     # The settings with the secrets the pod gets from its Secret, unresolved here.
     secrets = {name: Secret(name, f"secret:{key}") for name, key in values["secretEnv"].items()}
     validate_portal_settings({**settings, **secrets}, source="the release's settings")
@@ -285,6 +297,7 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     assert scenario["settings"].keys() == settings.keys()
     assert scenario["serviceAccount"]["annotations"].keys() == {"eks.amazonaws.com/role-arn"}
     assert scenario["networkPolicy"] == values["networkPolicy"]
+    assert scenario["jobs"] == values["jobs"]
 
 
 def test_the_external_secret_brings_in_only_this_tenants_secrets_with_its_own_role() -> None:
