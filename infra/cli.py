@@ -14,6 +14,7 @@ from infra.commands import (
     identity,
     keycloak,
     local,
+    platform,
     spec,
     targets,
     tenant,
@@ -34,6 +35,7 @@ app.add_typer(keycloak.app, name="keycloak")
 app.add_typer(identity.app, name="identity")
 app.add_typer(federation.app, name="federation")
 app.add_typer(tenant.app, name="tenant")
+app.add_typer(platform.app, name="platform")
 
 
 def main() -> None:

@@ -32,9 +32,24 @@ from infra.spec import TenantSpec
 from infra.targets.base import Progress
 
 PROJECT = "karmayogi-tenants"
+PLATFORM_PROJECT = "karmayogi-platform"
 PLATFORM_STACK = "KARMAYOGI_AWS_PLATFORM_STACK"
 ENVIRONMENT = "KARMAYOGI_AWS_ENVIRONMENT"
+ZONES = "KARMAYOGI_AWS_ZONES"
+HOSTED_ZONE = "KARMAYOGI_AWS_HOSTED_ZONE_ID"
+ROTATION_LAMBDA = "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN"
 PREVIEW = "KARMAYOGI_PULUMI_PREVIEW"
+# What a tenant stack reads from its platform stack's outputs.
+PLATFORM_OUTPUTS = (
+    "privateSubnetIds",
+    "databaseSecurityGroupIds",
+    "oidcProviderArn",
+    "oidcIssuer",
+    "rotationLambdaArn",
+    "vpcCidr",
+    "hostedZoneId",
+    "kubeconfig",
+)
 _INSTALL = (
     "the aws target needs the Pulumi CLI and its AWS plugin: install Pulumi "
     "(https://www.pulumi.com/docs/install/), then run `pulumi plugin install resource aws`"
@@ -65,10 +80,15 @@ def require_pulumi(env: Mapping[str, str]) -> str:
     return cli
 
 
-def _config(spec: TenantSpec, env: Mapping[str, str]) -> dict[str, str]:
+def _region(env: Mapping[str, str]) -> str:
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if not region:
         raise KitError("no AWS region: set AWS_REGION for the aws target")
+    return region
+
+
+def _config(spec: TenantSpec, env: Mapping[str, str]) -> dict[str, str]:
+    region = _region(env)
     platform = env.get(PLATFORM_STACK)
     if not platform:
         raise KitError(f"no platform stack: set {PLATFORM_STACK} (org/project/stack)")
@@ -115,9 +135,10 @@ def program(values: dict[str, Any]) -> None:
 
     config = pulumi.Config("karmayogi")
     platform = pulumi.StackReference(config.require("platformStack"))
+    outputs = {name: platform.require_output(name) for name in PLATFORM_OUTPUTS}
 
     def output(name: str) -> Any:
-        return platform.require_output(name)
+        return outputs[name]
 
     code = config.require("code")
     cluster = k8s.Provider("cluster", kubeconfig=output("kubeconfig"))
@@ -146,6 +167,90 @@ def program(values: dict[str, Any]) -> None:
     pulumi.export("keyArn", stack.key.arn)
 
 
+def platform_config(deployment: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The platform stack's configuration: the deployment's name and the environment's
+    settings, each missing one named in one line."""
+    region = _region(env)
+    zones = [z.strip() for z in env.get(ZONES, f"{region}a,{region}b").split(",") if z.strip()]
+    if len(zones) < 2 or any(not z.startswith(region) for z in zones):
+        raise KitError(f"{ZONES}: two or more availability zones of {region}, comma-separated")
+    hosted_zone = env.get(HOSTED_ZONE)
+    if not hosted_zone:
+        raise KitError(
+            f"no hosted zone: set {HOSTED_ZONE} to the Route 53 zone of the portals' names"
+        )
+    rotation = env.get(ROTATION_LAMBDA)
+    if not rotation or not rotation.startswith("arn:aws"):
+        raise KitError(
+            f"no rotation function: set {ROTATION_LAMBDA} to the Lambda that renews the "
+            "tenants' database-url secrets (docs/aws.md)"
+        )
+    return {
+        "aws:region": region,
+        "karmayogi:deployment": deployment,
+        "karmayogi:environment": env.get(ENVIRONMENT, "production"),
+        "karmayogi:zones": ",".join(zones),
+        "karmayogi:hostedZoneId": hosted_zone,
+        "karmayogi:rotationLambdaArn": rotation,
+    }
+
+
+def platform_program(keycloak_values: dict[str, Any]) -> None:
+    """The platform stack's program: the network, EKS, its operators and the deployment's
+    Keycloak; exports what every tenant stack of the deployment reads."""
+    import pulumi
+
+    from infra.targets.aws.platform import Platform, PlatformArgs
+
+    config = pulumi.Config("karmayogi")
+    platform = Platform(
+        f"platform-{config.require('deployment')}",
+        PlatformArgs(
+            environment=config.require("environment"),
+            availability_zones=config.require("zones").split(","),
+            hosted_zone_id=config.require("hostedZoneId"),
+            rotation_lambda_arn=config.require("rotationLambdaArn"),
+            region=pulumi.Config("aws").require("region"),
+            keycloak_values=keycloak_values,
+        ),
+    )
+    for name, value in platform.outputs.items():
+        pulumi.export(name, value)
+
+
+def _drive(
+    stack_name: str,
+    project: str,
+    program: Any,
+    config: Mapping[str, str],
+    env: Mapping[str, str],
+    progress: Progress,
+    destroy: bool,
+) -> dict[str, Any]:
+    """Preview, update or destroy a stack through the Automation API; its outputs."""
+    from pulumi import automation
+
+    stack = automation.create_or_select_stack(
+        stack_name=stack_name,
+        project_name=project,
+        program=program,
+        opts=automation.LocalWorkspaceOptions(env_vars=dict(env)),
+    )
+    for key, value in config.items():
+        stack.set_config(key, automation.ConfigValue(value=value))
+    if destroy:
+        progress(f"destroying the stack {stack_name} of {project}")
+        stack.destroy(on_output=progress)
+        return {}
+    if env.get(PREVIEW):
+        progress(f"previewing the stack {stack_name} of {project}")
+        stack.preview(on_output=progress)
+        return {}
+    progress(f"updating the stack {stack_name} of {project}")
+    result = stack.up(on_output=progress)
+    return {name: output.value for name, output in result.outputs.items()}
+
+
 def run(
     specs: Sequence[TenantSpec],
     spec: TenantSpec,
@@ -158,24 +263,27 @@ def run(
     require_pulumi(env)
     config = _config(spec, env)
     values = portal_values(specs, spec.code, env)
-    from pulumi import automation
+    program_of = functools.partial(program, values)
+    return _drive(spec.code, PROJECT, program_of, config, env, progress, destroy)
 
-    stack = automation.create_or_select_stack(
-        stack_name=spec.code,
-        project_name=PROJECT,
-        program=functools.partial(program, values),
-        opts=automation.LocalWorkspaceOptions(env_vars=dict(env)),
-    )
-    for key, value in config.items():
-        stack.set_config(key, automation.ConfigValue(value=value))
-    if destroy:
-        progress(f"destroying the stack {spec.code}")
-        stack.destroy(on_output=progress)
-        return {}
-    if env.get(PREVIEW):
-        progress(f"previewing the stack {spec.code}")
-        stack.preview(on_output=progress)
-        return {}
-    progress(f"updating the stack {spec.code}")
-    result = stack.up(on_output=progress)
-    return {name: output.value for name, output in result.outputs.items()}
+
+def run_platform(
+    specs: Sequence[TenantSpec],
+    deployment: str,
+    env: Mapping[str, str],
+    progress: Progress,
+    *,
+    destroy: bool = False,
+) -> dict[str, Any]:
+    """Preview, update or destroy the platform stack of ``deployment`` (named after it, in the
+    project ``karmayogi-platform``); its outputs but the kubeconfig (none for destroy)."""
+    members = [s for s in specs if s.deployment_name == deployment]
+    if not members:
+        known = ", ".join(sorted({s.deployment_name for s in specs}))
+        raise KitError(f"no tenant spec of deployment {deployment!r} (deployments: {known})")
+    require_pulumi(env)
+    config = platform_config(deployment, env)
+    keycloak = rendered_values(specs, members[0].code, env)[1]
+    program_of = functools.partial(platform_program, keycloak)
+    outputs = _drive(deployment, PLATFORM_PROJECT, program_of, config, env, progress, destroy)
+    return {name: value for name, value in outputs.items() if name != "kubeconfig"}

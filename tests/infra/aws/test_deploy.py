@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from infra.cli import app
 from infra.commands.common import specs_in
 from infra.errors import KitError
-from infra.targets.aws.deploy import _config
+from infra.targets.aws.deploy import _config, platform_config
 
 TENANTS = Path(__file__).resolve().parents[3] / "tenants"
 INSTALL = (
@@ -26,6 +26,9 @@ INSTALL = (
         ["deploy", "bihar", "--target", "aws", "--preview"],
         ["deploy", "bihar", "--target", "aws"],
         ["destroy", "bihar", "--target", "aws"],
+        ["platform", "deploy", "bihar", "--preview"],
+        ["platform", "deploy", "bihar"],
+        ["platform", "destroy", "bihar"],
     ],
 )
 def test_without_the_pulumi_cli_the_command_names_what_to_install(
@@ -82,3 +85,71 @@ def test_the_stacks_configuration_comes_from_the_spec() -> None:
         "karmayogi:environment": "production",
         "karmayogi:platformStack": "org/p/production",
     }
+
+
+# --- the platform stack ------------------------------------------------------------------------
+
+PLATFORM_ENV = {
+    "AWS_REGION": "ap-south-1",
+    "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
+    "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:rotate",
+}
+
+
+def test_the_platforms_configuration_comes_from_the_environment() -> None:
+    assert platform_config("bihar", PLATFORM_ENV) == {
+        "aws:region": "ap-south-1",
+        "karmayogi:deployment": "bihar",
+        "karmayogi:environment": "production",
+        "karmayogi:zones": "ap-south-1a,ap-south-1b",
+        "karmayogi:hostedZoneId": "Z0123456789",
+        "karmayogi:rotationLambdaArn": "arn:aws:lambda:ap-south-1:1:function:rotate",
+    }
+    three = PLATFORM_ENV | {"KARMAYOGI_AWS_ZONES": "ap-south-1a, ap-south-1b,ap-south-1c"}
+    assert (
+        platform_config("bihar", three)["karmayogi:zones"] == "ap-south-1a,ap-south-1b,ap-south-1c"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"AWS_REGION": ""}, "no AWS region: set AWS_REGION for the aws target"),
+        (
+            {"KARMAYOGI_AWS_ZONES": "ap-south-1a"},
+            "KARMAYOGI_AWS_ZONES: two or more availability zones of ap-south-1, comma-separated",
+        ),
+        (
+            {"KARMAYOGI_AWS_ZONES": "ap-south-1a,us-east-1a"},
+            "KARMAYOGI_AWS_ZONES: two or more availability zones of ap-south-1, comma-separated",
+        ),
+        (
+            {"KARMAYOGI_AWS_HOSTED_ZONE_ID": ""},
+            "no hosted zone: set KARMAYOGI_AWS_HOSTED_ZONE_ID to the Route 53 zone of the "
+            "portals' names",
+        ),
+        (
+            {"KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "rotate"},
+            "no rotation function: set KARMAYOGI_AWS_ROTATION_LAMBDA_ARN to the Lambda that "
+            "renews the tenants' database-url secrets (docs/aws.md)",
+        ),
+    ],
+    ids=["no-region", "one-zone", "other-region", "no-hosted-zone", "no-rotation"],
+)
+def test_the_platforms_configuration_missing_a_setting_is_one_clear_line(
+    change: dict[str, str], message: str
+) -> None:
+    with pytest.raises(KitError) as raised:
+        platform_config("bihar", PLATFORM_ENV | change)
+    assert str(raised.value) == message
+
+
+def test_an_unknown_deployment_is_named_before_anything_else() -> None:
+    result = CliRunner().invoke(
+        app, ["platform", "deploy", "bharat", "--tenants", str(TENANTS)], env=PLATFORM_ENV
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: no tenant spec of deployment 'bharat' (deployments: bihar, karmayogi-bharat, "
+        "mauritius, rajasthan)\n"
+    )

@@ -15,7 +15,12 @@ from ruamel.yaml import YAML
 
 from infra.commands.common import specs_in
 from infra.errors import KitError
-from infra.targets.aws.deploy import rendered_values
+from infra.targets.aws.deploy import (
+    PLATFORM_OUTPUTS,
+    platform_config,
+    platform_program,
+    rendered_values,
+)
 from infra.targets.aws.platform import Platform, PlatformArgs
 from tests.infra.aws.test_stack import ACCOUNT, ALB, TENANTS, _helm_merge, _Mocks
 
@@ -232,3 +237,44 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
 def test_one_availability_zone_is_refused() -> None:
     with pytest.raises(KitError, match=r"^the aws platform needs two or more availability zones$"):
         _build(["ap-south-1a"])
+
+
+def test_the_platform_program_builds_from_its_config_and_exports_what_tenants_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`karmayogi platform deploy`'s program: the configuration `platform_config` sets makes
+    the platform, and every output a tenant stack reads (deploy.PLATFORM_OUTPUTS) is exported."""
+    config = platform_config(
+        "bihar",
+        {
+            "AWS_REGION": "ap-south-1",
+            "KARMAYOGI_AWS_ZONES": "ap-south-1a,ap-south-1c",
+            "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
+            "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:rotate",
+        },
+    )
+    mocks = _ClusterMocks()
+    pulumi.runtime.set_mocks(mocks, project="karmayogi-platform", stack="bihar", preview=False)
+    pulumi.runtime.set_all_config(config)
+    exported: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exported.update({name: value}))
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator,unused-ignore]
+    def run() -> pulumi.Output[Any]:
+        platform_program(json.loads(keycloak_values()))
+        names = list(exported)
+        return pulumi.Output.all(*exported.values()).apply(
+            lambda values: exported.update(zip(names, values, strict=True))
+        )
+
+    try:
+        run()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert set(exported) == set(PLATFORM_OUTPUTS)
+    assert exported["rotationLambdaArn"] == "arn:aws:lambda:ap-south-1:1:function:rotate"
+    assert exported["hostedZoneId"] == "Z0123456789"
+    private = [s.inputs for s in mocks.of("aws:ec2/subnet:Subnet") if "private" in s.name]
+    assert {s["availabilityZone"] for s in private} == {"ap-south-1a", "ap-south-1c"}
+    # The deployment's Keycloak, with its chart's release.
+    assert "keycloak-bihar" in _releases(mocks)
