@@ -5,7 +5,8 @@ blocked, lifecycle rules, CORS for the tenant's domain); an encrypted RDS Postgr
 kept, deletion protection, class and Multi-AZ from the size table, master password kept by RDS
 in Secrets Manager); the kit's secrets in Secrets Manager (values written by the kit, never by
 Pulumi, so none is in the stack's state); and an IAM role the portal's service account takes
-(IRSA) whose policy names only this tenant's bucket, key and secrets. On the cluster: the
+(IRSA) whose policy names only this tenant's bucket, key and secrets; the secrets' first values,
+written by the kit during ``pulumi up`` (``infra.targets.aws.seeding``). On the cluster: the
 tenant's namespace, the ``SecretStore`` and ``ExternalSecret`` bringing its secrets in, and the
 ``tenant-portal`` release with the kubernetes target's values made for EKS
 (``infra.targets.aws.portal``); in front, an ACM certificate of its domain (validated by DNS)
@@ -27,6 +28,7 @@ import pulumi_kubernetes as k8s
 from infra.errors import KitError
 from infra.render.sizes import SIZES
 from infra.targets.aws import database, edge, names, portal
+from infra.targets.aws.seeding import SecretValues
 from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
 
@@ -233,6 +235,15 @@ class TenantStack(pulumi.ComponentResource):
             spec=store["spec"],
             opts=in_namespace,
         )
+        # The secrets' first values, before the ExternalSecret reads them.
+        self.secret_values = SecretValues(
+            f"{base}-secret-values",
+            code=code,
+            environment=args.environment,
+            endpoint=self.database.endpoint,
+            master_secret_arn=self.database.master_user_secrets[0].secret_arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.secrets.values())),
+        )
         document = portal.external_secret(code, args.portal_values)
         self.external_secret = k8s.apiextensions.CustomResource(
             f"{base}-external-secret",
@@ -241,7 +252,9 @@ class TenantStack(pulumi.ComponentResource):
             metadata=document["metadata"],
             spec=document["spec"],
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.kubernetes, depends_on=[self.secret_store]
+                parent=self,
+                provider=args.kubernetes,
+                depends_on=[self.secret_store, self.secret_values],
             ),
         )
         self.portal_values: pulumi.Output[dict[str, Any]] = pulumi.Output.all(

@@ -43,6 +43,11 @@ class _Mocks(pulumi.runtime.Mocks):
         self.resources.append(args)
         service = args.typ.split(":")[1].split("/")[0]
         state = {**args.inputs, "arn": f"arn:aws:{service}:ap-south-1:{ACCOUNT}:{args.name}"}
+        if args.typ == "aws:rds/instance:Instance":  # RDS keeps the master user's password
+            state["endpoint"] = f"{args.name}.abc.ap-south-1.rds.amazonaws.com:5432"
+            state["masterUserSecrets"] = [
+                {"secretArn": f"arn:aws:secretsmanager:ap-south-1:{ACCOUNT}:secret:rds!db-1"}
+            ]
         if args.typ == "aws:kms/key:Key":
             state["keyId"] = f"key-{args.name}"
         if args.typ == "aws:acm/certificate:Certificate":  # what ACM asks to see in DNS
@@ -342,3 +347,18 @@ def test_the_domain_gets_a_dns_validated_certificate_and_a_record_to_the_alb() -
     assert (portal["zoneId"], portal["type"], portal["records"]) == ("Z0123456789", "CNAME", [ALB])
     validation = mocks.one("aws:acm/certificateValidation:CertificateValidation")
     assert validation["validationRecordFqdns"] == ["_proof.learn.bihar.example."]
+
+
+def test_the_secrets_get_their_first_values_from_the_kit_before_the_portal_reads_them() -> None:
+    """The stack makes the secrets without values; a step of the kit's own (a dynamic resource
+    running `AwsSecretStore.seed`, tested against moto in test_secrets) fills what is missing,
+    from the database's address and RDS's master user secret, so no value is in the state."""
+    mocks, _ = _build(_args())
+    (step,) = [r for r in mocks.resources if r.name == "karmayogi-bihar-production-secret-values"]
+    assert step.typ == "pulumi-python:dynamic:Resource"
+    inputs = dict(step.inputs)
+    assert inputs["code"] == "bihar" and inputs["environment"] == "production"
+    assert inputs["endpoint"].startswith("karmayogi-bihar-production-db.")
+    assert inputs["master_secret_arn"].endswith(":secret:rds!db-1")
+    # Nothing secret among its inputs: the store reads and writes the values itself.
+    assert set(inputs) - {"__provider"} == {"code", "environment", "endpoint", "master_secret_arn"}
