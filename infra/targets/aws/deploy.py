@@ -135,13 +135,10 @@ def program(values: dict[str, Any]) -> None:
 
     config = pulumi.Config("karmayogi")
     platform = pulumi.StackReference(config.require("platformStack"))
-    outputs = {name: platform.require_output(name) for name in PLATFORM_OUTPUTS}
-
-    def output(name: str) -> Any:
-        return outputs[name]
+    outputs: dict[str, Any] = {n: platform.require_output(n) for n in PLATFORM_OUTPUTS}
 
     code = config.require("code")
-    cluster = k8s.Provider("cluster", kubeconfig=output("kubeconfig"))
+    cluster = k8s.Provider("cluster", kubeconfig=outputs["kubeconfig"])
     stack = TenantStack(
         code,
         TenantStackArgs(
@@ -149,14 +146,14 @@ def program(values: dict[str, Any]) -> None:
             domain=config.require("domain"),
             environment=config.require("environment"),
             size=config.require("size"),
-            subnet_ids=output("privateSubnetIds"),
-            database_security_group_ids=output("databaseSecurityGroupIds"),
-            oidc_provider_arn=output("oidcProviderArn"),
-            oidc_issuer=output("oidcIssuer"),
-            rotation_lambda_arn=output("rotationLambdaArn"),
+            subnet_ids=outputs["privateSubnetIds"],
+            database_security_group_ids=outputs["databaseSecurityGroupIds"],
+            oidc_provider_arn=outputs["oidcProviderArn"],
+            oidc_issuer=outputs["oidcIssuer"],
+            rotation_lambda_arn=outputs["rotationLambdaArn"],
             region=pulumi.Config("aws").require("region"),
-            vpc_cidr=output("vpcCidr"),
-            hosted_zone_id=output("hostedZoneId"),
+            vpc_cidr=outputs["vpcCidr"],
+            hosted_zone_id=outputs["hostedZoneId"],
             portal_values=values,
             kubernetes=cluster,
         ),
