@@ -128,8 +128,13 @@ def moto(moto_server: MotoServer) -> MotoServer:
     return moto_server.with_bucket(f"backups-{uuid.uuid4().hex[:8]}")
 
 
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
+
+
+def restore(location: str, source: str, *extra: str, env: dict[str, str] | None = None) -> Result:
+    """`karmayogi restore` of the backup at ``location`` onto ``source``, without asking."""
+    return cli("restore", "--from", location, "--source", source, "--yes", *extra, env=env)
 
 
 def one_line_error(result: Result) -> str:
@@ -180,7 +185,7 @@ def test_backup_to_a_folder_then_restore_brings_back_deleted_data(
     deployment.drop(deployment.keycloak_db)
     (deployment.media / "certificates" / "cert-1.pdf").unlink()
 
-    result = cli("restore", "--from", str(backup), "--source", str(deployment.source_file), "--yes")
+    result = restore(str(backup), str(deployment.source_file))
     assert result.exit_code == 0, result.output + result.stderr
     assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
     assert deployment.rows(deployment.keycloak_db, "user_entity") == ["asha.learner"]
@@ -197,7 +202,7 @@ def test_a_part_that_does_not_match_its_checksum_is_refused_with_the_database_un
     dump.write_bytes(bytes(data))
     deployment.execute(deployment.portal_db, "INSERT INTO course VALUES ('Added after the backup')")
 
-    result = cli("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
+    result = restore(str(backup), str(deployment.source_file))
     line = one_line_error(result)
     assert "portal-bihar.pgdump" in line and "checksum" in line
     assert "nothing was restored" in line
@@ -210,13 +215,12 @@ def test_a_restore_waits_for_the_services_to_stop_and_then_leaves_exactly_the_ba
     backup = backed_up(deployment, tmp_path / "backups")
     # A later release's table, and a portal still connected.
     deployment.execute(deployment.portal_db, "CREATE TABLE later_release (id int)")
-    restore = ("restore", "--from", str(backup), "--source", str(deployment.source_file), "-y")
     with psycopg.connect(deployment.server.url(deployment.portal_db)):
-        line = one_line_error(cli(*restore))
+        line = one_line_error(restore(str(backup), str(deployment.source_file)))
     assert f"{deployment.portal_db} in use" in line and "stop the portals and Keycloak" in line
     assert "later_release" in deployment.tables(deployment.portal_db)
 
-    result = cli(*restore)
+    result = restore(str(backup), str(deployment.source_file))
     assert result.exit_code == 0, result.output + result.stderr
     assert deployment.tables(deployment.portal_db) == ["course"]
 
@@ -257,9 +261,7 @@ def test_restore_from_a_folder_that_is_not_a_backup_is_refused(
         ).exit_code
         == 0
     )
-    line = one_line_error(
-        cli("restore", "--from", str(tmp_path / "b"), "--source", str(deployment.source_file), "-y")
-    )
+    line = one_line_error(restore(str(tmp_path / "b"), str(deployment.source_file)))
     assert "does not name a backup" in line
 
 
@@ -367,15 +369,8 @@ def test_backup_to_s3_lists_it_and_restores_from_it(
 
     deployment.drop(deployment.portal_db)
     deployment.execute(deployment.keycloak_db, "DELETE FROM user_entity")
-    result = cli(
-        "restore",
-        "--from",
-        entries[0]["location"],
-        "--source",
-        str(deployment.source_file),
-        "--s3-endpoint",
-        moto.endpoint,
-        "--yes",
+    result = restore(
+        entries[0]["location"], str(deployment.source_file), "--s3-endpoint", moto.endpoint
     )
     assert result.exit_code == 0, result.output + result.stderr
     assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
@@ -407,16 +402,7 @@ def test_an_upload_cut_midway_leaves_no_manifest_and_is_not_offered_for_restore(
     assert "INCOMPLETE" in listed.output
 
     deployment.execute(deployment.portal_db, "DELETE FROM course")
-    result = cli(
-        "restore",
-        "--from",
-        entry.location,
-        "--source",
-        str(deployment.source_file),
-        "--s3-endpoint",
-        moto.endpoint,
-        "-y",
-    )
+    result = restore(entry.location, str(deployment.source_file), "--s3-endpoint", moto.endpoint)
     line = one_line_error(result)
     assert "incomplete" in line and entry.name in line
     assert deployment.rows(deployment.portal_db, "course") == []  # nothing was touched
@@ -515,16 +501,7 @@ def test_a_backup_to_and_restore_from_the_tenants_bucket_under_its_key(
     deployment.drop(deployment.portal_db)
     shutil.rmtree(deployment.media)
     (name,) = {k.split("/")[1] for k in keys}
-    result = cli(
-        "restore",
-        "--from",
-        f"{to}/{name}",
-        "--source",
-        str(deployment.source_file),
-        "--s3-endpoint",
-        moto.endpoint,
-        "--yes",
-    )
+    result = restore(f"{to}/{name}", str(deployment.source_file), "--s3-endpoint", moto.endpoint)
     assert result.exit_code == 0, result.output + result.stderr
     assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
     assert (deployment.media / "certificates" / "cert-1.pdf").read_bytes() == CERTIFICATE
@@ -562,7 +539,7 @@ def _portal_env(deployment: Deployment, tmp_path: Path, bucket: str) -> dict[str
         encoding="utf-8",
     )
     url = deployment.server.url(deployment.portal_db)
-    return {"KARMAYOGI_ENV_FILE": str(settings), "DATABASE_URL": url, "COLUMNS": "200"}
+    return {"KARMAYOGI_ENV_FILE": str(settings), "DATABASE_URL": url}
 
 
 def test_a_portals_cronjob_backs_up_its_database_to_its_bucket_and_restores_it(
@@ -574,7 +551,7 @@ def test_a_portals_cronjob_backs_up_its_database_to_its_bucket_and_restores_it(
     env = _portal_env(deployment, tmp_path, moto.bucket)
     to = f"s3://{moto.bucket}/backups"
     args = ["backup", "--to", to, "--source", "portal", "--keep", "14", "--s3-kms-key", alias]
-    result = CliRunner().invoke(app, [*args, "--s3-endpoint", moto.endpoint, "--json"], env=env)
+    result = cli(*args, "--s3-endpoint", moto.endpoint, "--json", env=env)
     assert result.exit_code == 0, result.output + result.stderr
     assert f"media stay in bucket {moto.bucket}" in result.stderr
     entry = json.loads(result.stdout)
@@ -586,8 +563,7 @@ def test_a_portals_cronjob_backs_up_its_database_to_its_bucket_and_restores_it(
 
     deployment.drop(deployment.portal_db)
     deployment.execute(deployment.keycloak_db, "INSERT INTO user_entity VALUES ('after')")
-    restore = ["restore", "--from", f"{to}/{entry['name']}", "--source", "portal", "--yes"]
-    result = CliRunner().invoke(app, [*restore, "--s3-endpoint", moto.endpoint], env=env)
+    result = restore(f"{to}/{entry['name']}", "portal", "--s3-endpoint", moto.endpoint, env=env)
     assert result.exit_code == 0, result.output + result.stderr
     assert deployment.rows(deployment.portal_db, "course") == ["Noting and drafting", "RTI basics"]
     # Keycloak's database was never the portal's to restore.
@@ -600,10 +576,7 @@ def test_a_deployments_backup_is_not_restored_onto_one_portal_in_part(
     backup = backed_up(deployment, tmp_path / "backups")  # Keycloak and a media folder in it
     deployment.execute(deployment.portal_db, "DELETE FROM course")
     env = _portal_env(deployment, tmp_path, moto.bucket)
-    result = CliRunner().invoke(
-        app, ["restore", "--from", str(backup), "--source", "portal", "--yes"], env=env
-    )
-    assert one_line_error(result) == (
+    assert one_line_error(restore(str(backup), "portal", env=env)) == (
         f"error: the backup holds bihar's media folder and the backup source keeps its media in "
         f"bucket {moto.bucket}; name a media_root to restore it"
     )
@@ -613,10 +586,7 @@ def test_a_deployments_backup_is_not_restored_onto_one_portal_in_part(
     del settings["KARMAYOGI_MEDIA_S3_BUCKET"]
     settings["KARMAYOGI_MEDIA_ROOT"] = str(deployment.media)
     Path(env["KARMAYOGI_ENV_FILE"]).write_text(json.dumps(settings))
-    result = CliRunner().invoke(
-        app, ["restore", "--from", str(backup), "--source", "portal", "--yes"], env=env
-    )
-    assert one_line_error(result) == (
+    assert one_line_error(restore(str(backup), "portal", env=env)) == (
         "error: the backup holds Keycloak's database and the backup source names none "
         "(keycloak.database_url); add it to restore the backup"
     )
@@ -624,9 +594,12 @@ def test_a_deployments_backup_is_not_restored_onto_one_portal_in_part(
 
 
 def test_a_portal_without_its_settings_is_named_in_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["backup", "--to", str(tmp_path / "b"), "--source", "portal"],
+    result = cli(
+        "backup",
+        "--to",
+        str(tmp_path / "b"),
+        "--source",
+        "portal",
         env={"KARMAYOGI_TENANT": "bihar", "DATABASE_URL": "", "KARMAYOGI_ENV_FILE": ""},
     )
     assert one_line_error(result) == (

@@ -26,9 +26,8 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
-from infra.targets.aws import database, edge, names
-from infra.targets.aws.portal import EXTERNAL_SECRETS_API
-from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART, KEYCLOAK_SECRET
+from infra.targets.aws import database, edge, external_secrets, names
+from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART
 from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET
 
 # Charts of the cluster's operators, pinned (docs/aws.md says when to move them).
@@ -427,51 +426,35 @@ class Platform(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=inside,
         )
-        store = k8s.apiextensions.CustomResource(
+        store = external_secrets.resource(
             f"{base}-keycloak-secret-store",
-            api_version=EXTERNAL_SECRETS_API,
-            kind="SecretStore",
-            metadata={"name": "karmayogi-secrets-manager", "namespace": KEYCLOAK_NAMESPACE},
-            spec={
-                "provider": {
-                    "aws": {
-                        "service": "SecretsManager",
-                        "region": args.region,
-                        "auth": {"jwt": {"serviceAccountRef": {"name": KEYCLOAK_SECRETS_ACCOUNT}}},
-                    }
-                }
-            },
-            opts=pulumi.ResourceOptions(
+            external_secrets.secret_store(
+                KEYCLOAK_NAMESPACE, KEYCLOAK_SECRETS_ACCOUNT, args.region
+            ),
+            pulumi.ResourceOptions(
                 parent=self, provider=args.kubernetes, depends_on=[account, self.external_secrets]
             ),
         )
         keys = rendered["secretKeys"]
-        secret = k8s.apiextensions.CustomResource(
-            f"{base}-keycloak-external-secret",
-            api_version=EXTERNAL_SECRETS_API,
-            kind="ExternalSecret",
-            metadata={"name": KEYCLOAK_SECRET, "namespace": KEYCLOAK_NAMESPACE},
-            spec={
-                "refreshInterval": "1h",
-                "secretStoreRef": {"kind": "SecretStore", "name": "karmayogi-secrets-manager"},
-                "target": {"name": rendered["existingSecret"], "creationPolicy": "Owner"},
-                "data": [
-                    # RDS keeps the master user's password, rotated, in its own secret.
-                    {
-                        "secretKey": keys["databasePassword"],
-                        "remoteRef": {"key": master, "property": "password"},
-                    },
-                    {
-                        "secretKey": keys["bootstrapClientSecret"],
-                        "remoteRef": {"key": kept[KEYCLOAK_BOOTSTRAP_SECRET].name},
-                    },
-                    {
-                        "secretKey": rendered["realms"]["inputKey"],
-                        "remoteRef": {"key": kept[REALMS_INPUT].name},
-                    },
-                ],
+        data = [
+            # RDS keeps the master user's password, rotated, in its own secret.
+            {
+                "secretKey": keys["databasePassword"],
+                "remoteRef": {"key": master, "property": "password"},
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.kubernetes, depends_on=[store]),
+            {
+                "secretKey": keys["bootstrapClientSecret"],
+                "remoteRef": {"key": kept[KEYCLOAK_BOOTSTRAP_SECRET].name},
+            },
+            {
+                "secretKey": rendered["realms"]["inputKey"],
+                "remoteRef": {"key": kept[REALMS_INPUT].name},
+            },
+        ]
+        secret = external_secrets.resource(
+            f"{base}-keycloak-external-secret",
+            external_secrets.external_secret(rendered["existingSecret"], KEYCLOAK_NAMESPACE, data),
+            pulumi.ResourceOptions(parent=self, provider=args.kubernetes, depends_on=[store]),
         )
         self.keycloak_values = pulumi.Output.all(
             self.keycloak_database.address, certificate_arn, self.vpc.cidr_block

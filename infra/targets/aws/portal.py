@@ -14,15 +14,10 @@ import copy
 from typing import Any
 
 from infra.errors import KitError
-from infra.targets.aws import names
+from infra.targets.aws import external_secrets, names
 from infra.targets.aws.edge import alb_annotations
 
 ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
-EXTERNAL_SECRETS_API = "external-secrets.io/v1"
-SECRET_STORE = "karmayogi-secrets-manager"
-# External Secrets Operator re-reads each secret this often (a rotated database password
-# reaches the portal's Secret within the hour).
-REFRESH = "1h"
 # Where a tenant's backups go in its media bucket, and how many the CronJob keeps (as many
 # days as RDS keeps its automated backups).
 BACKUP_PREFIX = "backups"
@@ -67,25 +62,6 @@ def aws_portal_values(
     return out
 
 
-def secret_store(code: str, region: str) -> dict[str, Any]:
-    """The namespace's ``SecretStore``: Secrets Manager read with the portal's own IRSA role,
-    so the operator can read this tenant's secrets and no one else's."""
-    return {
-        "apiVersion": EXTERNAL_SECRETS_API,
-        "kind": "SecretStore",
-        "metadata": {"name": SECRET_STORE, "namespace": names.namespace(code)},
-        "spec": {
-            "provider": {
-                "aws": {
-                    "service": "SecretsManager",
-                    "region": region,
-                    "auth": {"jwt": {"serviceAccountRef": {"name": names.service_account(code)}}},
-                }
-            }
-        },
-    }
-
-
 def external_secret(code: str, values: dict[str, Any]) -> dict[str, Any]:
     """The ``ExternalSecret`` making the portal's Secret (``existingSecret``) from the tenant's
     Secrets Manager entries: one key per ``secretEnv`` entry, each ``karmayogi/<code>/<key>``."""
@@ -94,19 +70,8 @@ def external_secret(code: str, values: dict[str, Any]) -> dict[str, Any]:
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise KitError(f"tenant {code}: no Secrets Manager entry for {', '.join(unknown)}")
-    return {
-        "apiVersion": EXTERNAL_SECRETS_API,
-        "kind": "ExternalSecret",
-        "metadata": {"name": values["existingSecret"], "namespace": names.namespace(code)},
-        "spec": {
-            "refreshInterval": REFRESH,
-            "secretStoreRef": {"kind": "SecretStore", "name": SECRET_STORE},
-            "target": {"name": values["existingSecret"], "creationPolicy": "Owner"},
-            "data": [
-                {"secretKey": key, "remoteRef": {"key": f"karmayogi/{code}/{key}"}} for key in keys
-            ],
-        },
-    }
+    data = [{"secretKey": key, "remoteRef": {"key": f"karmayogi/{code}/{key}"}} for key in keys]
+    return external_secrets.external_secret(values["existingSecret"], names.namespace(code), data)
 
 
 def release_name(code: str) -> str:

@@ -27,7 +27,7 @@ import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
 from infra.render.sizes import SIZES
-from infra.targets.aws import database, edge, names, portal
+from infra.targets.aws import database, edge, external_secrets, names, portal
 from infra.targets.aws.seeding import SecretValues
 from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
@@ -226,15 +226,9 @@ class TenantStack(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(
             parent=self, provider=args.kubernetes, depends_on=[self.namespace]
         )
-        store = portal.secret_store(code, args.region)
-        self.secret_store = k8s.apiextensions.CustomResource(
-            f"{base}-secret-store",
-            api_version=store["apiVersion"],
-            kind=store["kind"],
-            metadata=store["metadata"],
-            spec=store["spec"],
-            opts=in_namespace,
-        )
+        # Read with the portal's own IRSA role: this tenant's secrets and no one else's.
+        store = external_secrets.secret_store(namespace, names.service_account(code), args.region)
+        self.secret_store = external_secrets.resource(f"{base}-secret-store", store, in_namespace)
         # The secrets' first values, before the ExternalSecret reads them.
         self.secret_values = SecretValues(
             f"{base}-secret-values",
@@ -244,14 +238,10 @@ class TenantStack(pulumi.ComponentResource):
             master_secret_arn=self.database.master_user_secrets[0].secret_arn,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.secrets.values())),
         )
-        document = portal.external_secret(code, args.portal_values)
-        self.external_secret = k8s.apiextensions.CustomResource(
+        self.external_secret = external_secrets.resource(
             f"{base}-external-secret",
-            api_version=document["apiVersion"],
-            kind=document["kind"],
-            metadata=document["metadata"],
-            spec=document["spec"],
-            opts=pulumi.ResourceOptions(
+            portal.external_secret(code, args.portal_values),
+            pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes,
                 depends_on=[self.secret_store, self.secret_values],

@@ -1,0 +1,66 @@
+"""The External Secrets Operator's objects of the aws target: a namespace's ``SecretStore``
+reading Secrets Manager with one service account's IRSA role (so it reads what that role may,
+and nothing else), the ``ExternalSecret``s making a namespace's Secrets from it, and the Pulumi
+resource of such a document. The tenant stack and the platform's Keycloak use them alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+API = "external-secrets.io/v1"
+STORE = "karmayogi-secrets-manager"
+# The operator re-reads each secret this often (a rotated database password reaches the
+# namespace's Secret within the hour).
+REFRESH = "1h"
+
+
+def secret_store(namespace: str, account: str, region: str) -> dict[str, Any]:
+    """The ``SecretStore`` of ``namespace``: Secrets Manager read as the service account
+    ``account`` (its IRSA role)."""
+    return {
+        "apiVersion": API,
+        "kind": "SecretStore",
+        "metadata": {"name": STORE, "namespace": namespace},
+        "spec": {
+            "provider": {
+                "aws": {
+                    "service": "SecretsManager",
+                    "region": region,
+                    "auth": {"jwt": {"serviceAccountRef": {"name": account}}},
+                }
+            }
+        },
+    }
+
+
+def external_secret(name: str, namespace: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``ExternalSecret`` making the Secret ``name`` of ``namespace`` from the namespace's
+    store: each item of ``data`` a ``secretKey`` and the ``remoteRef`` it is read from."""
+    return {
+        "apiVersion": API,
+        "kind": "ExternalSecret",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "refreshInterval": REFRESH,
+            "secretStoreRef": {"kind": "SecretStore", "name": STORE},
+            "target": {"name": name, "creationPolicy": "Owner"},
+            "data": data,
+        },
+    }
+
+
+def resource(
+    name: str, document: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """The Pulumi resource of one of these documents."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=document["apiVersion"],
+        kind=document["kind"],
+        metadata=document["metadata"],
+        spec=document["spec"],
+        opts=opts,
+    )
