@@ -386,7 +386,7 @@ def portal_source_from_environment(env: Mapping[str, str]) -> PostgresSource:
     """The portal whose settings this process has (``--source portal``): its database, and its
     media folder or bucket, read as the portal reads them (the environment over the file
     ``KARMAYOGI_ENV_FILE`` names). What the chart's backup CronJob runs; no Keycloak."""
-    from tenant_portal.settings.contract import SettingsError, decode
+    from tenant_portal.settings.contract import SettingsError, decode, media_of
 
     try:
         values = decode(env)
@@ -395,11 +395,13 @@ def portal_source_from_environment(env: Mapping[str, str]) -> PostgresSource:
     code = values.get("KARMAYOGI_TENANT")
     if not isinstance(code, str) or not code:
         raise BackupError("the portal's settings: KARMAYOGI_TENANT is not set")
-    data_dir = values.get("KARMAYOGI_DATA_DIR")
-    media = values.get("KARMAYOGI_MEDIA_ROOT") or (f"{data_dir}/media" if data_dir else None)
-    bucket = values.get("KARMAYOGI_MEDIA_S3_BUCKET")
+    media = media_of(values)
+    bucket = media.s3.bucket if media.s3 else None
     portal = _portal(
-        "the portal's settings", values.get("DATABASE_URL"), None if bucket else media, bucket
+        "the portal's settings",
+        values.get("DATABASE_URL"),
+        None if bucket else str(media.root),
+        bucket,
     )
     return PostgresSource(code, {code: portal}, None, env)
 

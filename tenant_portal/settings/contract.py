@@ -528,6 +528,12 @@ def build(values: Mapping[str, Any]) -> PortalSettings:
     )
 
 
+def media_of(values: Mapping[str, Any]) -> Media:
+    """Where the portal keeps its media, from its decoded settings (``decode``): the folder
+    or bucket it would use. The backup of a portal reads it here, so the two cannot differ."""
+    return _media(values, Path(values.get("KARMAYOGI_DATA_DIR") or DEFAULT_DATA_DIR))
+
+
 def _media(values: Mapping[str, Any], data_dir: Path) -> Media:
     root = Path(values.get("KARMAYOGI_MEDIA_ROOT") or data_dir / "media")
     bucket = values.get("KARMAYOGI_MEDIA_S3_BUCKET")
