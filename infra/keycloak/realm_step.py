@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.errors import KitError
-from infra.render.inputs import Secret
+from infra.keycloak.accounts import OperatorAccounts, ServiceAccount
+from infra.render.inputs import Secret, SecretStore
+
+if TYPE_CHECKING:
+    from infra.spec import TenantSpec
 
 
 @dataclass(frozen=True)
@@ -64,61 +68,95 @@ def _read_input(path: Path) -> dict[str, Any]:
 def apply_realms(config: Mapping[str, Any]) -> list[str]:
     """Make the kit's accounts if needed and apply the realms of ``config['codes']``;
     returns each change the reconciler made, described."""
-    from identity.admin import AdminAPI, Credentials
-    from identity.reconciler import Reconciler
     from infra.home import write_private_text
-    from infra.keycloak.accounts import (
-        OperatorAccounts,
-        ServiceAccount,
-        bootstrap_operator_accounts,
-    )
-    from infra.render.tenant import federation_of, render_tenants
     from infra.spec import load_specs
-    from infra.targets.production import HostnamePlacement
 
-    specs = load_specs([Path(config["specs"])])
-    codes: Sequence[str] = config["codes"]
-    logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
-    placement = HostnamePlacement(specs, config["data_root"])
-    everyone = render_tenants(specs, placement, VaultValues(config["secrets"]), logos)
-    rendered = tuple(r for r in everyone if r.code in codes)
-    url = str(config["keycloak_url"]).rstrip("/")
     accounts_file = Path(config["accounts_file"])
-    existing = None
-    if accounts_file.exists():
-        kept = json.loads(accounts_file.read_text(encoding="utf-8"))
-        existing = OperatorAccounts(
-            kept["admin_username"],
-            kept["admin_password"],
-            ServiceAccount(url, kept["reconciler_client_id"], kept["reconciler_client_secret"]),
-        )
 
     def store(accounts: OperatorAccounts) -> None:
-        write_private_text(
-            accounts_file,
-            json.dumps(
-                {
-                    "admin_username": accounts.admin_username,
-                    "admin_password": accounts.admin_password,
-                    "reconciler_client_id": accounts.reconciler.client_id,
-                    "reconciler_client_secret": accounts.reconciler.client_secret,
-                }
-            ),
-        )
+        write_private_text(accounts_file, accounts_json(accounts))
 
-    accounts = bootstrap_operator_accounts(
-        url,
-        config["bootstrap_client_id"],
-        config["bootstrap_client_secret"],
+    url = str(config["keycloak_url"]).rstrip("/")
+    existing = None
+    if accounts_file.exists():
+        existing = accounts_from_json(accounts_file.read_text(encoding="utf-8"), url)
+    return apply_to(
+        load_specs([Path(config["specs"])]),
+        config["codes"],
+        VaultValues(config["secrets"]),
+        data_root=config["data_root"],
+        keycloak_url=url,
+        bootstrap=(config["bootstrap_client_id"], config["bootstrap_client_secret"]),
         existing=existing,
         store=store,
     )
+
+
+def apply_to(
+    specs: Sequence[TenantSpec],
+    codes: Sequence[str],
+    secrets: SecretStore,
+    *,
+    data_root: str,
+    keycloak_url: str,
+    bootstrap: tuple[str, str | None],
+    existing: OperatorAccounts | None,
+    store: Callable[[OperatorAccounts], None],
+) -> list[str]:
+    """The realm step of any target: the kit's accounts (``existing``, else made from the
+    ``bootstrap`` client, id and secret, and given to ``store``), then the realms of ``codes``
+    applied with their secrets from ``secrets`` (none: the accounts only); each change the
+    reconciler made, described."""
+    from identity.admin import AdminAPI, Credentials
+    from identity.reconciler import Reconciler
+    from infra.keycloak.accounts import bootstrap_operator_accounts
+    from infra.render.tenant import federation_of, render_tenants
+    from infra.targets.production import HostnamePlacement
+
+    url = keycloak_url.rstrip("/")
+    bootstrap_id, bootstrap_secret = bootstrap
+    if existing is None and bootstrap_secret is None:
+        raise KitError(
+            f"no operator accounts of Keycloak at {url} are kept, and no bootstrap client "
+            "secret was given to make them"
+        )
+    accounts = bootstrap_operator_accounts(
+        url, bootstrap_id, bootstrap_secret or "", existing=existing, store=store
+    )
+    if not codes:
+        return []
+    logos = {spec.code: spec.logo_path.read_bytes() for spec in specs}
+    placement = HostnamePlacement(specs, data_root)
+    everyone = render_tenants(specs, placement, secrets, logos)
+    rendered = tuple(r for r in everyone if r.code in codes)
     api = AdminAPI(
         Credentials(url, accounts.reconciler.client_id, accounts.reconciler.client_secret)
     )
     public = placement.keycloak_url(rendered[0].code)
     changes = Reconciler(api, federation_of(rendered, public)).apply(codes)
     return [change.describe() for change in changes]
+
+
+def accounts_json(accounts: OperatorAccounts) -> str:
+    """The kit's operator accounts as the targets keep them (a file, a secret)."""
+    return json.dumps(
+        {
+            "admin_username": accounts.admin_username,
+            "admin_password": accounts.admin_password,
+            "reconciler_client_id": accounts.reconciler.client_id,
+            "reconciler_client_secret": accounts.reconciler.client_secret,
+        }
+    )
+
+
+def accounts_from_json(text: str, url: str) -> OperatorAccounts:
+    """What :func:`accounts_json` wrote, the reconciler signing in at ``url``."""
+    kept = json.loads(text)
+    return OperatorAccounts(
+        kept["admin_username"],
+        kept["admin_password"],
+        ServiceAccount(url, kept["reconciler_client_id"], kept["reconciler_client_secret"]),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

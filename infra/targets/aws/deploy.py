@@ -261,7 +261,10 @@ def run(
     config = _config(spec, env)
     values = portal_values(specs, spec.code, env)
     program_of = functools.partial(program, values)
-    return _drive(spec.code, PROJECT, program_of, config, env, progress, destroy)
+    outputs = _drive(spec.code, PROJECT, program_of, config, env, progress, destroy)
+    if not destroy and not env.get(PREVIEW):
+        _apply_realms(specs, spec.deployment_name, env, progress)
+    return outputs
 
 
 def run_platform(
@@ -283,4 +286,20 @@ def run_platform(
     keycloak = rendered_values(specs, members[0].code, env)[1]
     program_of = functools.partial(platform_program, keycloak)
     outputs = _drive(deployment, PLATFORM_PROJECT, program_of, config, env, progress, destroy)
+    if not destroy and not env.get(PREVIEW):
+        _apply_realms(specs, deployment, env, progress)
     return {name: value for name, value in outputs.items() if name != "kubeconfig"}
+
+
+def _apply_realms(
+    specs: Sequence[TenantSpec], deployment: str, env: Mapping[str, str], progress: Progress
+) -> None:
+    """The realm step, once a stack is up: Keycloak's realms take the tenants' secrets."""
+    from infra.targets.aws.realms import apply_realms
+    from infra.targets.aws.secrets import AwsSecretStore
+
+    store = AwsSecretStore(environment=env.get(ENVIRONMENT, "production"))
+    changes = apply_realms(specs, deployment, store, progress)
+    for change in changes:
+        progress(change)
+    progress(f"Keycloak's realms: {len(changes)} change(s)")

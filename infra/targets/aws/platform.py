@@ -27,6 +27,8 @@ import pulumi_kubernetes as k8s
 
 from infra.errors import KitError
 from infra.targets.aws import database, edge, external_secrets, names
+from infra.targets.aws.realms import KEYCLOAK_ACCOUNTS
+from infra.targets.aws.seeding import RandomValues
 from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART
 from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET
 
@@ -41,7 +43,6 @@ CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 # Keycloak of the deployment this platform serves: its namespace and what reads its secrets.
 KEYCLOAK_NAMESPACE = "karmayogi-keycloak"
 KEYCLOAK_SECRETS_ACCOUNT = "keycloak-secrets"
-REALMS_INPUT = "realms_input"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -388,11 +389,19 @@ class Platform(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            for name in (KEYCLOAK_BOOTSTRAP_SECRET, REALMS_INPUT)
+            for name in (KEYCLOAK_BOOTSTRAP_SECRET, KEYCLOAK_ACCOUNTS)
         }
+        # Keycloak's first start makes its temporary bootstrap client with this secret; the
+        # kit's realm step (infra/targets/aws/realms.py) replaces that client with its own
+        # accounts, kept in the other secret, which nothing on the cluster reads.
+        bootstrap = RandomValues(
+            f"{base}-keycloak-bootstrap-value",
+            secret_ids=[kept[KEYCLOAK_BOOTSTRAP_SECRET].name],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[kept[KEYCLOAK_BOOTSTRAP_SECRET]]),
+        )
         master = self.keycloak_database.master_user_secrets[0].secret_arn
         readable = pulumi.Output.all(
-            self.data_key.arn, master, *(s.arn for s in kept.values())
+            self.data_key.arn, master, kept[KEYCLOAK_BOOTSTRAP_SECRET].arn
         ).apply(
             lambda got: json.dumps(
                 names.secrets_reader_policy([str(a) for a in got[1:]], str(got[0])),
@@ -446,15 +455,13 @@ class Platform(pulumi.ComponentResource):
                 "secretKey": keys["bootstrapClientSecret"],
                 "remoteRef": {"key": kept[KEYCLOAK_BOOTSTRAP_SECRET].name},
             },
-            {
-                "secretKey": rendered["realms"]["inputKey"],
-                "remoteRef": {"key": kept[REALMS_INPUT].name},
-            },
         ]
         secret = external_secrets.resource(
             f"{base}-keycloak-external-secret",
             external_secrets.external_secret(rendered["existingSecret"], KEYCLOAK_NAMESPACE, data),
-            pulumi.ResourceOptions(parent=self, provider=args.kubernetes, depends_on=[store]),
+            pulumi.ResourceOptions(
+                parent=self, provider=args.kubernetes, depends_on=[store, bootstrap]
+            ),
         )
         self.keycloak_values = pulumi.Output.all(
             self.keycloak_database.address, certificate_arn, self.vpc.cidr_block
@@ -497,6 +504,8 @@ def _keycloak_values(
         "annotations": edge.alb_annotations(certificate_arn),
     }
     out["proxyTrustedAddresses"] = [vpc_cidr]
+    # The kit applies the realms itself after each deploy (infra/targets/aws/realms.py).
+    out["realms"] = {**out["realms"], "enabled": False}
     return out
 
 

@@ -42,11 +42,11 @@ class AwsSecretStore:
 
     def secret(self, code: str, name: str) -> Secret:
         secret_id = names.secret_id(code, name)
-        return Secret(name, REFERENCE_PREFIX + secret_id, self._value(secret_id))
+        return Secret(name, REFERENCE_PREFIX + secret_id, self.read(secret_id))
 
     def values(self, code: str) -> dict[str, str]:
         """The tenant's secrets that exist, the client secrets made first if missing."""
-        found = {n: v for n in names.SECRET_NAMES if (v := self._value(names.secret_id(code, n)))}
+        found = {n: v for n in names.SECRET_NAMES if (v := self.read(names.secret_id(code, n)))}
         missing = {n: new_password() for n in CLIENT_SECRETS if n not in found}
         if missing:
             self.put(code, missing)
@@ -57,7 +57,7 @@ class AwsSecretStore:
         Django key and the client secrets new and random, ``database-url`` made from the
         database's address and the master user RDS keeps in ``database_secret_arn``. Values
         already there are kept. Returns the names written (never a value)."""
-        missing = [n for n in names.SECRET_NAMES if self._value(names.secret_id(code, n)) is None]
+        missing = [n for n in names.SECRET_NAMES if self.read(names.secret_id(code, n)) is None]
         made = {n: new_password(32) for n in missing if n != DATABASE_URL}
         if DATABASE_URL in missing:
             made[DATABASE_URL] = self._database_url(database_endpoint, database_secret_arn)
@@ -67,7 +67,7 @@ class AwsSecretStore:
 
     def _database_url(self, endpoint: str, master_secret_arn: str) -> str:
         """``postgresql://`` URL of the portal's database (``portal``), TLS required."""
-        raw = self._value(master_secret_arn)
+        raw = self.read(master_secret_arn)
         try:
             master = json.loads(raw or "")
             user, password = str(master["username"]), str(master["password"])
@@ -108,7 +108,15 @@ class AwsSecretStore:
         except botocore.exceptions.ClientError as error:
             raise _refused(error, secret_id) from None
 
-    def _value(self, secret_id: str) -> str | None:
+    def write(self, secret_id: str, value: str) -> None:
+        """A new version of a secret a stack made (a tenant's, the platform's)."""
+        try:
+            self._client().put_secret_value(SecretId=secret_id, SecretString=value)
+        except botocore.exceptions.ClientError as error:
+            raise _refused(error, secret_id) from None
+
+    def read(self, secret_id: str) -> str | None:
+        """A secret's value (a name or an ARN); None when there is no such secret."""
         try:
             answer = self._client().get_secret_value(SecretId=secret_id)
         except botocore.exceptions.ClientError as error:

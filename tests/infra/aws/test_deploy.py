@@ -153,3 +153,40 @@ def test_an_unknown_deployment_is_named_before_anything_else() -> None:
         "error: no tenant spec of deployment 'bharat' (deployments: bihar, karmayogi-bharat, "
         "mauritius, rajasthan)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "destroy", "realms"),
+    [({}, False, True), ({"KARMAYOGI_PULUMI_PREVIEW": "1"}, False, False), ({}, True, False)],
+    ids=["up", "preview", "destroy"],
+)
+def test_keycloaks_realms_are_applied_once_a_stack_is_up_and_only_then(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], destroy: bool, realms: bool
+) -> None:
+    """The engine cannot run here: its place is taken, and the test checks what follows it.
+    (The realm step itself runs against the production Keycloak in tests/production.)"""
+    from infra.targets.aws import deploy
+    from infra.targets.aws import realms as realm_step
+
+    applied: list[str] = []
+
+    def apply_realms(specs: object, deployment: str, *_: object, **__: object) -> list[str]:
+        applied.append(deployment)
+        return []
+
+    monkeypatch.setattr(deploy, "require_pulumi", lambda env: "pulumi")
+    monkeypatch.setattr(deploy, "_drive", lambda *args: {"bucket": "b", "kubeconfig": "{}"})
+    monkeypatch.setattr(realm_step, "apply_realms", apply_realms)
+    specs = specs_in(TENANTS)
+    (bihar,) = [s for s in specs if s.code == "bihar"]
+    env = {"AWS_REGION": "ap-south-1", "KARMAYOGI_AWS_PLATFORM_STACK": "o/p/s", **env}
+    deploy.run(specs, bihar, env, lambda _: None, destroy=destroy)
+    platform_env = {
+        **env,
+        "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z1",
+        "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:r",
+    }
+    assert deploy.run_platform(specs, "bihar", platform_env, lambda _: None, destroy=destroy) == (
+        {"bucket": "b"}
+    )
+    assert applied == (["bihar", "bihar"] if realms else [])

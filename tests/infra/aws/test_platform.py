@@ -196,8 +196,11 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
     schema = json.loads((KEYCLOAK_CHART / "values.schema.json").read_text())
     jsonschema.Draft7Validator(schema).validate(_helm_merge(defaults, values))
     rendered = json.loads(keycloak_values())
-    for key in ("deployment", "image", "hostname", "replicas", "realms", "secretKeys"):
+    for key in ("deployment", "image", "hostname", "replicas", "secretKeys"):
         assert values[key] == rendered[key], key
+    # No realm Job on the cluster: the kit applies the realms after each deploy, with the
+    # secrets in Secrets Manager (infra/targets/aws/realms.py, tests/production).
+    assert values["realms"] == {**rendered["realms"], "enabled": False}
     assert values["database"]["host"] == f"{database.name}.abc.ap-south-1.rds.amazonaws.com"
     assert values["ingress"]["className"] == "alb"
     assert values["proxyTrustedAddresses"] == ["10.40.0.0/16"]
@@ -214,6 +217,14 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
     assert data["keycloak-bootstrap-client-secret"] == {
         "key": "karmayogi/bihar/keycloak-bootstrap-client-secret"
     }
+    assert set(data) == {"keycloak-db-password", "keycloak-bootstrap-client-secret"}
+    # The bootstrap secret's value is the kit's (random, before Keycloak first starts), never
+    # Pulumi's; the accounts' secret is written by the realm step.
+    (seed,) = [r for r in mocks.resources if r.name.endswith("-keycloak-bootstrap-value")]
+    assert seed.typ == "pulumi-python:dynamic:Resource"
+    assert seed.inputs["secret_ids"] == ["karmayogi/bihar/keycloak-bootstrap-client-secret"]
+    secret_names = {s.inputs["name"] for s in mocks.of("aws:secretsmanager/secret:Secret")}
+    assert "karmayogi/bihar/keycloak-accounts" in secret_names
     trust, policy = _role_policy(mocks, "karmayogi-platform-production-keycloak-secrets")
     (statement,) = trust["Statement"]
     assert (
@@ -225,7 +236,6 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
     assert set(secrets["Resource"]) == {
         MASTER_SECRET,
         arn + "keycloak-bootstrap-client-secret",
-        arn + "realms-input",
     }
     assert key["Resource"] == [
         f"arn:aws:kms:ap-south-1:{ACCOUNT}:karmayogi-platform-production-keycloak-key"

@@ -127,3 +127,21 @@ def test_a_master_secret_that_is_not_one_writes_nothing(moto: MotoServer) -> Non
     )
     assert "hunter2" not in str(raised.value)
     assert all(AwsSecretStore().secret(code, n).value is None for n in names.SECRET_NAMES)
+
+
+def test_the_platforms_bootstrap_secret_gets_a_random_value_once(moto: MotoServer) -> None:
+    """The platform's step (seeding.RandomValues) fills a secret its stack made without a value
+    and leaves one that has a value alone, so Keycloak's bootstrap client keeps its secret."""
+    from infra.targets.aws.seeding import _RandomSeeding
+
+    client = boto3.client("secretsmanager")
+    deployment = f"d{uuid.uuid4().hex[:8]}"
+    empty = names.secret_id(deployment, "keycloak_bootstrap_client_secret")
+    client.create_secret(Name=empty)  # as Pulumi makes it: no value
+    state = _RandomSeeding()._seed({"name": "seed", "secret_ids": [empty], "written": None})
+    assert state["written"] == [empty]
+    first = AwsSecretStore().read(empty)
+    assert first is not None and len(first) >= 32
+    assert first not in json.dumps(state)
+    again = _RandomSeeding()._seed({"name": "seed", "secret_ids": [empty], "written": None})
+    assert again["written"] == [] and AwsSecretStore().read(empty) == first
