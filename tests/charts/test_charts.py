@@ -497,7 +497,7 @@ def test_the_backup_cronjob_backs_up_the_portal_itself_or_what_a_source_file_nam
         "--s3-kms-key",
         "alias/karmayogi-bihar-production",
     ]
-    assert {"DATABASE_URL", "KARMAYOGI_ENV_FILE"} <= {e["name"] for e in container["env"]}
+    assert {"DATABASE_URL_FILE", "KARMAYOGI_ENV_FILE"} <= {e["name"] for e in container["env"]}
     assert "backup-source" not in {v["name"] for v in pod["volumes"]}
     pod = _backup_pod(template(helm, PORTAL, PORTAL / "ci" / "state-pvc-backup-values.yaml"))
     (container,) = pod["containers"]
@@ -511,3 +511,35 @@ def test_the_backup_cronjob_backs_up_the_portal_itself_or_what_a_source_file_nam
     ]
     (source,) = [v for v in pod["volumes"] if v["name"] == "backup-source"]
     assert source["secret"]["items"] == [{"key": "backup-source", "path": "source.json"}]
+
+
+def test_a_secret_given_as_a_file_is_mounted_in_every_portal_pod_and_named_by_its_file_setting(
+    helm: Path, tmp_path: Path
+) -> None:
+    """`secretFiles` (the aws target's DATABASE_URL): the key of the Secret is a file the kubelet
+    rewrites when the Secret changes, and `<NAME>_FILE` names it (the portal's contract), in the
+    web, migration and CronJob pods alike; a setting given both ways is refused."""
+    documents = template(helm, PORTAL, PORTAL / "ci" / "aws-values.yaml")
+    specs = pod_specs(documents)
+    assert len(specs) >= 4
+    for spec in specs:
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "secret-files"]
+        assert volume["secret"] == {
+            "secretName": "karmayogi-portal",
+            "defaultMode": 0o440,
+            "items": [{"key": "database-url", "path": "database-url"}],
+        }
+        for container in spec["containers"]:
+            env = {e["name"]: e for e in container["env"]}
+            assert "DATABASE_URL" not in env
+            assert env["DATABASE_URL_FILE"]["value"] == "/run/karmayogi/secrets/database-url"
+            (mount,) = [m for m in container["volumeMounts"] if m["name"] == "secret-files"]
+            assert (mount["mountPath"], mount["readOnly"]) == ("/run/karmayogi/secrets", True)
+            assert "subPath" not in mount  # a subPath mount is never rewritten
+    values = values_of(PORTAL / "ci" / "aws-values.yaml")
+    values["secretEnv"]["DATABASE_URL"] = "database-url"
+    refused = run(
+        helm, "template", "r", str(PORTAL), "-f", str(write_values(tmp_path / "v.yaml", values))
+    )
+    assert refused.returncode != 0
+    assert "secretEnv.DATABASE_URL: also in secretFiles; give it one way" in refused.stderr

@@ -49,11 +49,19 @@ seccompProfile:
 - name: KARMAYOGI_ENV_FILE
   value: /etc/karmayogi/settings.json
 {{- range $name, $key := .Values.secretEnv }}
+{{- if hasKey $.Values.secretFiles $name }}
+{{- fail (printf "secretEnv.%s: also in secretFiles; give it one way" $name) }}
+{{- end }}
 - name: {{ $name }}
   valueFrom:
     secretKeyRef:
       name: {{ $.Values.existingSecret }}
       key: {{ $key }}
+{{- end }}
+{{- /* A secret read from a file follows the Secret when it changes (a rotated password). */}}
+{{- range $name, $key := .Values.secretFiles }}
+- name: {{ $name }}_FILE
+  value: /run/karmayogi/secrets/{{ $key }}
 {{- end }}
 {{- end -}}
 
@@ -72,6 +80,11 @@ seccompProfile:
 {{- end }}
 - name: tmp
   mountPath: /tmp
+{{- if .Values.secretFiles }}
+- name: secret-files
+  mountPath: /run/karmayogi/secrets
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "portal.volumes" -}}
@@ -89,5 +102,20 @@ seccompProfile:
 - name: media
   persistentVolumeClaim:
     claimName: {{ include "portal.name" . }}-media
+{{- end }}
+{{- include "portal.secretFilesVolume" . }}
+{{- end -}}
+
+{{/* The Secret's keys read as files (secretFiles); the migration Job has volumes of its own. */}}
+{{- define "portal.secretFilesVolume" -}}
+{{- if .Values.secretFiles }}
+- name: secret-files
+  secret:
+    secretName: {{ .Values.existingSecret }}
+    defaultMode: 288  # 0440: read by the owner and the pod's fsGroup
+    items:
+      {{- range $name, $key := .Values.secretFiles }}
+      - {key: {{ $key }}, path: {{ $key }}}
+      {{- end }}
 {{- end }}
 {{- end -}}

@@ -87,9 +87,12 @@ def audit(
 def _findings(code: str, env: str, client: Callable[[str], Any]) -> Iterator[Finding]:
     key_arn = yield from _key(code, env, client("kms"))
     bucket_arn = yield from _bucket(names.bucket_name(code, env), key_arn, client("s3"))
-    yield from _database(names.database_identifier(code, env), key_arn, client("rds"))
-    secret_arns = yield from _secrets(code, client("secretsmanager"))
-    allowed = {bucket_arn, f"{bucket_arn}/*", *secret_arns}
+    secretsmanager = client("secretsmanager")
+    master = yield from _database(
+        names.database_identifier(code, env), key_arn, client("rds"), secretsmanager
+    )
+    secret_arns = yield from _secrets(code, secretsmanager)
+    allowed = {bucket_arn, f"{bucket_arn}/*", *secret_arns, *([master] if master else [])}
     if key_arn:
         allowed.add(key_arn)
     yield from _role(names.role_name(code, env), allowed, client("iam"))
@@ -139,14 +142,17 @@ def _bucket(bucket: str, key_arn: str | None, s3: Any) -> Generator[Finding, Non
     return arn
 
 
-def _database(identifier: str, key_arn: str | None, rds: Any) -> Iterator[Finding]:
+def _database(
+    identifier: str, key_arn: str | None, rds: Any, secretsmanager: Any
+) -> Generator[Finding, None, str | None]:
+    """The database's findings; the ARN of the secret RDS keeps its master password in."""
     try:
         (db,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
     except botocore.exceptions.ClientError as error:
         if _code(error) != "DBInstanceNotFound":
             raise
         yield Finding(identifier, "the database does not exist")
-        return
+        return None
     if not db.get("StorageEncrypted"):
         yield Finding(identifier, "storage is not encrypted")
     elif key_arn is not None and db.get("KmsKeyId") not in (key_arn, key_arn.split("/")[-1]):
@@ -159,6 +165,13 @@ def _database(identifier: str, key_arn: str | None, rds: Any) -> Iterator[Findin
             identifier,
             f"backups kept {retention} days (at least {MIN_BACKUP_RETENTION_DAYS} expected)",
         )
+    master = db.get("MasterUserSecret", {}).get("SecretArn")
+    if not master:
+        yield Finding(identifier, "the master password is not kept by RDS in Secrets Manager")
+        return None
+    if not secretsmanager.describe_secret(SecretId=master).get("RotationEnabled"):
+        yield Finding(master, "rotation of the database's master password is not configured")
+    return str(master)
 
 
 def _secrets(code: str, secretsmanager: Any) -> Generator[Finding, None, list[str]]:
@@ -175,8 +188,6 @@ def _secrets(code: str, secretsmanager: Any) -> Generator[Finding, None, list[st
         if secret.get("DeletedDate"):
             yield Finding(secret_id, "the secret is scheduled for deletion")
         arns.append(str(secret["ARN"]))
-        if name in names.ROTATED_SECRETS and not secret.get("RotationEnabled"):
-            yield Finding(secret_id, "rotation is not configured")
     return arns
 
 

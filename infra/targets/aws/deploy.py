@@ -8,7 +8,7 @@ else in the kit needs Pulumi.
 The stack's configuration comes from the spec (domain, size) and the environment:
 ``AWS_REGION`` and ``KARMAYOGI_AWS_PLATFORM_STACK``, the fully qualified platform stack whose
 outputs (``privateSubnetIds``, ``databaseSecurityGroupIds``, ``oidcProviderArn``,
-``oidcIssuer``, ``rotationLambdaArn``, ``vpcCidr``, ``hostedZoneId``, ``kubeconfig``) the
+``oidcIssuer``, ``vpcCidr``, ``hostedZoneId``, ``kubeconfig``) the
 tenant's resources are placed with. The portal's release gets the values the kubernetes target
 renders for it (``karmayogi render <code> --target kubernetes``), made for EKS by
 ``infra.targets.aws.portal``.
@@ -37,7 +37,6 @@ PLATFORM_STACK = "KARMAYOGI_AWS_PLATFORM_STACK"
 ENVIRONMENT = "KARMAYOGI_AWS_ENVIRONMENT"
 ZONES = "KARMAYOGI_AWS_ZONES"
 HOSTED_ZONE = "KARMAYOGI_AWS_HOSTED_ZONE_ID"
-ROTATION_LAMBDA = "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN"
 PREVIEW = "KARMAYOGI_PULUMI_PREVIEW"
 # What a tenant stack reads from its platform stack's outputs.
 PLATFORM_OUTPUTS = (
@@ -45,7 +44,6 @@ PLATFORM_OUTPUTS = (
     "databaseSecurityGroupIds",
     "oidcProviderArn",
     "oidcIssuer",
-    "rotationLambdaArn",
     "vpcCidr",
     "hostedZoneId",
     "kubeconfig",
@@ -150,7 +148,6 @@ def program(values: dict[str, Any]) -> None:
             database_security_group_ids=outputs["databaseSecurityGroupIds"],
             oidc_provider_arn=outputs["oidcProviderArn"],
             oidc_issuer=outputs["oidcIssuer"],
-            rotation_lambda_arn=outputs["rotationLambdaArn"],
             region=pulumi.Config("aws").require("region"),
             vpc_cidr=outputs["vpcCidr"],
             hosted_zone_id=outputs["hostedZoneId"],
@@ -176,19 +173,12 @@ def platform_config(deployment: str, env: Mapping[str, str]) -> dict[str, str]:
         raise KitError(
             f"no hosted zone: set {HOSTED_ZONE} to the Route 53 zone of the portals' names"
         )
-    rotation = env.get(ROTATION_LAMBDA)
-    if not rotation or not rotation.startswith("arn:aws"):
-        raise KitError(
-            f"no rotation function: set {ROTATION_LAMBDA} to the Lambda that renews the "
-            "tenants' database-url secrets (docs/aws.md)"
-        )
     return {
         "aws:region": region,
         "karmayogi:deployment": deployment,
         "karmayogi:environment": env.get(ENVIRONMENT, "production"),
         "karmayogi:zones": ",".join(zones),
         "karmayogi:hostedZoneId": hosted_zone,
-        "karmayogi:rotationLambdaArn": rotation,
     }
 
 
@@ -206,7 +196,6 @@ def platform_program(keycloak_values: dict[str, Any]) -> None:
             environment=config.require("environment"),
             availability_zones=config.require("zones").split(","),
             hosted_zone_id=config.require("hostedZoneId"),
-            rotation_lambda_arn=config.require("rotationLambdaArn"),
             region=pulumi.Config("aws").require("region"),
             keycloak_values=keycloak_values,
         ),

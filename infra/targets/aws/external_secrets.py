@@ -12,9 +12,9 @@ import pulumi_kubernetes as k8s
 
 API = "external-secrets.io/v1"
 STORE = "karmayogi-secrets-manager"
-# The operator re-reads each secret this often (a rotated database password reaches the
-# namespace's Secret within the hour).
-REFRESH = "1h"
+# The operator re-reads each secret this often: RDS's rotation of a database password reaches
+# the namespace's Secret within this time (and the pods' mounted files a minute later).
+REFRESH = "5m"
 
 
 def secret_store(namespace: str, account: str, region: str) -> dict[str, Any]:
@@ -36,9 +36,18 @@ def secret_store(namespace: str, account: str, region: str) -> dict[str, Any]:
     }
 
 
-def external_secret(name: str, namespace: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+def external_secret(
+    name: str,
+    namespace: str,
+    data: list[dict[str, Any]],
+    composed: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The ``ExternalSecret`` making the Secret ``name`` of ``namespace`` from the namespace's
-    store: each item of ``data`` a ``secretKey`` and the ``remoteRef`` it is read from."""
+    store: each item of ``data`` a ``secretKey`` and the ``remoteRef`` it is read from, and each
+    key of ``composed`` from its template (Go templates over those keys, engine v2), merged in."""
+    target: dict[str, Any] = {"name": name, "creationPolicy": "Owner"}
+    if composed:
+        target["template"] = {"engineVersion": "v2", "mergePolicy": "Merge", "data": composed}
     return {
         "apiVersion": API,
         "kind": "ExternalSecret",
@@ -46,7 +55,7 @@ def external_secret(name: str, namespace: str, data: list[dict[str, Any]]) -> di
         "spec": {
             "refreshInterval": REFRESH,
             "secretStoreRef": {"kind": "SecretStore", "name": STORE},
-            "target": {"name": name, "creationPolicy": "Owner"},
+            "target": target,
             "data": data,
         },
     }

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.render.inputs import CLIENT_SECRETS, DATABASE_URL, DJANGO_SECRET_KEY
+from infra.render.inputs import CLIENT_SECRETS, DJANGO_SECRET_KEY
 
 MANAGED_BY = "karmayogi"
-# The kit's secrets of every tenant, in Secrets Manager as karmayogi/<code>/<name>.
-SECRET_NAMES = (DATABASE_URL, DJANGO_SECRET_KEY, *CLIENT_SECRETS)
-# Secrets a rotation Lambda renews (the client secrets are Keycloak's, renewed by the reconciler;
-# the Django key would sign everyone out).
-ROTATED_SECRETS = (DATABASE_URL,)
-ROTATION_DAYS = 30
+# The kit's secrets of every tenant, in Secrets Manager as karmayogi/<code>/<name>. The
+# database's password is not among them: RDS keeps it, and rotates it, in a secret of its own,
+# from which the portal's ExternalSecret composes the portal's DATABASE_URL (portal.py).
+SECRET_NAMES = (DJANGO_SECRET_KEY, *CLIENT_SECRETS)
+# The key of the portal's Secret holding the composed URL.
+DATABASE_URL_KEY = "database-url"
 BACKUP_RETENTION_DAYS = 14
 
 

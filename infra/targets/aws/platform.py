@@ -60,7 +60,6 @@ class PlatformArgs:
     nodes_min: int = 2
     nodes_max: int = 6
     hosted_zone_id: str = ""  # the Route 53 zone of the portals' and Keycloak's names
-    rotation_lambda_arn: str = ""  # the operator's rotation function (docs/aws.md)
     region: str = "ap-south-1"
     # The kubernetes target's values of the deployment's Keycloak release
     # (KubernetesTarget.keycloak_values); None: no Keycloak on this platform.
@@ -225,7 +224,6 @@ class Platform(pulumi.ComponentResource):
             "oidcIssuer": issuer,
             "vpcCidr": self.vpc.cidr_block,
             "hostedZoneId": args.hosted_zone_id,
-            "rotationLambdaArn": args.rotation_lambda_arn,
             "kubeconfig": pulumi.Output.secret(cast(Any, self.kubeconfig)),
         }
         self.register_outputs(self.outputs)

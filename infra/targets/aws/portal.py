@@ -47,6 +47,13 @@ def aws_portal_values(
         **out["networkPolicy"]["ingressController"],
         "cidr": vpc_cidr,
     }
+    # The URL is composed from RDS's rotated secret and read from a file, again for each new
+    # connection, so that a rotation reaches the running portal (tenant_portal/database).
+    if "DATABASE_URL" in out["secretEnv"]:
+        out["secretFiles"] = {
+            **out.get("secretFiles", {}),
+            "DATABASE_URL": out["secretEnv"].pop("DATABASE_URL"),
+        }
     settings = out["settings"]
     settings.pop("KARMAYOGI_MEDIA_ROOT", None)
     settings["KARMAYOGI_MEDIA_S3_BUCKET"] = bucket
@@ -62,16 +69,40 @@ def aws_portal_values(
     return out
 
 
-def external_secret(code: str, values: dict[str, Any]) -> dict[str, Any]:
-    """The ``ExternalSecret`` making the portal's Secret (``existingSecret``) from the tenant's
-    Secrets Manager entries: one key per ``secretEnv`` entry, each ``karmayogi/<code>/<key>``."""
+def external_secret(
+    code: str, values: dict[str, Any], database_endpoint: str, master_secret_arn: str
+) -> dict[str, Any]:
+    """The ``ExternalSecret`` making the portal's Secret (``existingSecret``) from Secrets
+    Manager: a key per ``secretEnv``/``secretFiles`` entry, each ``karmayogi/<code>/<key>``, but
+    ``database-url``, composed from the master user RDS keeps and rotates in
+    ``master_secret_arn`` and the database's address (``host:port``), TLS required."""
     known = {names.secret_id(code, n).rsplit("/", 1)[1] for n in names.SECRET_NAMES}
-    keys = sorted(set(values["secretEnv"].values()))
-    unknown = [k for k in keys if k not in known]
+    keys = sorted({*values["secretEnv"].values(), *values.get("secretFiles", {}).values()})
+    unknown = [k for k in keys if k not in known and k != names.DATABASE_URL_KEY]
     if unknown:
         raise KitError(f"tenant {code}: no Secrets Manager entry for {', '.join(unknown)}")
-    data = [{"secretKey": key, "remoteRef": {"key": f"karmayogi/{code}/{key}"}} for key in keys]
-    return external_secrets.external_secret(values["existingSecret"], names.namespace(code), data)
+    data = [
+        {"secretKey": key, "remoteRef": {"key": f"karmayogi/{code}/{key}"}}
+        for key in keys
+        if key != names.DATABASE_URL_KEY
+    ]
+    composed = None
+    if names.DATABASE_URL_KEY in keys:
+        data += [
+            {
+                "secretKey": f"database_{part}",
+                "remoteRef": {"key": master_secret_arn, "property": part},
+            }
+            for part in ("username", "password")
+        ]
+        composed = {
+            names.DATABASE_URL_KEY: "postgresql://{{ .database_username | urlquery }}:"
+            "{{ .database_password | urlquery }}"
+            f"@{database_endpoint}/portal?sslmode=require"
+        }
+    return external_secrets.external_secret(
+        values["existingSecret"], names.namespace(code), data, composed
+    )
 
 
 def release_name(code: str) -> str:

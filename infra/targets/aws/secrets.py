@@ -8,17 +8,15 @@ kit, never by Pulumi: none ever lands in a stack's state, a log line or an error
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import boto3
 import botocore.exceptions
 
 from infra.errors import KitError
 from infra.home import new_password
-from infra.render.inputs import CLIENT_SECRETS, DATABASE_URL, Secret
+from infra.render.inputs import CLIENT_SECRETS, Secret
 from infra.targets.aws import names
 from infra.targets.aws.audit import aws_client
 
@@ -52,32 +50,15 @@ class AwsSecretStore:
             self.put(code, missing)
         return found | missing
 
-    def seed(self, code: str, database_endpoint: str, database_secret_arn: str) -> list[str]:
-        """Give every secret of the tenant that has no value one, after its stack is up: the
-        Django key and the client secrets new and random, ``database-url`` made from the
-        database's address and the master user RDS keeps in ``database_secret_arn``. Values
-        already there are kept. Returns the names written (never a value)."""
+    def seed(self, code: str) -> list[str]:
+        """Give every secret of the tenant that has no value a new random one, after its stack
+        is up; values already there (one the hub sent) are kept. Returns the names written
+        (never a value)."""
         missing = [n for n in names.SECRET_NAMES if self.read(names.secret_id(code, n)) is None]
-        made = {n: new_password(32) for n in missing if n != DATABASE_URL}
-        if DATABASE_URL in missing:
-            made[DATABASE_URL] = self._database_url(database_endpoint, database_secret_arn)
+        made = {n: new_password(32) for n in missing}
         if made:
             self.put(code, made)
         return sorted(made)
-
-    def _database_url(self, endpoint: str, master_secret_arn: str) -> str:
-        """``postgresql://`` URL of the portal's database (``portal``), TLS required."""
-        raw = self.read(master_secret_arn)
-        try:
-            master = json.loads(raw or "")
-            user, password = str(master["username"]), str(master["password"])
-        except (ValueError, KeyError, TypeError):
-            raise KitError(
-                f"{master_secret_arn}: not the database's master user secret "
-                "(a JSON object with username and password)"
-            ) from None
-        credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
-        return f"postgresql://{credentials}@{endpoint}/portal?sslmode=require"
 
     def put(self, code: str, values: dict[str, str]) -> None:
         """Write some of the tenant's secrets (a new version of each; new ones created)."""

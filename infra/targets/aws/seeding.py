@@ -35,9 +35,7 @@ class _TenantSeeding(_Seeding):
         from infra.targets.aws.secrets import AwsSecretStore
 
         store = AwsSecretStore(environment=str(props["environment"]))
-        written = store.seed(
-            str(props["code"]), str(props["endpoint"]), str(props["master_secret_arn"])
-        )
+        written = store.seed(str(props["code"]))
         return {**props, "written": written}
 
 
@@ -64,15 +62,11 @@ class SecretValues(dynamic.Resource):
         *,
         code: str,
         environment: str,
-        endpoint: pulumi.Input[str],
-        master_secret_arn: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
             "code": code,
             "environment": environment,
-            "endpoint": endpoint,
-            "master_secret_arn": master_secret_arn,
             "written": None,
         }
         super().__init__(_TenantSeeding(), name, props, opts)

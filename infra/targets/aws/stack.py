@@ -42,7 +42,6 @@ class TenantStackArgs:
     database_security_group_ids: list[str]
     oidc_provider_arn: str  # the EKS cluster's OIDC provider (IRSA)
     oidc_issuer: str
-    rotation_lambda_arn: str  # renews the secrets in names.ROTATED_SECRETS
     region: str
     vpc_cidr: str  # where the ALB's ip targets send traffic in from
     hosted_zone_id: str  # the Route 53 zone of the tenant's domain
@@ -175,14 +174,9 @@ class TenantStack(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-        for secret in names.ROTATED_SECRETS:
-            aws.secretsmanager.SecretRotation(
-                f"{base}-{secret.replace('_', '-')}-rotation",
-                secret_id=self.secrets[secret].id,
-                rotation_lambda_arn=args.rotation_lambda_arn,
-                rotation_rules={"automatically_after_days": names.ROTATION_DAYS},
-                opts=child,
-            )
+        # RDS keeps the master user's password in a secret of its own, under the tenant's key,
+        # and rotates it (every 7 days unless changed); the portal reads it through its role.
+        self.master_secret_arn: pulumi.Output[str] = self.database.master_user_secrets[0].secret_arn
 
         self.role = aws.iam.Role(
             names.role_name(code, env),
@@ -194,7 +188,10 @@ class TenantStack(pulumi.ComponentResource):
             opts=child,
         )
         self.policy_document: pulumi.Output[str] = pulumi.Output.all(
-            self.bucket.arn, self.key.arn, *(s.arn for s in self.secrets.values())
+            self.bucket.arn,
+            self.key.arn,
+            *(s.arn for s in self.secrets.values()),
+            self.master_secret_arn,
         ).apply(_policy_json)
         aws.iam.RolePolicy(
             f"{names.role_name(code, env)}-access",
@@ -234,13 +231,22 @@ class TenantStack(pulumi.ComponentResource):
             f"{base}-secret-values",
             code=code,
             environment=args.environment,
-            endpoint=self.database.endpoint,
-            master_secret_arn=self.database.master_user_secrets[0].secret_arn,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.secrets.values())),
+        )
+        document = pulumi.Output.all(self.database.endpoint, self.master_secret_arn).apply(
+            lambda got: portal.external_secret(code, args.portal_values, str(got[0]), str(got[1]))
         )
         self.external_secret = external_secrets.resource(
             f"{base}-external-secret",
-            portal.external_secret(code, args.portal_values),
+            {
+                "apiVersion": external_secrets.API,
+                "kind": "ExternalSecret",
+                "metadata": {
+                    "name": args.portal_values["existingSecret"],
+                    "namespace": namespace,
+                },
+                "spec": document.apply(lambda d: d["spec"]),
+            },
             pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes,

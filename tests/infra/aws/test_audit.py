@@ -37,7 +37,9 @@ class Tenant:
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint)
 
-    def build(self, *, encrypted_database: bool = True, rotated: bool = True) -> Tenant:
+    def build(
+        self, *, encrypted_database: bool = True, rotated: bool = True, managed: bool = True
+    ) -> Tenant:
         kms, s3 = self.client("kms"), self.client("s3")
         self.key_arn = kms.create_key()["KeyMetadata"]["Arn"]
         kms.create_alias(AliasName=names.key_alias(self.code, ENV), TargetKeyId=self.key_arn)
@@ -62,7 +64,12 @@ class Tenant:
             Engine="postgres",
             AllocatedStorage=20,
             MasterUsername="portal",
-            MasterUserPassword="not-a-real-password",
+            # RDS keeps the password, under the tenant's key, and rotates it (a stack's way).
+            **(
+                {"ManageMasterUserPassword": True, "MasterUserSecretKmsKeyId": self.key_arn}
+                if managed
+                else {"MasterUserPassword": "not-a-real-password"}
+            ),
             StorageEncrypted=encrypted_database,
             **({"KmsKeyId": self.key_arn} if encrypted_database else {}),
             DeletionProtection=True,
@@ -75,9 +82,16 @@ class Tenant:
             self.secret_arns.append(
                 secretsmanager.create_secret(Name=secret_id, SecretString="x")["ARN"]
             )
-            if rotated and name in names.ROTATED_SECRETS:
+        if managed:
+            (db,) = self.client("rds").describe_db_instances(DBInstanceIdentifier=self.database)[
+                "DBInstances"
+            ]
+            master = db["MasterUserSecret"]["SecretArn"]
+            self.master_arn = master
+            self.secret_arns.append(master)  # the ExternalSecret reads it with the role
+            if rotated:
                 secretsmanager.rotate_secret(
-                    SecretId=secret_id, RotationRules={"AutomaticallyAfterDays": 30}
+                    SecretId=master, RotationRules={"AutomaticallyAfterDays": 7}
                 )
         iam = self.client("iam")
         iam.create_role(
@@ -220,10 +234,17 @@ def test_each_broken_setting_is_named(moto: MotoServer, case: str) -> None:
     assert len(findings) <= 2, findings  # the broken setting, not a cascade
 
 
-def test_a_secret_without_rotation_is_named(moto: MotoServer) -> None:
+def test_a_database_password_without_rotation_is_named(moto: MotoServer) -> None:
     tenant = Tenant(moto).build(rotated=False)
     assert tenant.findings() == [
-        f"karmayogi/{tenant.code}/database-url: rotation is not configured"
+        f"{tenant.master_arn}: rotation of the database's master password is not configured"
+    ]
+
+
+def test_a_database_password_rds_does_not_keep_is_named(moto: MotoServer) -> None:
+    tenant = Tenant(moto).build(managed=False)
+    assert tenant.findings() == [
+        f"{tenant.database}: the master password is not kept by RDS in Secrets Manager"
     ]
 
 

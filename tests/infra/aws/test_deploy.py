@@ -92,7 +92,6 @@ def test_the_stacks_configuration_comes_from_the_spec() -> None:
 PLATFORM_ENV = {
     "AWS_REGION": "ap-south-1",
     "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
-    "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:rotate",
 }
 
 
@@ -103,7 +102,6 @@ def test_the_platforms_configuration_comes_from_the_environment() -> None:
         "karmayogi:environment": "production",
         "karmayogi:zones": "ap-south-1a,ap-south-1b",
         "karmayogi:hostedZoneId": "Z0123456789",
-        "karmayogi:rotationLambdaArn": "arn:aws:lambda:ap-south-1:1:function:rotate",
     }
     three = PLATFORM_ENV | {"KARMAYOGI_AWS_ZONES": "ap-south-1a, ap-south-1b,ap-south-1c"}
     assert (
@@ -128,13 +126,8 @@ def test_the_platforms_configuration_comes_from_the_environment() -> None:
             "no hosted zone: set KARMAYOGI_AWS_HOSTED_ZONE_ID to the Route 53 zone of the "
             "portals' names",
         ),
-        (
-            {"KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "rotate"},
-            "no rotation function: set KARMAYOGI_AWS_ROTATION_LAMBDA_ARN to the Lambda that "
-            "renews the tenants' database-url secrets (docs/aws.md)",
-        ),
     ],
-    ids=["no-region", "one-zone", "other-region", "no-hosted-zone", "no-rotation"],
+    ids=["no-region", "one-zone", "other-region", "no-hosted-zone"],
 )
 def test_the_platforms_configuration_missing_a_setting_is_one_clear_line(
     change: dict[str, str], message: str
@@ -181,11 +174,7 @@ def test_keycloaks_realms_are_applied_once_a_stack_is_up_and_only_then(
     (bihar,) = [s for s in specs if s.code == "bihar"]
     env = {"AWS_REGION": "ap-south-1", "KARMAYOGI_AWS_PLATFORM_STACK": "o/p/s", **env}
     deploy.run(specs, bihar, env, lambda _: None, destroy=destroy)
-    platform_env = {
-        **env,
-        "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z1",
-        "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:r",
-    }
+    platform_env = {**env, "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z1"}
     assert deploy.run_platform(specs, "bihar", platform_env, lambda _: None, destroy=destroy) == (
         {"bucket": "b"}
     )

@@ -66,7 +66,6 @@ def _build(zones: list[str]) -> tuple[_ClusterMocks, dict[str, Any]]:
                 "production",
                 zones,
                 hosted_zone_id="Z0123456789",
-                rotation_lambda_arn="arn:aws:lambda:ap-south-1:1:function:rotate",
                 keycloak_values=json.loads(keycloak_values()),
             ),
         )
@@ -260,7 +259,6 @@ def test_the_platform_program_builds_from_its_config_and_exports_what_tenants_re
             "AWS_REGION": "ap-south-1",
             "KARMAYOGI_AWS_ZONES": "ap-south-1a,ap-south-1c",
             "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
-            "KARMAYOGI_AWS_ROTATION_LAMBDA_ARN": "arn:aws:lambda:ap-south-1:1:function:rotate",
         },
     )
     mocks = _ClusterMocks()
@@ -282,7 +280,6 @@ def test_the_platform_program_builds_from_its_config_and_exports_what_tenants_re
     finally:
         pulumi.runtime.set_all_config({})
     assert set(exported) == set(PLATFORM_OUTPUTS)
-    assert exported["rotationLambdaArn"] == "arn:aws:lambda:ap-south-1:1:function:rotate"
     assert exported["hostedZoneId"] == "Z0123456789"
     private = [s.inputs for s in mocks.of("aws:ec2/subnet:Subnet") if "private" in s.name]
     assert {s["availabilityZone"] for s in private} == {"ap-south-1a", "ap-south-1c"}

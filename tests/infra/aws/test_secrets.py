@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from infra.errors import KitError
 from infra.render.inputs import (
     CLIENT_SECRETS,
-    DATABASE_URL,
     DJANGO_SECRET_KEY,
     FEDERATION_CLIENT_SECRET,
 )
@@ -77,56 +75,20 @@ def test_a_refusal_is_one_line_naming_the_secret(moto: MotoServer) -> None:
     )
 
 
-def _master_secret(value: str) -> str:
-    """A master user secret as RDS keeps it (its ARN)."""
-    client = boto3.client("secretsmanager")
-    made = client.create_secret(Name=f"rds!db-{uuid.uuid4().hex[:8]}", SecretString=value)
-    return str(made["ARN"])
-
-
 def test_after_deploy_every_secret_gets_a_value_and_values_already_there_stay(
     moto: MotoServer,
 ) -> None:
     code, _ = _tenant_with_key()
-    master = _master_secret(json.dumps({"username": "portal", "password": "p@ss/w:rd?"}))
-    endpoint = f"karmayogi-{code}-production-db.abc.ap-south-1.rds.amazonaws.com:5432"
     store = AwsSecretStore()
     store.put(code, {FEDERATION_CLIENT_SECRET: "from-the-hub"})
-    written = store.seed(code, endpoint, master)
+    written = store.seed(code)
     assert written == sorted(set(names.SECRET_NAMES) - {FEDERATION_CLIENT_SECRET})
-    url = store.secret(code, DATABASE_URL).value
-    # The password quoted, so the URL parses back to it.
-    parts = urlsplit(url or "")
-    assert (parts.scheme, parts.username, unquote(parts.password or "")) == (
-        "postgresql",
-        "portal",
-        "p@ss/w:rd?",
-    )
-    assert (parts.hostname, parts.port, parts.path, parts.query) == (
-        endpoint.split(":")[0],
-        5432,
-        "/portal",
-        "sslmode=require",
-    )
     first = {n: store.secret(code, n).value for n in names.SECRET_NAMES}
     assert first[FEDERATION_CLIENT_SECRET] == "from-the-hub"
     assert len({first[DJANGO_SECRET_KEY], *(first[n] for n in CLIENT_SECRETS)}) == 4
     # A second deploy writes nothing.
-    assert store.seed(code, endpoint, master) == []
+    assert store.seed(code) == []
     assert {n: store.secret(code, n).value for n in names.SECRET_NAMES} == first
-
-
-def test_a_master_secret_that_is_not_one_writes_nothing(moto: MotoServer) -> None:
-    code, _ = _tenant_with_key()
-    master = _master_secret("hunter2")
-    with pytest.raises(KitError) as raised:
-        AwsSecretStore().seed(code, "db.example:5432", master)
-    assert str(raised.value) == (
-        f"{master}: not the database's master user secret (a JSON object with username and "
-        "password)"
-    )
-    assert "hunter2" not in str(raised.value)
-    assert all(AwsSecretStore().secret(code, n).value is None for n in names.SECRET_NAMES)
 
 
 def test_the_platforms_bootstrap_secret_gets_a_random_value_once(moto: MotoServer) -> None:

@@ -25,6 +25,7 @@ from infra.targets.aws.stack import TenantStack, TenantStackArgs
 ACCOUNT = "123456789012"
 TENANTS = Path(__file__).resolve().parents[3] / "tenants"
 ALB = "k8s-karmayogi-0123456789.ap-south-1.elb.amazonaws.com"
+MASTER_SECRET = f"arn:aws:secretsmanager:ap-south-1:{ACCOUNT}:secret:rds!db-1"
 
 
 @functools.cache
@@ -45,9 +46,7 @@ class _Mocks(pulumi.runtime.Mocks):
         state = {**args.inputs, "arn": f"arn:aws:{service}:ap-south-1:{ACCOUNT}:{args.name}"}
         if args.typ == "aws:rds/instance:Instance":  # RDS keeps the master user's password
             state["endpoint"] = f"{args.name}.abc.ap-south-1.rds.amazonaws.com:5432"
-            state["masterUserSecrets"] = [
-                {"secretArn": f"arn:aws:secretsmanager:ap-south-1:{ACCOUNT}:secret:rds!db-1"}
-            ]
+            state["masterUserSecrets"] = [{"secretArn": MASTER_SECRET}]
         if args.typ == "aws:kms/key:Key":
             state["keyId"] = f"key-{args.name}"
         if args.typ == "aws:acm/certificate:Certificate":  # what ACM asks to see in DNS
@@ -86,7 +85,6 @@ def _args(code: str = "bihar", size: str = "small") -> TenantStackArgs:
         database_security_group_ids=["sg-db"],
         oidc_provider_arn=f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.example/id/ABC",
         oidc_issuer="https://oidc.eks.example/id/ABC",
-        rotation_lambda_arn=f"arn:aws:lambda:ap-south-1:{ACCOUNT}:function:rotate",
         region="ap-south-1",
         vpc_cidr="10.40.0.0/16",
         hosted_zone_id="Z0123456789",
@@ -179,9 +177,9 @@ def test_the_kits_secrets_are_in_secrets_manager_under_the_tenants_key_without_v
     for secret in secrets:
         assert secret.inputs["kmsKeyId"].endswith(":karmayogi-bihar-production-key")
     assert mocks.of("aws:secretsmanager/secretVersion:SecretVersion") == []
-    (rotation,) = mocks.of("aws:secretsmanager/secretRotation:SecretRotation")
-    assert rotation.inputs["secretId"] == "karmayogi-bihar-production-database-url-id"
-    assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == names.ROTATION_DAYS
+    # The database's password is RDS's, rotated by RDS: no copy, no rotation function.
+    assert "karmayogi/bihar/database-url" not in {s.inputs["name"] for s in secrets}
+    assert mocks.of("aws:secretsmanager/secretRotation:SecretRotation") == []
 
 
 def test_the_portals_role_names_only_this_tenants_bucket_key_and_secrets() -> None:
@@ -200,6 +198,8 @@ def test_the_portals_role_names_only_this_tenants_bucket_key_and_secrets() -> No
         arn.format("s3", "media") + "/*",
         arn.format("kms", "key"),
         *(arn.format("secretsmanager", n.replace("_", "-")) for n in names.SECRET_NAMES),
+        # RDS's secret of the master password, which the ExternalSecret reads with this role.
+        MASTER_SECRET,
     }
     assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in document["Statement"])
 
@@ -266,8 +266,13 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     jsonschema.Draft7Validator(schema).validate(_helm_merge(defaults, values))
     rendered = json.loads(rendered_values("bihar"))
     # What the kubernetes target renders reaches the release unchanged...
-    for key in ("tenant", "image", "existingSecret", "secretEnv", "logo", "resources"):
+    for key in ("tenant", "image", "existingSecret", "logo", "resources"):
         assert values[key] == rendered[key], key
+    # The database's URL is read from a file, again for each new connection (a rotated
+    # password reaches the running portal); every other secret as rendered.
+    database_url = rendered["secretEnv"].pop("DATABASE_URL")
+    assert values["secretEnv"] == rendered["secretEnv"]
+    assert values["secretFiles"] == {"DATABASE_URL": database_url}
     assert {k: v for k, v in values["jobs"].items() if k != "backup"} == {
         k: v for k, v in rendered["jobs"].items() if k != "backup"
     }
@@ -294,7 +299,8 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
         "kmsKey": "alias/karmayogi-bihar-production",
     }
     # The settings with the secrets the pod gets from its Secret, unresolved here.
-    secrets = {name: Secret(name, f"secret:{key}") for name, key in values["secretEnv"].items()}
+    given = {**values["secretEnv"], **values["secretFiles"]}
+    secrets = {name: Secret(name, f"secret:{key}") for name, key in given.items()}
     validate_portal_settings({**settings, **secrets}, source="the release's settings")
     # The chart's aws scenario (linted and templated in tests/charts) is these values.
     scenario = YAML(typ="safe", pure=True).load((CHART / "ci" / "aws-values.yaml").read_text())
@@ -303,6 +309,10 @@ def test_the_release_has_the_rendered_values_made_for_eks_and_the_charts_schema_
     assert scenario["serviceAccount"]["annotations"].keys() == {"eks.amazonaws.com/role-arn"}
     assert scenario["networkPolicy"] == values["networkPolicy"]
     assert scenario["jobs"] == values["jobs"]
+    assert (scenario["secretEnv"], scenario["secretFiles"]) == (
+        values["secretEnv"],
+        values["secretFiles"],
+    )
 
 
 def test_the_external_secret_brings_in_only_this_tenants_secrets_with_its_own_role() -> None:
@@ -310,14 +320,25 @@ def test_the_external_secret_brings_in_only_this_tenants_secrets_with_its_own_ro
     (external,) = mocks.of("kubernetes:external-secrets.io/v1:ExternalSecret")
     spec = external.inputs["spec"]
     assert spec["target"]["name"] == "karmayogi-portal"
-    remote = {item["remoteRef"]["key"] for item in spec["data"]}
     made = {s.inputs["name"] for s in mocks.of("aws:secretsmanager/secret:Secret")}
-    # Every key the portal's Secret holds, each from this tenant's Secrets Manager entries.
-    assert {item["secretKey"] for item in spec["data"]} == set(
+    read = {item["secretKey"]: item["remoteRef"] for item in spec["data"]}
+    # The database's URL is composed from the password RDS keeps (and rotates) and the
+    # database's address; every other key from this tenant's Secrets Manager entries.
+    assert read.pop("database_username") == {"key": MASTER_SECRET, "property": "username"}
+    assert read.pop("database_password") == {"key": MASTER_SECRET, "property": "password"}
+    template = spec["target"]["template"]
+    assert (template["engineVersion"], template["mergePolicy"]) == ("v2", "Merge")
+    assert template["data"] == {
+        "database-url": "postgresql://{{ .database_username | urlquery }}:"
+        "{{ .database_password | urlquery }}"
+        "@karmayogi-bihar-production-db.abc.ap-south-1.rds.amazonaws.com:5432/portal"
+        "?sslmode=require"
+    }
+    assert {*read, "database-url"} == set(
         json.loads(rendered_values("bihar"))["secretEnv"].values()
     )
-    assert remote <= made
-    assert all(key.startswith("karmayogi/bihar/") for key in remote)
+    assert {r["key"] for r in read.values()} <= made
+    assert all(r["key"].startswith("karmayogi/bihar/") for r in read.values())
     (store,) = mocks.of("kubernetes:external-secrets.io/v1:SecretStore")
     assert spec["secretStoreRef"] == {
         "kind": "SecretStore",
@@ -358,7 +379,5 @@ def test_the_secrets_get_their_first_values_from_the_kit_before_the_portal_reads
     assert step.typ == "pulumi-python:dynamic:Resource"
     inputs = dict(step.inputs)
     assert inputs["code"] == "bihar" and inputs["environment"] == "production"
-    assert inputs["endpoint"].startswith("karmayogi-bihar-production-db.")
-    assert inputs["master_secret_arn"].endswith(":secret:rds!db-1")
     # Nothing secret among its inputs: the store reads and writes the values itself.
-    assert set(inputs) - {"__provider"} == {"code", "environment", "endpoint", "master_secret_arn"}
+    assert set(inputs) - {"__provider"} == {"code", "environment"}
