@@ -1,7 +1,9 @@
 """The realm step of the production targets: ``playbooks/site.yml`` runs it on the Keycloak
-host from the release's virtualenv, the keycloak chart's realm Job in the portal image. It
-makes the kit's accounts in place of Keycloak's temporary bootstrap client (once) and applies
-the tenants' realms with the reconciler.
+host from the release's virtualenv, the keycloak chart's realm Job in the portal image, and the
+aws target's deploys from the operator's machine (:func:`apply_to`, with Secrets Manager as
+the store: ``infra/targets/aws/realms.py``). It makes the kit's accounts in place of
+Keycloak's temporary bootstrap client (once) and applies the tenants' realms with the
+reconciler.
 
 Its input is one 0600 JSON file Ansible writes from the inventory and the vault::
 

@@ -21,7 +21,7 @@ class _Seeding(dynamic.ResourceProvider):
         raise NotImplementedError
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        return dynamic.CreateResult(f"{props.get('code') or props['name']}", self._seed(props))
+        return dynamic.CreateResult(str(props.get("code") or props["name"]), self._seed(props))
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         return dynamic.UpdateResult(self._seed(news))
