@@ -264,6 +264,42 @@ def test_migrations_run_as_a_hook_before_the_web_pods_and_jobs_never_overlap(
     assert realms["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
 
 
+def test_on_aws_keycloaks_own_database_user_is_made_before_it_starts_by_the_administrator(
+    helm: Path,
+) -> None:
+    """The aws scenario: a pre-install/pre-upgrade hook Job, in the portal image, signs in as
+    the database's administrator (RDS's master user, rotated) from the Secret and makes the
+    user Keycloak signs in as, with the password Keycloak reads; no realm Job runs."""
+    documents = template(helm, KEYCLOAK, KEYCLOAK / "ci" / "aws-values.yaml")
+    values = values_of(KEYCLOAK / "ci" / "aws-values.yaml")
+    (job,) = of_kind(documents, "Job")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["python", "-m", "infra.keycloak.database_user"]
+    image = values["databaseUser"]["image"]
+    assert container["image"] == f"{image['repository']}:{image['tag']}"
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    secret = values["existingSecret"]
+    assert env["KARMAYOGI_DB_HOST"] == values["database"]["host"]
+    assert env["KARMAYOGI_DB_USER"] == values["database"]["username"]
+    assert env["KARMAYOGI_DB_PASSWORD"] == {
+        "name": secret,
+        "key": values["secretKeys"]["databasePassword"],
+    }
+    assert env["KARMAYOGI_DB_ADMIN_USER"] == {"name": secret, "key": "keycloak-db-admin-username"}
+    assert env["KARMAYOGI_DB_ADMIN_PASSWORD"] == {
+        "name": secret,
+        "key": "keycloak-db-admin-password",
+    }
+    # Keycloak signs in as that user, with that password.
+    (deployment,) = of_kind(documents, "Deployment")
+    (keycloak,) = deployment["spec"]["template"]["spec"]["containers"]
+    kc = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in keycloak["env"]}
+    assert kc["KC_DB_USERNAME"] == env["KARMAYOGI_DB_USER"]
+    assert kc["KC_DB_PASSWORD"] == env["KARMAYOGI_DB_PASSWORD"]
+
+
 def test_every_pod_meets_the_restricted_pod_security_standard(
     helm: Path, rendered: dict[str, Path]
 ) -> None:
@@ -321,6 +357,11 @@ BAD_KEYCLOAK = [
     ("too few", lambda v: _with(v, "replicas", 1), "/replicas"),
     ("unknown key", lambda v: _with(v, "cache", "local"), "additional properties 'cache'"),
     ("missing", lambda v: _without(v, "hostname"), "missing property 'hostname'"),
+    (
+        "database user without image",
+        lambda v: _with(v, "databaseUser", {"enabled": True}),
+        "/databaseUser",
+    ),
 ]
 
 

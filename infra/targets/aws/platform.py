@@ -30,7 +30,7 @@ from infra.targets.aws import database, edge, external_secrets, names
 from infra.targets.aws.realms import KEYCLOAK_ACCOUNTS
 from infra.targets.aws.seeding import RandomValues
 from infra.targets.kubernetes import CHARTS, KEYCLOAK_CHART
-from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET
+from infra.targets.production import KEYCLOAK_BOOTSTRAP_SECRET, KEYCLOAK_DB_PASSWORD
 
 # Charts of the cluster's operators, pinned (docs/aws.md says when to move them).
 LOAD_BALANCER_CONTROLLER = (
@@ -43,6 +43,9 @@ CONTROLLER_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 # Keycloak of the deployment this platform serves: its namespace and what reads its secrets.
 KEYCLOAK_NAMESPACE = "karmayogi-keycloak"
 KEYCLOAK_SECRETS_ACCOUNT = "keycloak-secrets"
+# RDS's master user of Keycloak's database; Keycloak signs in as a user of its own, whose
+# password does not rotate (the chart's databaseUser Job, infra/keycloak/database_user.py).
+KEYCLOAK_DATABASE_ADMIN = "karmayogi_admin"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -374,7 +377,7 @@ class Platform(pulumi.ComponentResource):
             storage_gb=args.keycloak_database_storage_gb,
             multi_az=True,
             db_name=str(rendered["database"]["name"]),
-            username=str(rendered["database"]["username"]),
+            username=KEYCLOAK_DATABASE_ADMIN,
             tags=tags,
             opts=child,
         )
@@ -387,19 +390,23 @@ class Platform(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            for name in (KEYCLOAK_BOOTSTRAP_SECRET, KEYCLOAK_ACCOUNTS)
+            for name in (KEYCLOAK_BOOTSTRAP_SECRET, KEYCLOAK_DB_PASSWORD, KEYCLOAK_ACCOUNTS)
         }
-        # Keycloak's first start makes its temporary bootstrap client with this secret; the
-        # kit's realm step (infra/targets/aws/realms.py) replaces that client with its own
-        # accounts, kept in the other secret, which nothing on the cluster reads.
-        bootstrap = RandomValues(
-            f"{base}-keycloak-bootstrap-value",
-            secret_ids=[kept[KEYCLOAK_BOOTSTRAP_SECRET].name],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[kept[KEYCLOAK_BOOTSTRAP_SECRET]]),
+        # Random values before Keycloak first starts: its temporary bootstrap client's secret
+        # (the kit's realm step, infra/targets/aws/realms.py, replaces that client with its own
+        # accounts, kept in the third secret, which nothing on the cluster reads) and the
+        # password of its own database user.
+        on_cluster_read = (KEYCLOAK_BOOTSTRAP_SECRET, KEYCLOAK_DB_PASSWORD)
+        seeded = RandomValues(
+            f"{base}-keycloak-secret-values",
+            secret_ids=[kept[name].name for name in on_cluster_read],
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[kept[name] for name in on_cluster_read]
+            ),
         )
         master = self.keycloak_database.master_user_secrets[0].secret_arn
         readable = pulumi.Output.all(
-            self.data_key.arn, master, kept[KEYCLOAK_BOOTSTRAP_SECRET].arn
+            self.data_key.arn, master, *(kept[name].arn for name in on_cluster_read)
         ).apply(
             lambda got: json.dumps(
                 names.secrets_reader_policy([str(a) for a in got[1:]], str(got[0])),
@@ -443,12 +450,16 @@ class Platform(pulumi.ComponentResource):
             ),
         )
         keys = rendered["secretKeys"]
+        admin = _DATABASE_USER["adminSecretKeys"]
         data = [
-            # RDS keeps the master user's password, rotated, in its own secret.
             {
                 "secretKey": keys["databasePassword"],
-                "remoteRef": {"key": master, "property": "password"},
+                "remoteRef": {"key": kept[KEYCLOAK_DB_PASSWORD].name},
             },
+            # RDS keeps its master user's name and password, rotated, in its own secret: read by
+            # the hook Job that makes Keycloak's user, never by Keycloak.
+            {"secretKey": admin["username"], "remoteRef": {"key": master, "property": "username"}},
+            {"secretKey": admin["password"], "remoteRef": {"key": master, "property": "password"}},
             {
                 "secretKey": keys["bootstrapClientSecret"],
                 "remoteRef": {"key": kept[KEYCLOAK_BOOTSTRAP_SECRET].name},
@@ -458,12 +469,12 @@ class Platform(pulumi.ComponentResource):
             f"{base}-keycloak-external-secret",
             external_secrets.external_secret(rendered["existingSecret"], KEYCLOAK_NAMESPACE, data),
             pulumi.ResourceOptions(
-                parent=self, provider=args.kubernetes, depends_on=[store, bootstrap]
+                parent=self, provider=args.kubernetes, depends_on=[store, seeded]
             ),
         )
         self.keycloak_values = pulumi.Output.all(
             self.keycloak_database.address, certificate_arn, self.vpc.cidr_block
-        ).apply(lambda got: _keycloak_values(rendered, str(got[0]), str(got[1]), str(got[2])))
+        ).apply(lambda got: aws_keycloak_values(rendered, str(got[0]), str(got[1]), str(got[2])))
         self.keycloak = k8s.helm.v3.Release(
             f"{base}-keycloak",
             name=f"keycloak-{deployment}",
@@ -489,7 +500,7 @@ class Platform(pulumi.ComponentResource):
         )
 
 
-def _keycloak_values(
+def aws_keycloak_values(
     rendered: dict[str, Any], database_host: str, certificate_arn: str, vpc_cidr: str
 ) -> dict[str, Any]:
     """The kubernetes target's Keycloak values, made for EKS: its RDS database, an ALB with
@@ -504,7 +515,17 @@ def _keycloak_values(
     out["proxyTrustedAddresses"] = [vpc_cidr]
     # The kit applies the realms itself after each deploy (infra/targets/aws/realms.py).
     out["realms"] = {**out["realms"], "enabled": False}
+    out["databaseUser"] = {**_DATABASE_USER, "enabled": True, "image": out["realms"]["image"]}
     return out
+
+
+# Keycloak's own database user, made by RDS's master user (charts/keycloak, databaseUser).
+_DATABASE_USER = {
+    "adminSecretKeys": {
+        "username": "keycloak-db-admin-username",
+        "password": "keycloak-db-admin-password",
+    }
+}
 
 
 def _kubeconfig(name: str, endpoint: str, authority: str, region: str) -> str:

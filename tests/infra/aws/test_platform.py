@@ -21,7 +21,7 @@ from infra.targets.aws.deploy import (
     platform_program,
     rendered_values,
 )
-from infra.targets.aws.platform import Platform, PlatformArgs
+from infra.targets.aws.platform import Platform, PlatformArgs, aws_keycloak_values
 from tests.infra.aws.test_stack import ACCOUNT, ALB, TENANTS, _helm_merge, _Mocks
 
 KEYCLOAK_CHART = Path(__file__).resolve().parents[3] / "charts" / "keycloak"
@@ -212,16 +212,32 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
     ]
     data = {d["secretKey"]: d["remoteRef"] for d in external["spec"]["data"]}
     assert external["spec"]["target"]["name"] == values["existingSecret"]
-    assert data["keycloak-db-password"] == {"key": MASTER_SECRET, "property": "password"}
+    # Keycloak signs in as a user of its own, whose password RDS does not rotate; the hook Job
+    # that makes that user reads RDS's master user (rotated) from the same Secret.
+    assert data["keycloak-db-password"] == {"key": "karmayogi/bihar/keycloak-db-password"}
+    admin = values["databaseUser"]["adminSecretKeys"]
+    assert data[admin["username"]] == {"key": MASTER_SECRET, "property": "username"}
+    assert data[admin["password"]] == {"key": MASTER_SECRET, "property": "password"}
+    assert values["databaseUser"]["enabled"] is True
+    assert values["databaseUser"]["image"] == rendered["realms"]["image"]
+    assert db["username"] == "karmayogi_admin" != values["database"]["username"]
     assert data["keycloak-bootstrap-client-secret"] == {
         "key": "karmayogi/bihar/keycloak-bootstrap-client-secret"
     }
-    assert set(data) == {"keycloak-db-password", "keycloak-bootstrap-client-secret"}
+    assert set(data) == {
+        "keycloak-db-password",
+        "keycloak-bootstrap-client-secret",
+        admin["username"],
+        admin["password"],
+    }
     # The bootstrap secret's value is the kit's (random, before Keycloak first starts), never
     # Pulumi's; the accounts' secret is written by the realm step.
-    (seed,) = [r for r in mocks.resources if r.name.endswith("-keycloak-bootstrap-value")]
+    (seed,) = [r for r in mocks.resources if r.name.endswith("-keycloak-secret-values")]
     assert seed.typ == "pulumi-python:dynamic:Resource"
-    assert seed.inputs["secret_ids"] == ["karmayogi/bihar/keycloak-bootstrap-client-secret"]
+    assert seed.inputs["secret_ids"] == [
+        "karmayogi/bihar/keycloak-bootstrap-client-secret",
+        "karmayogi/bihar/keycloak-db-password",
+    ]
     secret_names = {s.inputs["name"] for s in mocks.of("aws:secretsmanager/secret:Secret")}
     assert "karmayogi/bihar/keycloak-accounts" in secret_names
     trust, policy = _role_policy(mocks, "karmayogi-platform-production-keycloak-secrets")
@@ -235,12 +251,28 @@ def test_keycloak_runs_on_an_encrypted_rds_with_its_secrets_brought_in_by_its_ow
     assert set(secrets["Resource"]) == {
         MASTER_SECRET,
         arn + "keycloak-bootstrap-client-secret",
+        arn + "keycloak-db-password",
     }
     assert key["Resource"] == [
         f"arn:aws:kms:ap-south-1:{ACCOUNT}:karmayogi-platform-production-keycloak-key"
     ]
     records = {r.inputs["name"]: r.inputs for r in mocks.of("aws:route53/record:Record")}
     assert records["auth.learn.bihar.example"]["records"] == [ALB]
+
+
+def test_the_keycloak_charts_aws_scenario_is_what_the_platform_makes() -> None:
+    """`charts/keycloak/ci/aws-values.yaml` (linted and templated in tests/charts) is the
+    platform's values for the example deployment, so the chart is checked as aws runs it."""
+    scenario = YAML(typ="safe", pure=True).load(
+        (KEYCLOAK_CHART / "ci" / "aws-values.yaml").read_text()
+    )
+    made = aws_keycloak_values(
+        json.loads(keycloak_values()),
+        "karmayogi-platform-production-keycloak-db.abc.ap-south-1.rds.amazonaws.com",
+        "arn:aws:acm:ap-south-1:123456789012:certificate/keycloak",
+        "10.40.0.0/16",
+    )
+    assert scenario == made
 
 
 def test_one_availability_zone_is_refused() -> None:
