@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import ipaddress
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,7 @@ PLATFORM_STACK = "KARMAYOGI_AWS_PLATFORM_STACK"
 ENVIRONMENT = "KARMAYOGI_AWS_ENVIRONMENT"
 ZONES = "KARMAYOGI_AWS_ZONES"
 HOSTED_ZONE = "KARMAYOGI_AWS_HOSTED_ZONE_ID"
+ADMIN_CIDRS = "KARMAYOGI_AWS_ADMIN_CIDRS"
 PREVIEW = "KARMAYOGI_PULUMI_PREVIEW"
 # What a tenant stack reads from its platform stack's outputs.
 PLATFORM_OUTPUTS = (
@@ -179,7 +181,30 @@ def platform_config(deployment: str, env: Mapping[str, str]) -> dict[str, str]:
         "karmayogi:environment": env.get(ENVIRONMENT, "production"),
         "karmayogi:zones": ",".join(zones),
         "karmayogi:hostedZoneId": hosted_zone,
+        "karmayogi:adminCidrs": ",".join(admin_cidrs(env)),
     }
+
+
+def admin_cidrs(env: Mapping[str, str]) -> list[str]:
+    """The ranges the cluster's API is reachable from besides the VPC (``private``: none)."""
+    given = env.get(ADMIN_CIDRS, "").strip()
+    if not given:
+        raise KitError(
+            f"no admin range: set {ADMIN_CIDRS} to the addresses `karmayogi` runs from "
+            "(CIDRs, comma-separated), or to `private` when it runs inside the VPC"
+        )
+    if given == "private":
+        return []
+    ranges = []
+    for part in (p.strip() for p in given.split(",") if p.strip()):
+        try:
+            network = ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise KitError(f"{ADMIN_CIDRS}: {part!r} is not an address range (CIDR)") from None
+        if network.prefixlen == 0:
+            raise KitError(f"{ADMIN_CIDRS}: {part} would open the cluster's API to every address")
+        ranges.append(str(network))
+    return ranges
 
 
 def platform_program(keycloak_values: dict[str, Any]) -> None:
@@ -196,6 +221,7 @@ def platform_program(keycloak_values: dict[str, Any]) -> None:
             environment=config.require("environment"),
             availability_zones=config.require("zones").split(","),
             hosted_zone_id=config.require("hostedZoneId"),
+            admin_cidrs=tuple(c for c in config.get("adminCidrs", "").split(",") if c),
             region=pulumi.Config("aws").require("region"),
             keycloak_values=keycloak_values,
         ),

@@ -63,6 +63,9 @@ class PlatformArgs:
     nodes_min: int = 2
     nodes_max: int = 6
     hosted_zone_id: str = ""  # the Route 53 zone of the portals' and Keycloak's names
+    # Where the operators run `karmayogi` from: the cluster's API is reachable from these
+    # ranges (and from inside the VPC); none: from inside the VPC only.
+    admin_cidrs: tuple[str, ...] = ()
     region: str = "ap-south-1"
     # The kubernetes target's values of the deployment's Keycloak release
     # (KubernetesTarget.keycloak_values); None: no Keycloak on this platform.
@@ -154,7 +157,10 @@ class Platform(pulumi.ComponentResource):
             vpc_config={
                 "subnet_ids": private_ids,
                 "endpoint_private_access": True,
-                "endpoint_public_access": False,
+                # The kit installs the cluster's Helm releases from the operator's machine, in
+                # this same update: its address must reach the API.
+                "endpoint_public_access": bool(args.admin_cidrs),
+                **({"public_access_cidrs": list(args.admin_cidrs)} if args.admin_cidrs else {}),
             },
             encryption_config={
                 "resources": ["secrets"],

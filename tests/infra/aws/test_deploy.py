@@ -92,6 +92,7 @@ def test_the_stacks_configuration_comes_from_the_spec() -> None:
 PLATFORM_ENV = {
     "AWS_REGION": "ap-south-1",
     "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
+    "KARMAYOGI_AWS_ADMIN_CIDRS": "203.0.113.0/24, 198.51.100.7/32",
 }
 
 
@@ -102,7 +103,11 @@ def test_the_platforms_configuration_comes_from_the_environment() -> None:
         "karmayogi:environment": "production",
         "karmayogi:zones": "ap-south-1a,ap-south-1b",
         "karmayogi:hostedZoneId": "Z0123456789",
+        "karmayogi:adminCidrs": "203.0.113.0/24,198.51.100.7/32",
     }
+    # Run from inside the VPC: the API has no public endpoint at all.
+    inside = PLATFORM_ENV | {"KARMAYOGI_AWS_ADMIN_CIDRS": "private"}
+    assert platform_config("bihar", inside)["karmayogi:adminCidrs"] == ""
     three = PLATFORM_ENV | {"KARMAYOGI_AWS_ZONES": "ap-south-1a, ap-south-1b,ap-south-1c"}
     assert (
         platform_config("bihar", three)["karmayogi:zones"] == "ap-south-1a,ap-south-1b,ap-south-1c"
@@ -126,8 +131,29 @@ def test_the_platforms_configuration_comes_from_the_environment() -> None:
             "no hosted zone: set KARMAYOGI_AWS_HOSTED_ZONE_ID to the Route 53 zone of the "
             "portals' names",
         ),
+        (
+            {"KARMAYOGI_AWS_ADMIN_CIDRS": ""},
+            "no admin range: set KARMAYOGI_AWS_ADMIN_CIDRS to the addresses `karmayogi` runs "
+            "from (CIDRs, comma-separated), or to `private` when it runs inside the VPC",
+        ),
+        (
+            {"KARMAYOGI_AWS_ADMIN_CIDRS": "203.0.113.0/24,the office"},
+            "KARMAYOGI_AWS_ADMIN_CIDRS: 'the office' is not an address range (CIDR)",
+        ),
+        (
+            {"KARMAYOGI_AWS_ADMIN_CIDRS": "0.0.0.0/0"},
+            "KARMAYOGI_AWS_ADMIN_CIDRS: 0.0.0.0/0 would open the cluster's API to every address",
+        ),
     ],
-    ids=["no-region", "one-zone", "other-region", "no-hosted-zone"],
+    ids=[
+        "no-region",
+        "one-zone",
+        "other-region",
+        "no-hosted-zone",
+        "no-admin-range",
+        "bad-admin-range",
+        "everyone",
+    ],
 )
 def test_the_platforms_configuration_missing_a_setting_is_one_clear_line(
     change: dict[str, str], message: str
@@ -174,7 +200,11 @@ def test_keycloaks_realms_are_applied_once_a_stack_is_up_and_only_then(
     (bihar,) = [s for s in specs if s.code == "bihar"]
     env = {"AWS_REGION": "ap-south-1", "KARMAYOGI_AWS_PLATFORM_STACK": "o/p/s", **env}
     deploy.run(specs, bihar, env, lambda _: None, destroy=destroy)
-    platform_env = {**env, "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z1"}
+    platform_env = {
+        **env,
+        "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z1",
+        "KARMAYOGI_AWS_ADMIN_CIDRS": "private",
+    }
     assert deploy.run_platform(specs, "bihar", platform_env, lambda _: None, destroy=destroy) == (
         {"bucket": "b"}
     )

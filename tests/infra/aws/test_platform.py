@@ -86,8 +86,10 @@ def test_the_cluster_is_private_encrypted_and_spread_across_zones() -> None:
     cidrs = [s.inputs["cidrBlock"] for s in subnets]
     assert len(set(cidrs)) == len(cidrs) == 6
     cluster = mocks.one("aws:eks/cluster:Cluster")
+    # No admin range given: the API is reached from inside the VPC only.
     assert cluster["vpcConfig"]["endpointPublicAccess"] is False
     assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
+    assert "publicAccessCidrs" not in cluster["vpcConfig"]
     assert cluster["encryptionConfig"]["resources"] == ["secrets"]
     assert cluster["encryptionConfig"]["provider"]["keyArn"].endswith("-eks-secrets")
     nodes = mocks.one("aws:eks/nodeGroup:NodeGroup")
@@ -291,6 +293,7 @@ def test_the_platform_program_builds_from_its_config_and_exports_what_tenants_re
             "AWS_REGION": "ap-south-1",
             "KARMAYOGI_AWS_ZONES": "ap-south-1a,ap-south-1c",
             "KARMAYOGI_AWS_HOSTED_ZONE_ID": "Z0123456789",
+            "KARMAYOGI_AWS_ADMIN_CIDRS": "203.0.113.0/24",
         },
     )
     mocks = _ClusterMocks()
@@ -315,5 +318,10 @@ def test_the_platform_program_builds_from_its_config_and_exports_what_tenants_re
     assert exported["hostedZoneId"] == "Z0123456789"
     private = [s.inputs for s in mocks.of("aws:ec2/subnet:Subnet") if "private" in s.name]
     assert {s["availabilityZone"] for s in private} == {"ap-south-1a", "ap-south-1c"}
+    # The operators' range reaches the cluster's API (the same update installs its releases
+    # from their machine), and no other address does.
+    endpoint = mocks.one("aws:eks/cluster:Cluster")["vpcConfig"]
+    assert endpoint["endpointPublicAccess"] is True
+    assert endpoint["publicAccessCidrs"] == ["203.0.113.0/24"]
     # The deployment's Keycloak, with its chart's release.
     assert "keycloak-bihar" in _releases(mocks)
