@@ -351,6 +351,24 @@ BAD_PORTAL = [
         lambda v: _with(v, "jobs.backup.kmsKey", "the state's key"),
         "/jobs/backup/kmsKey",
     ),
+    (
+        "everyone",
+        lambda v: _with(
+            v,
+            "networkPolicy.egress",
+            [{"name": "publicHttps", "to": [{"cidr": "0.0.0.0/0"}], "ports": [443]}],
+        ),
+        "/networkPolicy/egress/0/to/0/cidr",
+    ),
+    (
+        "except without range",
+        lambda v: _with(
+            v,
+            "networkPolicy.egress",
+            [{"name": "hub", "to": [{"namespace": "x", "except": ["10.0.0.0/8"]}], "ports": [1]}],
+        ),
+        "/networkPolicy/egress/0/to/0",
+    ),
 ]
 BAD_KEYCLOAK = [
     ("wrong type", lambda v: _with(v, "database.port", "5432"), "/database/port"),
@@ -491,6 +509,21 @@ def test_on_eks_traffic_comes_in_from_the_vpc_and_the_pods_take_the_portals_role
     (policy,) = of_kind(documents, "NetworkPolicy")
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"ipBlock": {"cidr": "10.40.0.0/16"}}]
+    # Out: DNS, PostgreSQL in the VPC, and HTTPS to public addresses only (Keycloak and the hub
+    # behind internet-facing ALBs, S3, STS): the private ranges and the metadata service stay
+    # closed, so a portal reaches no other tenant's pods or databases.
+    dns, database, public = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert database == {
+        "to": [{"ipBlock": {"cidr": "10.40.0.0/16"}}],
+        "ports": [{"port": 5432, "protocol": "TCP"}],
+    }
+    (block,) = public["to"]
+    assert block["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        block["ipBlock"]["except"]
+    )
+    assert public["ports"] == [{"port": 443, "protocol": "TCP"}]
     (account,) = of_kind(documents, "ServiceAccount")
     role = "arn:aws:iam::123456789012:role/karmayogi-bihar-production-portal"
     assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}

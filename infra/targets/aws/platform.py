@@ -195,6 +195,18 @@ class Platform(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
         )
+        # The VPC CNI enforces NetworkPolicy only when told to (its network policy agent): the
+        # portals' policies (charts/tenant-portal) are then what holds, not documentation.
+        aws.eks.Addon(
+            f"{base}-vpc-cni",
+            cluster_name=self.cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=tags,
+            opts=child,
+        )
         issuer = self.cluster.identities[0].oidcs[0].issuer
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{base}-oidc",

@@ -22,6 +22,15 @@ ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 # days as RDS keeps its automated backups).
 BACKUP_PREFIX = "backups"
 BACKUPS_KEPT = names.BACKUP_RETENTION_DAYS
+# Addresses no portal reaches over HTTPS on EKS: RFC 1918, shared (RFC 6598) and link-local
+# (the instance metadata service) ranges.
+PRIVATE_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+)
 
 
 def aws_portal_values(
@@ -47,6 +56,7 @@ def aws_portal_values(
         **out["networkPolicy"]["ingressController"],
         "cidr": vpc_cidr,
     }
+    out["networkPolicy"]["egress"] = aws_egress(vpc_cidr)
     # The URL is composed from RDS's rotated secret and read from a file, again for each new
     # connection, so that a rotation reaches the running portal (tenant_portal/database).
     if "DATABASE_URL" in out["secretEnv"]:
@@ -67,6 +77,22 @@ def aws_portal_values(
         "kmsKey": kms_key,
     }
     return out
+
+
+def aws_egress(vpc_cidr: str) -> list[dict[str, Any]]:
+    """Where a portal on EKS may connect besides DNS: its database in the VPC, and HTTPS to
+    public addresses only. Keycloak and the hub are reached by their public names, at their
+    internet-facing ALBs' addresses (which AWS changes), and S3, STS (IRSA) and KMS at their
+    public endpoints, so no narrower list holds; the private ranges stay closed (the other
+    tenants' pods and databases, the nodes' metadata service)."""
+    return [
+        {"name": "postgresql", "to": [{"cidr": vpc_cidr}], "ports": [5432]},
+        {
+            "name": "publicHttps",
+            "to": [{"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}],
+            "ports": [443],
+        },
+    ]
 
 
 def external_secret(

@@ -91,6 +91,10 @@ def test_the_cluster_is_private_encrypted_and_spread_across_zones() -> None:
     assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
     assert "publicAccessCidrs" not in cluster["vpcConfig"]
     assert cluster["encryptionConfig"]["resources"] == ["secrets"]
+    # NetworkPolicy is enforced (the VPC CNI leaves it off unless told).
+    cni = mocks.one("aws:eks/addon:Addon")
+    assert cni["addonName"] == "vpc-cni"
+    assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     assert cluster["encryptionConfig"]["provider"]["keyArn"].endswith("-eks-secrets")
     nodes = mocks.one("aws:eks/nodeGroup:NodeGroup")
     assert sorted(nodes["subnetIds"]) == sorted(
