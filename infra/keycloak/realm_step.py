@@ -20,6 +20,7 @@ It prints one JSON line, ``{"changed": bool, "changes": [..]}``, for Ansible's
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from infra.render.inputs import Secret, SecretStore
 if TYPE_CHECKING:
     from infra.spec import TenantSpec
 
+# Names the Secret the keycloak chart's realm Job keeps the accounts in (accounts_secret.py).
+ACCOUNTS_SECRET_ENV = "KARMAYOGI_ACCOUNTS_SECRET"
+
 
 @dataclass(frozen=True)
 class VaultValues:
@@ -44,44 +48,56 @@ class VaultValues:
         return Secret(name, f"ansible-vault:{code}/{name}", self.values.get(code, {}).get(name))
 
 
-def _read_input(path: Path) -> dict[str, Any]:
+def _read_input(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise KitError(f"{path}: cannot read the realm step's input ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise KitError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    required = (
+    required: tuple[str, ...] = (
         "specs",
         "codes",
         "data_root",
         "keycloak_url",
         "bootstrap_client_id",
         "bootstrap_client_secret",
-        "accounts_file",
         "secrets",
     )
+    # The accounts are kept in a file (a VM), or in the Secret the chart's Job names.
+    if not environ.get(ACCOUNTS_SECRET_ENV):
+        required += ("accounts_file",)
     missing = [name for name in required if name not in data]
     if missing:
         raise KitError(f"{path}: missing {', '.join(missing)}")
     return dict(data)
 
 
-def apply_realms(config: Mapping[str, Any]) -> list[str]:
+def apply_realms(config: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
     """Make the kit's accounts if needed and apply the realms of ``config['codes']``;
-    returns each change the reconciler made, described."""
+    returns each change the reconciler made, described. The accounts are kept in
+    ``config['accounts_file']``, else in the Kubernetes Secret ``KARMAYOGI_ACCOUNTS_SECRET``
+    names (the keycloak chart's realm Job)."""
     from infra.home import write_private_text
+    from infra.keycloak.accounts_secret import AccountsSecret
     from infra.spec import load_specs
 
-    accounts_file = Path(config["accounts_file"])
-
-    def store(accounts: OperatorAccounts) -> None:
-        write_private_text(accounts_file, accounts_json(accounts))
-
+    env = os.environ if environ is None else environ
     url = str(config["keycloak_url"]).rstrip("/")
-    existing = None
-    if accounts_file.exists():
-        existing = accounts_from_json(accounts_file.read_text(encoding="utf-8"), url)
+    kept: Callable[[], str | None]
+    keep: Callable[[str], None]
+    if "accounts_file" in config:
+        accounts_file = Path(config["accounts_file"])
+        kept = lambda: (  # noqa: E731
+            accounts_file.read_text(encoding="utf-8") if accounts_file.exists() else None
+        )
+        keep = lambda text: write_private_text(accounts_file, text)  # noqa: E731
+    else:
+        secret = AccountsSecret.in_cluster(env[ACCOUNTS_SECRET_ENV], env)
+        kept, keep = secret.read, secret.write
+    text = kept()
+    existing = accounts_from_json(text, url) if text else None
+    store = lambda accounts: keep(accounts_json(accounts))  # noqa: E731
     return apply_to(
         load_specs([Path(config["specs"])]),
         config["codes"],
@@ -169,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from identity.errors import IdentityError
 
     try:
-        changes = apply_realms(_read_input(Path(args[0])))
+        changes = apply_realms(_read_input(Path(args[0]), os.environ))
     except (KitError, IdentityError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

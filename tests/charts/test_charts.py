@@ -262,6 +262,21 @@ def test_migrations_run_as_a_hook_before_the_web_pods_and_jobs_never_overlap(
     )
     (realms,) = of_kind(keycloak, "Job")
     assert realms["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    # It keeps the kit's accounts in one Secret, and may touch no other (RBAC cannot name what
+    # is created, so it may create Secrets).
+    assert realms["spec"]["template"]["spec"]["serviceAccountName"] == "keycloak-bihar-realms"
+    (role,) = of_kind(keycloak, "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["keycloak-bihar-accounts"],
+            "verbs": ["get", "patch"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
+    (binding,) = of_kind(keycloak, "RoleBinding")
+    assert binding["subjects"][0]["name"] == "keycloak-bihar-realms"
 
 
 def test_on_aws_keycloaks_own_database_user_is_made_before_it_starts_by_the_administrator(

@@ -23,9 +23,12 @@ from typing import Any
 import pytest
 
 from infra.cli import app
+from infra.errors import KitError
 from infra.home import KitHome
+from infra.keycloak.accounts_secret import AccountsSecret
+from infra.keycloak.realm_step import ACCOUNTS_SECRET_ENV as ACCOUNTS_ENV
 from tests.charts.helm import PORTAL, copy_examples, render, runner, values_of
-from tests.rig.kube_cluster import ControlPlane, control_plane
+from tests.rig.kube_cluster import SERVING_CERT, ControlPlane, control_plane
 
 CODES = ("bihar", "rajasthan")
 DEPLOYMENT = "north"
@@ -143,6 +146,44 @@ def test_the_namespaces_enforce_the_restricted_standard(plane: ControlPlane) -> 
         )
     assert response.status_code == 403
     assert 'violates PodSecurity "restricted:latest"' in response.json()["message"]
+
+
+def test_the_realm_job_keeps_the_kits_accounts_in_its_one_secret_and_reads_no_other(
+    plane: ControlPlane, deployed: dict[str, Any]
+) -> None:
+    """The realm Job's service account (its token as the Job's Pod gets it) may make, read and
+    change the accounts' Secret of Keycloak's namespace through the real API server's RBAC,
+    and is refused the operator's Secret beside it; a second run finds what the first kept."""
+    namespace = f"karmayogi-{DEPLOYMENT}"
+    account = f"keycloak-{DEPLOYMENT}-realms"
+    (job,) = [
+        j
+        for j in _items(plane, f"/apis/batch/v1/namespaces/{namespace}/jobs")
+        if j["metadata"]["name"] == f"keycloak-{DEPLOYMENT}-realms"
+    ]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account
+    (container,) = pod["containers"]
+    (named,) = [e["value"] for e in container["env"] if e["name"] == ACCOUNTS_ENV]
+    assert named == f"{namespace}/keycloak-{DEPLOYMENT}-accounts"
+    token = plane.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )["status"]["token"]
+    ca = str(plane.workdir / SERVING_CERT)
+    kept = AccountsSecret(*named.split("/"), plane.server, token, ca)
+    assert kept.read() is None  # before the first run
+    kept.write('{"admin_username": "karmayogi-admin", "first": true}')
+    kept.write('{"admin_username": "karmayogi-admin", "first": false}')
+    assert kept.read() == '{"admin_username": "karmayogi-admin", "first": false}'
+    operator = AccountsSecret(namespace, "karmayogi-keycloak", plane.server, token, ca)
+    with pytest.raises(KitError) as refused:
+        operator.read()
+    assert str(refused.value) == (
+        f"secret {namespace}/karmayogi-keycloak: the Kubernetes API refused to read it "
+        "(403 Forbidden)"
+    )
+    assert token not in str(refused.value)
 
 
 def test_the_migration_hook_job_ran_and_the_cronjobs_carry_their_schedules(
