@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,8 +69,14 @@ class AccountsSecret:
         headers = {"Authorization": f"Bearer {self.token}"}
         if method == "PATCH":
             headers["Content-Type"] = "application/merge-patch+json"
+        verify: ssl.SSLContext | bool = True
+        if self.ca_file:
+            try:
+                verify = ssl.create_default_context(cafile=self.ca_file)
+            except OSError as exc:
+                raise KitError(f"secret {self}: cannot read {self.ca_file} ({exc})") from None
         try:
-            with httpx.Client(base_url=self.api_url, verify=self.ca_file or True) as client:
+            with httpx.Client(base_url=self.api_url, verify=verify) as client:
                 return client.request(method, path, json=body, headers=headers, timeout=30.0)
         except httpx.HTTPError as exc:
             raise KitError(f"secret {self}: the Kubernetes API cannot be reached ({exc})") from None
