@@ -20,7 +20,7 @@ from infra.targets.aws.realms import KEYCLOAK_ACCOUNTS, apply_realms
 from infra.targets.aws.secrets import AwsSecretStore
 from tests.production.conftest import ProductionServer
 from tests.production.tenants import ProductionTenants
-from tests.rig.moto import CREDENTIALS, moto_server
+from tests.rig.moto import moto_for_this_process
 
 DEPLOYMENT = "national"
 
@@ -28,12 +28,8 @@ DEPLOYMENT = "national"
 @pytest.fixture(scope="module")
 def secrets_manager() -> Iterator[Any]:
     """moto's Secrets Manager, the only AWS stand-in, with this process pointed at it."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in CREDENTIALS.items():
-            patch.setenv(key, value)
-        with moto_server() as server:
-            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-            yield boto3.client("secretsmanager", endpoint_url=server.endpoint)
+    with moto_for_this_process() as server:
+        yield boto3.client("secretsmanager", endpoint_url=server.endpoint)
 
 
 def _keep(client: Any, secret_id: str, value: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import httpx
+import pytest
 
 from infra.net import free_port
 from tests.rig.errors import RigError
@@ -71,6 +72,18 @@ def moto_server(address: str = "127.0.0.1") -> Iterator[MotoServer]:
         process.send_signal(signal.SIGCONT)
         process.terminate()
         process.wait(timeout=30)
+
+
+@contextmanager
+def moto_for_this_process() -> Iterator[MotoServer]:
+    """moto's server on loopback, with this process's boto3 pointed at it (its throwaway
+    credentials and ``AWS_ENDPOINT_URL``) until the end."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in CREDENTIALS.items():
+            patch.setenv(key, value)
+        with moto_server() as server:
+            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+            yield server
 
 
 def _boto_credentials() -> dict[str, str]:

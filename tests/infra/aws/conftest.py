@@ -7,15 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.rig.moto import CREDENTIALS, MotoServer
-from tests.rig.moto import moto_server as start_moto_server
+from tests.rig.moto import MotoServer, moto_for_this_process
 
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in CREDENTIALS.items():
-            patch.setenv(key, value)
-        with start_moto_server() as server:
-            patch.setenv("AWS_ENDPOINT_URL", server.endpoint)
-            yield server
+    with moto_for_this_process() as server:
+        yield server
