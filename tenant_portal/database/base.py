@@ -18,7 +18,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict[str, Any]:
         path = self.settings_dict.get(URL_FILE)
         if path:
-            self.settings_dict.update(url_settings(Path(path)))
+            fresh = url_settings(Path(path))
+            # The URL's options (sslmode) over those the settings gave.
+            fresh["OPTIONS"] = {**self.settings_dict.get("OPTIONS", {}), **fresh.get("OPTIONS", {})}
+            self.settings_dict.update(fresh)
         return dict(super().get_connection_params())
 
 

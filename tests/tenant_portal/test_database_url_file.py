@@ -21,9 +21,9 @@ from tests.tenant_portal.test_settings import PRODUCTION_ENV, manage
 
 
 def _url(postgres: PostgresServer, role: str, password: str) -> str:
-    return (
-        f"postgresql://{role}:{quote(password, safe='')}@{postgres.host}:{postgres.port}/postgres"
-    )
+    # With an option of the URL's own, as RDS's URL has sslmode (the session's server has no TLS).
+    address = f"{postgres.host}:{postgres.port}/postgres?sslmode=disable"
+    return f"postgresql://{role}:{quote(password, safe='')}@{address}"
 
 
 def _set_password(postgres: PostgresServer, role: str, password: str, *, create: bool) -> None:
@@ -39,8 +39,16 @@ def test_a_new_connection_reads_the_rotated_password_and_an_open_one_is_kept(
     _set_password(postgres, role, first, create=True)
     url_file = tmp_path / "database-url"
     url_file.write_text(_url(postgres, role, first) + "\n", encoding="utf-8")
+    # An option the settings give is kept beside the URL's.
+    options = {"application_name": "rotation-test"}
     handler = ConnectionHandler(
-        {"default": {"ENGINE": "tenant_portal.database", "URL_FILE": str(url_file)}}
+        {
+            "default": {
+                "ENGINE": "tenant_portal.database",
+                "URL_FILE": str(url_file),
+                "OPTIONS": options,
+            }
+        }
     )
     connection = handler["default"]
     # A connection of the test's own, outside pytest-django's test databases.
@@ -58,8 +66,8 @@ def _rotate(
 ) -> None:
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user")
-            assert cursor.fetchone() == (role,)
+            cursor.execute("SELECT current_user, current_setting('application_name')")
+            assert cursor.fetchone() == (role, "rotation-test")
         # RDS rotates the password; the connection already open keeps working.
         _set_password(postgres, role, second, create=False)
         with connection.cursor() as cursor:
