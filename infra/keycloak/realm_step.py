@@ -78,26 +78,18 @@ def apply_realms(config: Mapping[str, Any], environ: Mapping[str, str] | None = 
     returns each change the reconciler made, described. The accounts are kept in
     ``config['accounts_file']``, else in the Kubernetes Secret ``KARMAYOGI_ACCOUNTS_SECRET``
     names (the keycloak chart's realm Job)."""
-    from infra.home import write_private_text
     from infra.keycloak.accounts_secret import AccountsSecret
     from infra.spec import load_specs
 
     env = os.environ if environ is None else environ
     url = str(config["keycloak_url"]).rstrip("/")
-    kept: Callable[[], str | None]
-    keep: Callable[[str], None]
+    place: AccountsFile | AccountsSecret
     if "accounts_file" in config:
-        accounts_file = Path(config["accounts_file"])
-        kept = lambda: (  # noqa: E731
-            accounts_file.read_text(encoding="utf-8") if accounts_file.exists() else None
-        )
-        keep = lambda text: write_private_text(accounts_file, text)  # noqa: E731
+        place = AccountsFile(Path(config["accounts_file"]))
     else:
-        secret = AccountsSecret.in_cluster(env[ACCOUNTS_SECRET_ENV], env)
-        kept, keep = secret.read, secret.write
-    text = kept()
+        place = AccountsSecret.in_cluster(env[ACCOUNTS_SECRET_ENV], env)
+    text = place.read()
     existing = accounts_from_json(text, url) if text else None
-    store = lambda accounts: keep(accounts_json(accounts))  # noqa: E731
     return apply_to(
         load_specs([Path(config["specs"])]),
         config["codes"],
@@ -106,8 +98,23 @@ def apply_realms(config: Mapping[str, Any], environ: Mapping[str, str] | None = 
         keycloak_url=url,
         bootstrap=(config["bootstrap_client_id"], config["bootstrap_client_secret"]),
         existing=existing,
-        store=store,
+        store=lambda accounts: place.write(accounts_json(accounts)),
     )
+
+
+@dataclass(frozen=True)
+class AccountsFile:
+    """The accounts kept in a 0600 file on the Keycloak host (a VM)."""
+
+    path: Path
+
+    def read(self) -> str | None:
+        return self.path.read_text(encoding="utf-8") if self.path.exists() else None
+
+    def write(self, text: str) -> None:
+        from infra.home import write_private_text
+
+        write_private_text(self.path, text)
 
 
 def apply_to(

@@ -165,10 +165,10 @@ def _parsed(name: str, parse: Callable[[str], Any], url: str) -> dict[str, Any]:
 
 DATABASES = {"default": _parsed("DATABASE_URL", environ.Env.db_url_config, PORTAL.database_url)}
 DATABASES["default"]["CONN_MAX_AGE"] = PORTAL.conn_max_age or 0
-if os.environ.get("DATABASE_URL_FILE") and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+if PORTAL.database_url_file and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # A rotated password reaches each new connection (tenant_portal/database).
     DATABASES["default"]["ENGINE"] = "tenant_portal.database"
-    DATABASES["default"]["URL_FILE"] = os.environ["DATABASE_URL_FILE"]
+    DATABASES["default"]["URL_FILE"] = PORTAL.database_url_file
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # One cache all of a portal's workers share: anonymous pages and their generation
 # (tenant_portal.core.page_cache). A folder on the embedded default; production points

@@ -21,7 +21,7 @@ import copy
 import json
 import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -185,6 +185,9 @@ class PortalSettings:
     # xAPI statements per request to the hub, and days a delivered one stays in the outbox.
     xapi_batch_size: int = 250
     xapi_retention_days: int = 30
+    # The file DATABASE_URL was read from (DATABASE_URL_FILE), read again for each new
+    # connection so that a rotated password reaches the running portal (tenant_portal/database).
+    database_url_file: str | None = None
 
     @property
     def site_name(self) -> str:
@@ -222,9 +225,11 @@ def secret_names() -> tuple[str, ...]:
 
 def load_settings(environ: Mapping[str, str]) -> PortalSettings:
     """Decode, validate and type the portal's settings from ``environ`` (and the file it names)."""
-    decoded = decode(environ)
+    files: dict[str, str] = {}
+    decoded = decode(environ, files)
     validate(decoded)
-    return build(_with_defaults(schema(), decoded))
+    settings = build(_with_defaults(schema(), decoded))
+    return replace(settings, database_url_file=files.get("DATABASE_URL"))
 
 
 def parse_federation(value: Mapping[str, Any], *, tenant: str = "dev") -> Federation:
@@ -233,9 +238,10 @@ def parse_federation(value: Mapping[str, Any], *, tenant: str = "dev") -> Federa
     return load_settings(environ).federation
 
 
-def decode(environ: Mapping[str, str]) -> dict[str, Any]:
+def decode(environ: Mapping[str, str], files: dict[str, str] | None = None) -> dict[str, Any]:
     """The settings in ``environ`` and its env file, decoded to the schema's types; names the
-    schema does not know are ignored in the environment and refused in the file."""
+    schema does not know are ignored in the environment and refused in the file. ``files``, if
+    given, gets the file each secret read from ``<NAME>_FILE`` came from."""
     properties: dict[str, Any] = schema()["properties"]
     secrets = set(secret_names())
     merged: dict[str, tuple[Any, bool]] = {}  # name -> (value, came from the environment)
@@ -253,6 +259,8 @@ def decode(environ: Mapping[str, str]) -> dict[str, Any]:
             raise SettingsError(f"{name}: give it or {name}_FILE, not both")
         path, _ = merged.pop(f"{name}_FILE")
         decoded[name] = _read_secret_file(f"{name}_FILE", path)
+        if files is not None:
+            files[name] = str(path)
     for name, (value, from_environment) in merged.items():
         decoded[name] = _decode_value(name, properties[name], value, strict=from_environment)
     return decoded

@@ -3,6 +3,7 @@ connection reads the file again (tenant_portal/database), on the session's real 
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from pathlib import Path
@@ -113,6 +114,12 @@ def test_production_settings_choose_the_engine_when_the_url_is_a_file(tmp_path: 
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DATABASE_URL"}
     code = "from django.db import connection as c; print(c.vendor, c.settings_dict['URL_FILE'])"
     run = manage({**env, "DATABASE_URL_FILE": str(url_file)}, "shell", "-c", code)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1].split() == ["postgresql", str(url_file)]
+    # Named in the settings file instead (KARMAYOGI_ENV_FILE), the same.
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps({"DATABASE_URL_FILE": str(url_file)}), encoding="utf-8")
+    run = manage({**env, "KARMAYOGI_ENV_FILE": str(settings_file)}, "shell", "-c", code)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[-1].split() == ["postgresql", str(url_file)]
     # Given in the environment, the URL keeps Django's own engine.

@@ -62,14 +62,16 @@ def external_secret(
 
 
 def resource(
-    name: str, document: dict[str, Any], opts: pulumi.ResourceOptions
+    name: str, kind: str, document: pulumi.Input[dict[str, Any]], opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
-    """The Pulumi resource of one of these documents."""
+    """The Pulumi resource of one of these documents (``kind``), which may be known only once
+    other resources are (the database's address)."""
+    made = pulumi.Output.from_input(document)
     return k8s.apiextensions.CustomResource(
         name,
-        api_version=document["apiVersion"],
-        kind=document["kind"],
-        metadata=document["metadata"],
-        spec=document["spec"],
+        api_version=API,
+        kind=kind,
+        metadata=made.apply(lambda d: d["metadata"]),
+        spec=made.apply(lambda d: d["spec"]),
         opts=opts,
     )

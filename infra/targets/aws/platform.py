@@ -460,6 +460,7 @@ class Platform(pulumi.ComponentResource):
         )
         store = external_secrets.resource(
             f"{base}-keycloak-secret-store",
+            "SecretStore",
             external_secrets.secret_store(
                 KEYCLOAK_NAMESPACE, KEYCLOAK_SECRETS_ACCOUNT, args.region
             ),
@@ -485,6 +486,7 @@ class Platform(pulumi.ComponentResource):
         ]
         secret = external_secrets.resource(
             f"{base}-keycloak-external-secret",
+            "ExternalSecret",
             external_secrets.external_secret(rendered["existingSecret"], KEYCLOAK_NAMESPACE, data),
             pulumi.ResourceOptions(
                 parent=self, provider=args.kubernetes, depends_on=[store, seeded]

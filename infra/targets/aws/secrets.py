@@ -50,16 +50,6 @@ class AwsSecretStore:
             self.put(code, missing)
         return found | missing
 
-    def seed(self, code: str) -> list[str]:
-        """Give every secret of the tenant that has no value a new random one, after its stack
-        is up; values already there (one the hub sent) are kept. Returns the names written
-        (never a value)."""
-        missing = [n for n in names.SECRET_NAMES if self.read(names.secret_id(code, n)) is None]
-        made = {n: new_password(32) for n in missing}
-        if made:
-            self.put(code, made)
-        return sorted(made)
-
     def put(self, code: str, values: dict[str, str]) -> None:
         """Write some of the tenant's secrets (a new version of each; new ones created)."""
         unknown = sorted(set(values) - set(names.SECRET_NAMES))

@@ -1,11 +1,11 @@
 """The stacks' step that gives their Secrets Manager entries their first values.
 
-A stack makes its secrets (names, key, tags, rotation) but never their values, so that none
-is in Pulumi's state. Between the secrets and the ``ExternalSecret`` that brings them into a
-namespace, a dynamic resource writes them during ``pulumi up`` (never in a preview): a value
-already there is kept, a missing one is made. Its state holds the names it wrote, never a
-value. ``SecretValues`` runs :meth:`AwsSecretStore.seed` for a tenant; ``RandomValues`` gives
-the platform's secrets (Keycloak's bootstrap client secret) a random value each.
+A stack makes its secrets (names, key, tags) but never their values, so that none is in
+Pulumi's state. Between the secrets and the ``ExternalSecret`` that brings them into a
+namespace, ``RandomValues``, a dynamic resource, gives each secret without a value a random
+one during ``pulumi up`` (never in a preview); a value already there (one the hub sent) is kept.
+Its state holds the ids it wrote, never a value. The tenant stack seeds the Django key and the
+client secrets with it, the platform Keycloak's bootstrap client secret and database password.
 """
 
 from __future__ import annotations
@@ -16,30 +16,7 @@ import pulumi
 from pulumi import dynamic
 
 
-class _Seeding(dynamic.ResourceProvider):
-    def _seed(self, props: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        return dynamic.CreateResult(str(props.get("code") or props["name"]), self._seed(props))
-
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        return dynamic.UpdateResult(self._seed(news))
-
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        """Nothing: the secrets go with the stack's Secret resources."""
-
-
-class _TenantSeeding(_Seeding):
-    def _seed(self, props: dict[str, Any]) -> dict[str, Any]:
-        from infra.targets.aws.secrets import AwsSecretStore
-
-        store = AwsSecretStore(environment=str(props["environment"]))
-        written = store.seed(str(props["code"]))
-        return {**props, "written": written}
-
-
-class _RandomSeeding(_Seeding):
+class _Provider(dynamic.ResourceProvider):
     def _seed(self, props: dict[str, Any]) -> dict[str, Any]:
         from infra.home import new_password
         from infra.targets.aws.secrets import AwsSecretStore
@@ -50,26 +27,14 @@ class _RandomSeeding(_Seeding):
             store.write(str(secret_id), new_password(32))
         return {**props, "written": written}
 
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        return dynamic.CreateResult(str(props["name"]), self._seed(props))
 
-class SecretValues(dynamic.Resource):
-    """Every secret of tenant ``code`` has a value once this exists (names written: ``written``)."""
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        return dynamic.UpdateResult(self._seed(news))
 
-    written: pulumi.Output[list[str]]
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        code: str,
-        environment: str,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        props = {
-            "code": code,
-            "environment": environment,
-            "written": None,
-        }
-        super().__init__(_TenantSeeding(), name, props, opts)
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing: the secrets go with the stack's Secret resources."""
 
 
 class RandomValues(dynamic.Resource):
@@ -86,4 +51,4 @@ class RandomValues(dynamic.Resource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {"name": name, "secret_ids": secret_ids, "written": None}
-        super().__init__(_RandomSeeding(), name, props, opts)
+        super().__init__(_Provider(), name, props, opts)

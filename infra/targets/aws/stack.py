@@ -28,7 +28,7 @@ import pulumi_kubernetes as k8s
 from infra.errors import KitError
 from infra.render.sizes import SIZES
 from infra.targets.aws import database, edge, external_secrets, names, portal
-from infra.targets.aws.seeding import SecretValues
+from infra.targets.aws.seeding import RandomValues
 from infra.targets.kubernetes import CHARTS, PORTAL_CHART
 
 
@@ -225,28 +225,23 @@ class TenantStack(pulumi.ComponentResource):
         )
         # Read with the portal's own IRSA role: this tenant's secrets and no one else's.
         store = external_secrets.secret_store(namespace, names.service_account(code), args.region)
-        self.secret_store = external_secrets.resource(f"{base}-secret-store", store, in_namespace)
-        # The secrets' first values, before the ExternalSecret reads them.
-        self.secret_values = SecretValues(
-            f"{base}-secret-values",
-            code=code,
-            environment=args.environment,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.secrets.values())),
+        self.secret_store = external_secrets.resource(
+            f"{base}-secret-store", "SecretStore", store, in_namespace
         )
-        document = pulumi.Output.all(self.database.endpoint, self.master_secret_arn).apply(
-            lambda got: portal.external_secret(code, args.portal_values, str(got[0]), str(got[1]))
+        # The secrets' first values, before the ExternalSecret reads them.
+        self.secret_values = RandomValues(
+            f"{base}-secret-values",
+            secret_ids=[s.name for s in self.secrets.values()],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.secrets.values())),
         )
         self.external_secret = external_secrets.resource(
             f"{base}-external-secret",
-            {
-                "apiVersion": external_secrets.API,
-                "kind": "ExternalSecret",
-                "metadata": {
-                    "name": args.portal_values["existingSecret"],
-                    "namespace": namespace,
-                },
-                "spec": document.apply(lambda d: d["spec"]),
-            },
+            "ExternalSecret",
+            pulumi.Output.all(self.database.endpoint, self.master_secret_arn).apply(
+                lambda got: portal.external_secret(
+                    code, args.portal_values, str(got[0]), str(got[1])
+                )
+            ),
             pulumi.ResourceOptions(
                 parent=self,
                 provider=args.kubernetes,

@@ -78,32 +78,28 @@ def test_a_refusal_is_one_line_naming_the_secret(moto: MotoServer) -> None:
 def test_after_deploy_every_secret_gets_a_value_and_values_already_there_stay(
     moto: MotoServer,
 ) -> None:
-    code, _ = _tenant_with_key()
+    """The stacks' step (seeding.RandomValues) fills each secret its stack made without a value
+    (a tenant's Django key and client secrets, the platform Keycloak's bootstrap secret) and
+    keeps one with a value (the hub's), so a second deploy writes nothing."""
+    from infra.targets.aws.seeding import _Provider
+
+    code, key = _tenant_with_key()
+    client = boto3.client("secretsmanager")
+    ids = [names.secret_id(code, n) for n in names.SECRET_NAMES]
+    ids.append(names.secret_id(f"d{code}", "keycloak_bootstrap_client_secret"))
+    for secret_id in ids:
+        client.create_secret(Name=secret_id, KmsKeyId=key)  # as Pulumi makes them: no value
     store = AwsSecretStore()
     store.put(code, {FEDERATION_CLIENT_SECRET: "from-the-hub"})
-    written = store.seed(code)
-    assert written == sorted(set(names.SECRET_NAMES) - {FEDERATION_CLIENT_SECRET})
-    first = {n: store.secret(code, n).value for n in names.SECRET_NAMES}
-    assert first[FEDERATION_CLIENT_SECRET] == "from-the-hub"
-    assert len({first[DJANGO_SECRET_KEY], *(first[n] for n in CLIENT_SECRETS)}) == 4
+    state = _Provider()._seed({"name": "seed", "secret_ids": ids, "written": None})
+    hub = names.secret_id(code, FEDERATION_CLIENT_SECRET)
+    assert state["written"] == [i for i in ids if i != hub]
+    first = {i: store.read(i) for i in ids}
+    assert first[hub] == "from-the-hub"
+    made = [v for i, v in first.items() if i != hub]
+    assert len(set(made)) == len(made) == 4 and all(v and len(v) >= 32 for v in made)
+    assert not any(v in json.dumps(state) for v in made)
     # A second deploy writes nothing.
-    assert store.seed(code) == []
-    assert {n: store.secret(code, n).value for n in names.SECRET_NAMES} == first
-
-
-def test_the_platforms_bootstrap_secret_gets_a_random_value_once(moto: MotoServer) -> None:
-    """The platform's step (seeding.RandomValues) fills a secret its stack made without a value
-    and leaves one that has a value alone, so Keycloak's bootstrap client keeps its secret."""
-    from infra.targets.aws.seeding import _RandomSeeding
-
-    client = boto3.client("secretsmanager")
-    deployment = f"d{uuid.uuid4().hex[:8]}"
-    empty = names.secret_id(deployment, "keycloak_bootstrap_client_secret")
-    client.create_secret(Name=empty)  # as Pulumi makes it: no value
-    state = _RandomSeeding()._seed({"name": "seed", "secret_ids": [empty], "written": None})
-    assert state["written"] == [empty]
-    first = AwsSecretStore().read(empty)
-    assert first is not None and len(first) >= 32
-    assert first not in json.dumps(state)
-    again = _RandomSeeding()._seed({"name": "seed", "secret_ids": [empty], "written": None})
-    assert again["written"] == [] and AwsSecretStore().read(empty) == first
+    again = _Provider()._seed({"name": "seed", "secret_ids": ids, "written": None})
+    assert again["written"] == []
+    assert {i: store.read(i) for i in ids} == first

@@ -371,13 +371,15 @@ def test_the_domain_gets_a_dns_validated_certificate_and_a_record_to_the_alb() -
 
 
 def test_the_secrets_get_their_first_values_from_the_kit_before_the_portal_reads_them() -> None:
-    """The stack makes the secrets without values; a step of the kit's own (a dynamic resource
-    running `AwsSecretStore.seed`, tested against moto in test_secrets) fills what is missing,
-    from the database's address and RDS's master user secret, so no value is in the state."""
+    """The stack makes the secrets without values; a step of the kit's own (a dynamic resource,
+    seeding.RandomValues, tested against moto in test_secrets) gives each of them without a
+    value a random one, so no value is in the state."""
     mocks, _ = _build(_args())
     (step,) = [r for r in mocks.resources if r.name == "karmayogi-bihar-production-secret-values"]
     assert step.typ == "pulumi-python:dynamic:Resource"
     inputs = dict(step.inputs)
-    assert inputs["code"] == "bihar" and inputs["environment"] == "production"
+    assert sorted(inputs["secret_ids"]) == sorted(
+        names.secret_id("bihar", n) for n in names.SECRET_NAMES
+    )
     # Nothing secret among its inputs: the store reads and writes the values itself.
-    assert set(inputs) - {"__provider"} == {"code", "environment"}
+    assert set(inputs) - {"__provider"} == {"name", "secret_ids"}
