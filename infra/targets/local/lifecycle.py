@@ -268,9 +268,24 @@ def write_archive(
     return archive
 
 
+def _remove_tree(path: Path, attempts: int = 20) -> None:
+    """Remove ``path``. A process still finishing its writes there (the tenant's sync round
+    begun before its removal, its portal's last writes) may add entries while it goes, which
+    ``rmtree`` would leave behind: try again, then once more saying why it fails."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.5)
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        raise KitError(f"{path}: cannot be removed ({exc.strerror})") from None
+
+
 def forget_local_tenant(code: str, home: KitHome, portal_dir: Path) -> None:
     """Remove what the kit kept for the tenant on this machine (after its archive)."""
-    shutil.rmtree(portal_dir, ignore_errors=True)
+    _remove_tree(portal_dir)
     (home.secrets / f"tenant-{code}.json").unlink(missing_ok=True)
     shutil.rmtree(home.rendered / code, ignore_errors=True)
     endpoints_path = home.rendered / "local-endpoints.json"
